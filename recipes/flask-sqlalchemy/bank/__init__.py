@@ -1,0 +1,67 @@
+"""Flask + Flask-SQLAlchemy + eventsourcing-sqlalchemy: the application factory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError
+from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from bank.accounts import EVENTSOURCING_ENV
+from bank.db import db
+from bank.views import api, domain_error, http_error
+from bankaccounts.application import construct_application
+from bankaccounts.config import DatabaseConfig
+from bankaccounts.domain import BankAccountsError
+from bankaccounts.web import MAX_BODY_BYTES
+
+
+def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask app. Cheap and connection-free when it returns, so it is
+    safe to call in a prefork server's master before the workers fork."""
+    app = Flask(__name__)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=DatabaseConfig.from_env().sqlalchemy_url(),
+        # Test connections before use: a database restart must not fail requests.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+    )
+    app.config.update(settings or {})
+    db.init_app(app)
+    app.register_blueprint(api)
+    app.register_error_handler(BankAccountsError, domain_error)
+    app.register_error_handler(HTTPException, http_error)
+    with app.app_context():
+        create_schema()
+        # Connections opened here must not be inherited by forked workers.
+        db.engine.dispose()
+    return app
+
+
+def create_schema(attempts: int = 3) -> None:
+    """Create the ORM tables and the event store's tables, if they are missing.
+
+    Servers here import the app once, in the master, so this runs once. If
+    several processes start at the same moment (uWSGI lazy-apps, gunicorn
+    without preload), two may race to create a table: the loser sees an
+    error, looks again, and finds the table there.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            db.create_all()
+            # Constructing an application with CREATE_TABLE on creates the
+            # event store's tables through the same engine; it is then closed.
+            with construct_application(env={**EVENTSOURCING_ENV, "CREATE_TABLE": "y"}, retry=None):
+                db.session.commit()
+            return
+        except (SQLAlchemyError, PersistenceError):
+            db.session.rollback()
+            if attempt == attempts:
+                raise
+            time.sleep(0.1 * attempt)
+        finally:
+            db.session.remove()

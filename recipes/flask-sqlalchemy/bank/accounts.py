@@ -1,0 +1,55 @@
+"""The event-sourced application, on the request's SQLAlchemy session.
+
+One ``BankAccounts`` per process, constructed lazily by the first request that
+needs it. Under uWSGI and gunicorn that first request arrives in a worker,
+after the fork, so no worker ever holds its parent's connections; and nothing
+server-specific is needed to get there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from eventsourcing.utils import get_topic
+
+from bank.db import AuditEntry, db, request_session
+from bankaccounts.application import BankAccounts
+from bankaccounts.domain import Account
+from bankaccounts.lifecycle import get_or_init_application
+from bankaccounts.retry import RetryPolicy
+
+#: Settings laid over those derived from DATABASE_URL (see bankaccounts.config).
+EVENTSOURCING_ENV = {
+    "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+    "SQLALCHEMY_SCOPED_SESSION_TOPIC": get_topic(request_session),
+    # The schema is created once per deployment, by create_app() in the master.
+    "CREATE_TABLE": "n",
+}
+
+#: Conflicts are retried per request (below), not inside the application.
+REQUEST_RETRY = RetryPolicy()
+
+
+def bank() -> BankAccounts:
+    """This process's application, constructed on first use."""
+    # retry=None: inside a transaction the application does not own, a conflict
+    # must reach in_transaction(), which rolls back and re-runs the whole request.
+    return get_or_init_application(env=EVENTSOURCING_ENV, retry=None)
+
+
+def in_transaction(action: str, command: Callable[[], Account]) -> Account:
+    """Run ``command``, record an audit row, and commit both in one transaction.
+
+    ``eventsourcing_sqlalchemy`` never commits a session it was given: that is
+    the owner's job, here. A write conflict (``IntegrityError``) leaves the
+    transaction unusable, so roll it back and run the command again from the
+    start, with fresh reads, a bounded number of times.
+    """
+
+    def unit_of_work() -> Account:
+        account = command()
+        db.session.add(AuditEntry(action=action, account_id=str(account.id)))
+        db.session.commit()
+        return account
+
+    return REQUEST_RETRY.run(unit_of_work, on_conflict=db.session.rollback)

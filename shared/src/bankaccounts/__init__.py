@@ -1,0 +1,1 @@
+"""The application every recipe in the cookbook deploys: bank accounts, event-sourced."""

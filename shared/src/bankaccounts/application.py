@@ -1,0 +1,160 @@
+"""The ``BankAccounts`` application: commands and queries over ``Account`` aggregates."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+
+from bankaccounts.config import DatabaseConfig
+from bankaccounts.domain import (
+    Account,
+    AccountNotFoundError,
+    TransferToSameAccountError,
+    check_amount,
+    check_overdraft_limit,
+)
+from bankaccounts.retry import RetryPolicy
+
+T = TypeVar("T")
+
+#: Module names of persistence modules mapped to the store names ``/health`` reports.
+STORE_NAMES = {
+    "eventsourcing.sqlite": "sqlite",
+    "eventsourcing.postgres": "postgresql",
+    "eventsourcing.popo": "memory",
+}
+
+
+class BankAccounts(Application[UUID]):
+    """Open accounts, move money, and read balances.
+
+    Each command loads the aggregates it needs, asks them to change, and saves
+    them. A transfer saves both accounts in one ``save()``, so its two events
+    are recorded atomically: both or neither.
+
+    ``retry`` re-runs a command that lost an optimistic-concurrency race. Pass
+    ``retry=None`` when the application runs inside a transaction it does not
+    own (a web request's session): then a conflict surfaces as
+    ``eventsourcing.persistence.IntegrityError``, and whoever owns the
+    transaction rolls it back and retries the whole unit of work.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 - frozen dataclass
+    ) -> None:
+        super().__init__(env)
+        self.retry = retry
+        #: Distinguishes instances, e.g. in ``/health``: one per process is the rule.
+        self.instance_id = uuid4().hex
+        #: The process that constructed this instance; see ``bankaccounts.lifecycle``.
+        self.pid = os.getpid()
+
+    @property
+    def store(self) -> str:
+        """The kind of database the events are recorded in, e.g. ``"postgresql"``."""
+        engine = getattr(getattr(self.factory, "datastore", None), "engine", None)
+        if engine is not None:  # an SQLAlchemy-based persistence module
+            return str(engine.dialect.name)
+        module = type(self.factory).__module__
+        return STORE_NAMES.get(module, module)
+
+    def open_account(self, full_name: str, email_address: str) -> Account:
+        account = Account.open(full_name, email_address)
+        self.save(account)  # a new id cannot conflict, so no retry is needed
+        return account
+
+    def get_account(self, account_id: UUID) -> Account:
+        try:
+            account = self.repository.get(account_id)
+        except AggregateNotFoundError:
+            account = None
+        if not isinstance(account, Account):
+            msg = f"account {account_id} not found"
+            raise AccountNotFoundError(msg)
+        return account
+
+    def deposit(self, account_id: UUID, amount: int) -> Account:
+        check_amount(amount)
+
+        def unit_of_work() -> Account:
+            account = self.get_account(account_id)
+            account.deposit(amount)
+            self.save(account)
+            return account
+
+        return self._run(unit_of_work)
+
+    def withdraw(self, account_id: UUID, amount: int) -> Account:
+        check_amount(amount)
+
+        def unit_of_work() -> Account:
+            account = self.get_account(account_id)
+            account.withdraw(amount)
+            self.save(account)
+            return account
+
+        return self._run(unit_of_work)
+
+    def transfer(self, account_id: UUID, to_account_id: UUID, amount: int) -> Account:
+        """Move ``amount`` from one account to another; return the source account."""
+        check_amount(amount)
+        if account_id == to_account_id:
+            msg = "cannot transfer from an account to itself"
+            raise TransferToSameAccountError(msg)
+
+        def unit_of_work() -> Account:
+            source = self.get_account(account_id)
+            destination = self.get_account(to_account_id)
+            source.send_transfer(to_account_id, amount)
+            destination.receive_transfer(account_id, amount)
+            self.save(source, destination)  # one atomic recording of both events
+            return source
+
+        return self._run(unit_of_work)
+
+    def set_overdraft_limit(self, account_id: UUID, limit: int) -> Account:
+        check_overdraft_limit(limit)
+
+        def unit_of_work() -> Account:
+            account = self.get_account(account_id)
+            account.set_overdraft_limit(limit)
+            self.save(account)
+            return account
+
+        return self._run(unit_of_work)
+
+    def close_account(self, account_id: UUID) -> Account:
+        def unit_of_work() -> Account:
+            account = self.get_account(account_id)
+            account.close()
+            self.save(account)
+            return account
+
+        return self._run(unit_of_work)
+
+    def _run(self, unit_of_work: Callable[[], T]) -> T:
+        if self.retry is None:
+            return unit_of_work()
+        return self.retry.run(unit_of_work)
+
+
+def construct_application(
+    env: Mapping[str, str] | None = None,
+    *,
+    retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 - frozen dataclass
+) -> BankAccounts:
+    """Build ``BankAccounts`` on the store that ``DATABASE_URL`` selects.
+
+    ``env`` is laid over the settings derived from ``DATABASE_URL``, so a recipe
+    can swap in another persistence module (e.g. ``eventsourcing_sqlalchemy``).
+    """
+    settings = DatabaseConfig.from_env().eventsourcing_env()
+    settings.update(env or {})
+    return BankAccounts(env=settings, retry=retry)

@@ -1,0 +1,126 @@
+"""One setting, ``DATABASE_URL``, selects the event store.
+
+- unset or empty: an SQLite file, ``var/bankaccounts.sqlite3`` under the current
+  folder, created on demand (the zero-setup default);
+- ``sqlite:///relative/path.sqlite3`` or ``sqlite:////absolute/path.sqlite3``;
+- ``postgresql://user:password@host:port/dbname`` (``postgres://`` too; a Unix
+  socket folder may be given as ``?host=/path``).
+
+In-memory SQLite is refused: every worker process would get its own private,
+empty database, which is never what a deployment wants.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_SQLITE_PATH = Path("var") / "bankaccounts.sqlite3"
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """Where the events live, parsed from a ``DATABASE_URL``."""
+
+    store: Literal["sqlite", "postgresql"]
+    url: str
+    sqlite_path: Path | None = None
+    host: str = ""
+    port: str = ""
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DatabaseConfig:
+        environ = os.environ if environ is None else environ
+        return cls.from_url(environ.get("DATABASE_URL", ""))
+
+    @classmethod
+    def from_url(cls, url: str) -> DatabaseConfig:
+        url = url.strip()
+        if not url:
+            path = DEFAULT_SQLITE_PATH.absolute()
+            return cls(store="sqlite", url=f"sqlite:///{path}", sqlite_path=path)
+        scheme = url.partition(":")[0].lower()
+        if scheme == "sqlite":
+            return cls._from_sqlite_url(url)
+        if scheme in ("postgresql", "postgres"):
+            return cls._from_postgres_url(url)
+        msg = (
+            f"DATABASE_URL has an unsupported scheme {scheme!r}: "
+            "use sqlite:///path/to/file.sqlite3 or postgresql://user:password@host:port/dbname"
+        )
+        raise ConfigurationError(msg)
+
+    @classmethod
+    def _from_sqlite_url(cls, url: str) -> DatabaseConfig:
+        if not url.startswith("sqlite:///"):
+            msg = "DATABASE_URL for SQLite must look like sqlite:///relative/path or sqlite:////absolute/path"
+            raise ConfigurationError(msg)
+        raw_path = url[len("sqlite:///") :].split("?", 1)[0]
+        if raw_path in ("", ":memory:") or "mode=memory" in url:
+            msg = (
+                "DATABASE_URL names an in-memory SQLite database, which worker processes "
+                "cannot share: give a file path, e.g. sqlite:///var/bankaccounts.sqlite3"
+            )
+            raise ConfigurationError(msg)
+        path = Path(raw_path).absolute()
+        return cls(store="sqlite", url=url, sqlite_path=path)
+
+    @classmethod
+    def _from_postgres_url(cls, url: str) -> DatabaseConfig:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        host = query.get("host", [parts.hostname or ""])[0]
+        dbname = unquote(parts.path.lstrip("/"))
+        if not host or not dbname:
+            msg = "DATABASE_URL for PostgreSQL must name a host and a database: postgresql://user:password@host:port/dbname"
+            raise ConfigurationError(msg)
+        try:
+            port = str(parts.port or query.get("port", [""])[0])
+        except ValueError as error:
+            msg = f"DATABASE_URL has an invalid port: {error}"
+            raise ConfigurationError(msg) from None
+        return cls(
+            store="postgresql",
+            url=url,
+            host=host,
+            port=port,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            dbname=dbname,
+        )
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """Settings for ``eventsourcing``'s own SQLite or PostgreSQL persistence module."""
+        if self.store == "sqlite":
+            assert self.sqlite_path is not None
+            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self.sqlite_path)}
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+        }
+        if self.port:
+            env["POSTGRES_PORT"] = self.port
+        return env
+
+    def sqlalchemy_url(self) -> str:
+        """The same database as an SQLAlchemy URL (PostgreSQL through psycopg 3)."""
+        if self.store == "sqlite":
+            assert self.sqlite_path is not None
+            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            return f"sqlite:///{self.sqlite_path}"
+        return "postgresql+psycopg" + self.url[self.url.index(":") :]

@@ -1,0 +1,183 @@
+"""One application object per process: construct it, get it, close it.
+
+An ``eventsourcing`` application owns database connections. Two instances in
+one process waste connections and caches; one instance shared by two
+processes (constructed in a parent, used in a child after ``fork()``) is
+worse: both processes talk over the same sockets and corrupt each other's
+conversations with the database. So:
+
+- ``init_application()`` constructs the process's instance and refuses to run
+  twice;
+- ``get_application()`` returns it, and refuses if there is none;
+- ``get_or_init_application()`` constructs it on first use, exactly once even
+  when many threads ask at the same moment;
+- ``close_application()`` closes it and clears the slot, so that a test suite
+  can construct a fresh one for every test.
+
+Fork safety, decided: every getter compares the current process id with the
+id of the process that constructed the instance, and raises
+``ApplicationForkedError`` (which names the fix: construct after fork) rather
+than hand a child process its parent's connections. It does not quietly build
+a replacement, because the parent's connections would still be there, open,
+in the child; the mistake is in the deployment and should be seen there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from eventsourcing.application import Application
+
+from bankaccounts.application import BankAccounts, construct_application
+
+A = TypeVar("A", bound=Application[Any])
+
+logger = logging.getLogger(__name__)
+
+
+class ApplicationLifecycleError(RuntimeError):
+    """The one-application-per-process rule was broken."""
+
+
+class ApplicationNotInitialisedError(ApplicationLifecycleError):
+    pass
+
+
+class ApplicationAlreadyInitialisedError(ApplicationLifecycleError):
+    pass
+
+
+class ApplicationForkedError(ApplicationLifecycleError):
+    pass
+
+
+class ApplicationSlot(Generic[A]):
+    """Holds at most one application for the current process.
+
+    ``factory`` builds the application; keyword arguments given to ``init()``
+    or ``get_or_init()`` are passed to it.
+    """
+
+    def __init__(self, factory: Callable[..., A]) -> None:
+        self._factory = factory
+        self._application: A | None = None
+        self._owner_pid: int | None = None
+        self._lock = threading.Lock()
+        # Inherited, never closed here: closing would close the parent's connections.
+        self._inherited: list[A] = []
+        # A fork can happen while another thread holds the lock; the child would
+        # then wait forever for a release that never comes. Give it a fresh lock.
+        os.register_at_fork(after_in_child=self._reset_lock_after_fork)
+
+    def _reset_lock_after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+    def init(self, **kwargs: Any) -> A:
+        """Construct the application; raise if this process already has one."""
+        with self._lock:
+            if self._application is not None:
+                self._check_owner()
+                msg = (
+                    f"init_application() has already been called in process {os.getpid()}: "
+                    "call get_application() to use it, or close_application() first"
+                )
+                raise ApplicationAlreadyInitialisedError(msg)
+            return self._construct(**kwargs)
+
+    def get(self) -> A:
+        """Return the application; raise if ``init()`` has not been called."""
+        application = self._application
+        if application is None:
+            msg = (
+                f"no application in process {os.getpid()}: call init_application() first, "
+                "from a hook that runs once per process (after fork, under a prefork server)"
+            )
+            raise ApplicationNotInitialisedError(msg)
+        self._check_owner()
+        return application
+
+    def get_or_init(self, **kwargs: Any) -> A:
+        """Return the application, constructing it on first use (thread-safe)."""
+        application = self._application
+        if application is None:
+            with self._lock:
+                # Check again: another thread may have constructed it while we waited.
+                if self._application is None:
+                    return self._construct(**kwargs)
+                application = self._application
+        self._check_owner()
+        return application
+
+    def close(self) -> None:
+        """Close the application, if any, and empty the slot."""
+        with self._lock:
+            application, self._application = self._application, None
+            owner_pid, self._owner_pid = self._owner_pid, None
+            if application is None:
+                return
+            if owner_pid != os.getpid():
+                self._inherited.append(application)
+                logger.warning(
+                    "not closing application %s inherited from process %s: its connections belong to that process",
+                    getattr(application, "instance_id", "?"),
+                    owner_pid,
+                )
+                return
+            application.close()
+            logger.info(
+                "closed application %s in process %s",
+                getattr(application, "instance_id", "?"),
+                owner_pid,
+            )
+
+    @property
+    def is_initialised(self) -> bool:
+        return self._application is not None
+
+    def _construct(self, **kwargs: Any) -> A:
+        application = self._factory(**kwargs)
+        self._application = application
+        self._owner_pid = os.getpid()
+        logger.info(
+            "constructed application %s in process %s",
+            getattr(application, "instance_id", "?"),
+            self._owner_pid,
+        )
+        return application
+
+    def _check_owner(self) -> None:
+        if self._owner_pid != os.getpid():
+            msg = (
+                f"the application was constructed in process {self._owner_pid} and is being "
+                f"used in process {os.getpid()}, a child forked from it; processes must not "
+                "share database connections. Construct the application after fork: in a "
+                "post-fork hook (uWSGI @postfork, gunicorn post_fork, Celery "
+                "worker_process_init), lazily on first use, or with uWSGI lazy-apps"
+            )
+            raise ApplicationForkedError(msg)
+
+
+#: The process's ``BankAccounts`` application.
+slot: ApplicationSlot[BankAccounts] = ApplicationSlot(construct_application)
+
+
+def init_application(**kwargs: Any) -> BankAccounts:
+    """Construct this process's ``BankAccounts``; see ``construct_application``."""
+    return slot.init(**kwargs)
+
+
+def get_application() -> BankAccounts:
+    return slot.get()
+
+
+def get_or_init_application(**kwargs: Any) -> BankAccounts:
+    """Lazily initialising getter; ``kwargs`` are used only by the call that constructs."""
+    return slot.get_or_init(**kwargs)
+
+
+def close_application() -> None:
+    slot.close()

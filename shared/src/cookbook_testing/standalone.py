@@ -1,0 +1,129 @@
+"""Stand-alone checks: a recipe's own ``uwsgi.ini`` and ``gunicorn.conf.py``, for real.
+
+Subclass both classes in a recipe's tests; its ``conftest.py`` provides
+``recipe_dir`` (session-scoped: the folder holding ``uwsgi.ini``) and
+``events_table``. Every test runs once under uWSGI and once under gunicorn,
+each with 4 worker processes on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from cookbook_testing.contract import HttpContract
+from cookbook_testing.databases import count_rows
+from cookbook_testing.http import Client, HTTPClient, Response
+from cookbook_testing.servers import ServerProcess, wait_for
+
+CLIENT_THREADS = 16
+DEPOSITS = 400
+DEPOSIT_CENTS = 7
+
+
+def in_parallel(client: HTTPClient, requests: list[tuple[str, str, Any]]) -> list[Response]:
+    """Send requests from ``CLIENT_THREADS`` threads at once; return responses in order."""
+
+    def send(request: tuple[str, str, Any]) -> Response:
+        method, path, body = request
+        return client.request(method, path, json=body) if body is not None else client.request(method, path)
+
+    with ThreadPoolExecutor(max_workers=CLIENT_THREADS) as pool:
+        return list(pool.map(send, requests))
+
+
+def applications_by_pid(server: ServerProcess, timeout: float = 60.0) -> dict[int, set[str]]:
+    """Ask ``/health`` from many threads until every current worker has answered.
+
+    Returns each answering pid with the application ids it reported.
+    """
+    seen: dict[int, set[str]] = defaultdict(set)
+
+    def every_worker_answered() -> bool:
+        for response in in_parallel(server.client, [("GET", "/health", None)] * (CLIENT_THREADS * 2)):
+            assert response.status == 200, response.body
+            seen[response.json["pid"]].add(response.json["application"])
+        return server.worker_pids() <= set(seen)
+
+    wait_for(every_worker_answered, timeout, "every worker answering /health", interval=0)
+    return dict(seen)
+
+
+class ContractOverServer(HttpContract):
+    """The HTTP contract over real sockets, against uWSGI and gunicorn."""
+
+    @pytest.fixture
+    def api(self, server: ServerProcess) -> Client:
+        return server.client
+
+    @pytest.fixture
+    def count_events(self, server: ServerProcess, events_table: str) -> Callable[[], int]:
+        return lambda: count_rows(server.database_url, events_table)
+
+
+class StandaloneChecks:
+    """Concurrency, one application per worker, clean shutdown, respawn."""
+
+    def test_concurrent_deposits_on_one_account(self, server: ServerProcess) -> None:
+        response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
+        assert response.status == 201
+        account_id = response.json["id"]
+        path = f"/accounts/{account_id}/deposit"
+
+        responses = in_parallel(server.client, [("POST", path, {"amount": DEPOSIT_CENTS})] * DEPOSITS)
+
+        statuses = sorted(response.status for response in responses)
+        assert [status for status in statuses if status >= 500] == []
+        assert statuses == [200] * DEPOSITS, {s: statuses.count(s) for s in set(statuses)}
+        account = server.client.get(f"/accounts/{account_id}").json
+        assert account["balance"] == DEPOSITS * DEPOSIT_CENTS
+        assert account["version"] == 1 + DEPOSITS
+
+    def test_each_worker_has_exactly_one_application(self, server: ServerProcess) -> None:
+        seen = applications_by_pid(server)
+        assert set(seen) >= server.worker_pids()
+        assert all(len(ids) == 1 for ids in seen.values()), seen
+        all_ids = [next(iter(ids)) for ids in seen.values()]
+        assert len(set(all_ids)) == len(all_ids), "two workers share one application instance"
+        assert server.pid not in seen, "the master process must not serve requests"
+
+    def test_sigterm_stops_cleanly_and_closes_every_application(
+        self, start_server: Callable[..., ServerProcess]
+    ) -> None:
+        server = start_server()
+        seen = applications_by_pid(server)
+        returncode = server.stop(signal.SIGTERM)
+        assert returncode == 0
+        log = server.log()
+        for pid, ids in seen.items():
+            (application_id,) = ids
+            assert re.search(rf"closed application {application_id} in process {pid}\b", log), (
+                f"worker {pid} did not close application {application_id}"
+            )
+
+    def test_killed_worker_is_respawned_and_service_continues(self, start_server: Callable[..., ServerProcess]) -> None:
+        server = start_server()
+        before = server.worker_pids()
+        victim = min(before)
+        server.signal_worker(victim, signal.SIGKILL)
+        started = time.monotonic()
+        wait_for(
+            lambda: victim not in server.worker_pids() and len(server.worker_pids()) == server.workers,
+            30,
+            "the master to respawn the killed worker",
+        )
+        respawn_seconds = time.monotonic() - started
+        after = server.worker_pids()
+        assert len(after - before) == 1, (before, after)
+        seen = applications_by_pid(server)
+        assert set(seen) >= after
+        response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
+        assert response.status == 201
+        print(f"{server.kind}: worker respawned in {respawn_seconds:.2f}s")

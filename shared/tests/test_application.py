@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bankaccounts.application import BankAccounts, construct_application
+from bankaccounts.domain import (
+    AccountClosedError,
+    AccountNotFoundError,
+    InsufficientFundsError,
+    InvalidAmountError,
+    TransferToSameAccountError,
+)
+
+
+def test_store_is_the_one_database_url_selects(app: BankAccounts, test_store: str) -> None:
+    assert app.store == test_store
+
+
+def test_commands_are_recorded_and_replayed(app: BankAccounts, database_url: str) -> None:
+    account = app.open_account("Ada Lovelace", "ada@example.com")
+    app.deposit(account.id, 1000)
+    app.withdraw(account.id, 300)
+    app.set_overdraft_limit(account.id, 50)
+    # A second application on the same database sees the same history.
+    with construct_application() as other:
+        copy = other.get_account(account.id)
+    assert (copy.balance, copy.overdraft_limit, copy.version) == (700, 50, 4)
+
+
+def test_transfer_saves_both_accounts_in_one_recording(app: BankAccounts, count_events: Callable[[], int]) -> None:
+    source = app.open_account("Ada", "ada@example.com")
+    destination = app.open_account("Grace", "grace@example.com")
+    app.deposit(source.id, 100)
+    before = count_events()
+    recordings: list[int] = []
+    original_save = app.save
+
+    def counting_save(*objs, **kwargs):  # type: ignore[no-untyped-def]
+        recordings.append(len(objs))
+        return original_save(*objs, **kwargs)
+
+    app.save = counting_save  # type: ignore[method-assign]
+    app.transfer(source.id, destination.id, 60)
+    assert recordings == [2]  # one save() carried both aggregates
+    assert count_events() == before + 2
+    assert app.get_account(source.id).balance == 40
+    assert app.get_account(destination.id).balance == 60
+
+
+def test_failed_transfer_changes_nothing(app: BankAccounts, count_events: Callable[[], int]) -> None:
+    source = app.open_account("Ada", "ada@example.com")
+    destination = app.open_account("Grace", "grace@example.com")
+    app.deposit(source.id, 100)
+    before = count_events()
+    with pytest.raises(InsufficientFundsError):
+        app.transfer(source.id, destination.id, 101)
+    with pytest.raises(AccountNotFoundError):
+        app.transfer(source.id, uuid.uuid4(), 1)
+    with pytest.raises(TransferToSameAccountError):
+        app.transfer(source.id, source.id, 1)
+    app.close_account(destination.id)
+    with pytest.raises(AccountClosedError):
+        app.transfer(source.id, destination.id, 1)
+    assert count_events() == before + 1  # only the Closed event
+    assert app.get_account(source.id).balance == 100
+
+
+def test_unknown_accounts(app: BankAccounts) -> None:
+    with pytest.raises(AccountNotFoundError):
+        app.get_account(uuid.uuid4())
+    with pytest.raises(AccountNotFoundError):
+        app.deposit(uuid.uuid4(), 10)
+
+
+def test_invalid_amount_is_refused_before_any_read(app: BankAccounts) -> None:
+    # Not AccountNotFoundError: arguments are checked before the store is touched.
+    with pytest.raises(InvalidAmountError):
+        app.deposit(uuid.uuid4(), 0)
+
+
+def test_threads_contending_on_one_account_all_succeed(app: BankAccounts) -> None:
+    account = app.open_account("Ada", "ada@example.com")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda _: app.deposit(account.id, 3), range(200)))
+    final = app.get_account(account.id)
+    assert (final.balance, final.version) == (600, 201)
+
+
+def _deposit_many(database_url: str, account_id: str, threads: int, deposits: int) -> None:
+    """Runs in a freshly spawned process: its own application, its own connections."""
+    import os
+
+    os.environ["DATABASE_URL"] = database_url
+    with construct_application() as app, ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(lambda _: app.deposit(uuid.UUID(account_id), 5), range(deposits)))
+
+
+def test_processes_contending_on_one_account_all_succeed(app: BankAccounts, database_url: str) -> None:
+    processes, threads, deposits = 4, 4, 100
+    account = app.open_account("Ada", "ada@example.com")
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_deposit_many, args=(database_url, str(account.id), threads, deposits))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+        if worker.is_alive():  # bounded: never leave a stray process behind
+            worker.kill()
+    assert [worker.exitcode for worker in workers] == [0] * processes
+    final = app.get_account(account.id)
+    assert final.balance == processes * deposits * 5
+    assert final.version == 1 + processes * deposits

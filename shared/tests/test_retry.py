@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from bankaccounts.retry import ConflictUnresolvedError, RetryPolicy
+
+
+def flaky(failures: int) -> tuple[list[int], object]:
+    calls: list[int] = []
+
+    def unit_of_work() -> str:
+        calls.append(1)
+        if len(calls) <= failures:
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return "done"
+
+    return calls, unit_of_work
+
+
+def test_retries_until_the_unit_of_work_succeeds() -> None:
+    calls, unit_of_work = flaky(failures=3)
+    pauses: list[float] = []
+    conflicts: list[int] = []
+    policy = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.03)
+    result = policy.run(unit_of_work, on_conflict=lambda: conflicts.append(1), sleep=pauses.append)  # type: ignore[arg-type]
+    assert result == "done"
+    assert len(calls) == 4
+    assert len(conflicts) == 3
+    assert len(pauses) == 3
+    for attempt, pause in enumerate(pauses, start=1):
+        assert 0 <= pause <= min(0.03, 0.01 * 2 ** (attempt - 1))
+
+
+def test_gives_up_after_the_last_attempt() -> None:
+    calls, unit_of_work = flaky(failures=100)
+    pauses: list[float] = []
+    conflicts: list[int] = []
+    with pytest.raises(ConflictUnresolvedError, match="after 4 attempts") as info:
+        RetryPolicy(attempts=4).run(unit_of_work, on_conflict=lambda: conflicts.append(1), sleep=pauses.append)  # type: ignore[arg-type]
+    assert isinstance(info.value.__cause__, IntegrityError)
+    assert len(calls) == 4
+    assert len(conflicts) == 4  # the last failed attempt is rolled back too
+    assert len(pauses) == 3  # but not slept after
+
+
+def test_other_errors_are_not_retried() -> None:
+    calls: list[int] = []
+
+    def unit_of_work() -> None:
+        calls.append(1)
+        raise ValueError("bad input")
+
+    with pytest.raises(ValueError, match="bad input"):
+        RetryPolicy().run(unit_of_work)
+    assert calls == [1]
+
+
+def test_jitter_spreads_the_pauses() -> None:
+    pauses = {RetryPolicy(base_delay=0.1, max_delay=0.1).delay(1) for _ in range(50)}
+    assert len(pauses) > 40
+
+
+@pytest.mark.parametrize("kwargs", [{"attempts": 0}, {"base_delay": -1}, {"base_delay": 1, "max_delay": 0.5}])
+def test_invalid_policies_are_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]

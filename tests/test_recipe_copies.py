@@ -1,0 +1,57 @@
+"""A recipe copied alone, with shared/, into a folder outside the repository
+installs from its requirements files into a fresh venv and passes its own tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import RECIPES, ROOT
+
+IGNORE = shutil.ignore_patterns("var", "__pycache__", "*.egg-info", "build", ".pytest_cache")
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
+def test_a_copied_recipe_stands_alone(recipe: Path, tmp_path: Path) -> None:
+    project = tmp_path / "my-project"
+    shutil.copytree(ROOT / "shared", project / "shared", ignore=IGNORE)
+    copy = shutil.copytree(recipe, project / "recipes" / recipe.name, ignore=IGNORE)
+    assert ROOT not in copy.parents
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "-r", "requirements-test.txt"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    where = subprocess.run(
+        [python, "-c", "import bankaccounts; print(bankaccounts.__file__)"], capture_output=True, text=True, check=True
+    )
+    assert Path(where.stdout.strip()).is_relative_to(venv), "the copy must not use the repository's shared/"
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("COOKBOOK_", "DATABASE_URL"))}
+    result = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    summary = output.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", summary), summary
+    assert "skipped" not in summary, summary
+    assert "failed" not in summary, summary

@@ -1,0 +1,104 @@
+"""The repository keeps its promises: recipe shape, isolation, and docs from tested files."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import RECIPES, ROOT
+
+from cookbook_testing.contract import ACCOUNT_FIELDS
+
+README_SECTIONS = [
+    "What it shows",
+    "When to choose it",
+    "Files",
+    "Run",
+    "Test",
+    "Copy into your project",
+    "Expected output",
+    "Teardown",
+]
+RECIPE_FILES = ["README.md", "requirements.txt", "requirements-test.txt", "uwsgi.ini", "gunicorn.conf.py", "wsgi.py"]
+DOCS = sorted((ROOT / "docs").rglob("*.rst"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
+def test_every_recipe_has_the_common_files(recipe: Path) -> None:
+    missing = [name for name in RECIPE_FILES if not (recipe / name).is_file()]
+    assert missing == []
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
+def test_every_recipe_readme_has_the_same_shape(recipe: Path) -> None:
+    headings = re.findall(r"^## (.+)$", (recipe / "README.md").read_text(), flags=re.MULTILINE)
+    assert headings == README_SECTIONS
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
+def test_every_recipe_installs_shared_by_relative_path(recipe: Path) -> None:
+    lines = (recipe / "requirements.txt").read_text().splitlines()
+    assert "../../shared" in lines
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
+def test_recipes_import_only_themselves_shared_and_libraries(recipe: Path) -> None:
+    """No cross-recipe imports and no sys.path tricks: a recipe can be copied alone."""
+    own = {path.stem for path in recipe.iterdir() if path.suffix == ".py" or (path / "__init__.py").exists()}
+    others = {
+        path.stem if path.suffix == ".py" else path.name
+        for other in RECIPES
+        if other != recipe
+        for path in other.iterdir()
+        if path.suffix == ".py" or (path / "__init__.py").exists()
+    } - own
+    for source in recipe.rglob("*.py"):
+        tree = ast.parse(source.read_text(), filename=str(source))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] not in others, f"{source}: imports {name} from another recipe"
+        assert "sys.path" not in source.read_text(), f"{source}: changes sys.path"
+
+
+LITERAL_BLOCK = re.compile(r"^(?!\s*\.\.).*::\s*$")
+ALLOWED_CODE_BLOCKS = {"text", "console", "shell", "bash"}
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda path: str(path.relative_to(ROOT / "docs")))
+def test_docs_show_code_only_from_files(page: Path) -> None:
+    """Code comes in by literalinclude from tested files; only commands and trees are typed in."""
+    for number, line in enumerate(page.read_text().splitlines(), start=1):
+        match = re.match(r"\s*\.\. code(?:-block)?::\s*(\S*)", line)
+        if match:
+            assert match.group(1) in ALLOWED_CODE_BLOCKS, f"{page.name}:{number}: {line.strip()}"
+        assert not LITERAL_BLOCK.match(line), f"{page.name}:{number}: a literal block; use literalinclude"
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda path: str(path.relative_to(ROOT / "docs")))
+def test_docs_include_files_that_exist(page: Path) -> None:
+    for target in re.findall(r"\.\. literalinclude:: (\S+)", page.read_text()):
+        assert (page.parent / target).is_file(), f"{page.name}: {target} does not exist"
+
+
+def test_the_account_example_in_the_docs_matches_the_contract() -> None:
+    example = json.loads((ROOT / "docs" / "examples" / "account.json").read_text())
+    assert set(example) == ACCOUNT_FIELDS
+    assert isinstance(example["balance"], int)
+    assert isinstance(example["is_closed"], bool)
+
+
+def test_readme_commands_are_the_ones_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 cookbook.py serve" in readme
+    assert "python3 cookbook.py test" in readme
+    assert "python3 cookbook.py test" in ci
