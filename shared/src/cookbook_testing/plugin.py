@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,16 +159,38 @@ def server_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+def server_env() -> dict[str, str]:
+    """Extra environment for the recipe's servers; override in a recipe's conftest."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def prepare_database() -> Callable[[str], None]:
+    """Runs on each new database before a server uses it (e.g. Django's migrate).
+
+    Override in a recipe's conftest; by default the recipe creates its schema itself.
+    """
+    return lambda database_url: None
+
+
 @pytest.fixture
 def start_server(
-    server_kind: str, recipe_dir: Path, make_database_url: Callable[[], str]
+    server_kind: str,
+    recipe_dir: Path,
+    make_database_url: Callable[[], str],
+    prepare_database: Callable[[str], None],
+    server_env: dict[str, str],
 ) -> Iterator[Callable[..., servers.ServerProcess]]:
     """Start the recipe's server (on a new database); stopped after the test."""
     running: list[servers.ServerProcess] = []
 
-    def start(**kwargs: object) -> servers.ServerProcess:
-        kwargs.setdefault("database_url", make_database_url())
-        server = servers.ServerProcess(server_kind, recipe_dir, **kwargs)  # type: ignore[arg-type]
+    def start(**kwargs: Any) -> servers.ServerProcess:
+        if "database_url" not in kwargs:
+            kwargs["database_url"] = make_database_url()
+            prepare_database(kwargs["database_url"])
+        kwargs["extra_env"] = {**server_env, **kwargs.get("extra_env", {})}
+        server = servers.ServerProcess(server_kind, recipe_dir, **kwargs)
         running.append(server)
         return server.start()
 
@@ -177,7 +200,15 @@ def start_server(
 
 
 @pytest.fixture(scope="class")
-def server(server_kind: str, recipe_dir: Path, make_database_url: Callable[[], str]) -> Iterator[servers.ServerProcess]:
+def server(
+    server_kind: str,
+    recipe_dir: Path,
+    make_database_url: Callable[[], str],
+    prepare_database: Callable[[str], None],
+    server_env: dict[str, str],
+) -> Iterator[servers.ServerProcess]:
     """One running server shared by a test class (4 workers, its own database)."""
-    with servers.ServerProcess(server_kind, recipe_dir, database_url=make_database_url()) as running:
+    database_url = make_database_url()
+    prepare_database(database_url)
+    with servers.ServerProcess(server_kind, recipe_dir, database_url=database_url, extra_env=server_env) as running:
         yield running

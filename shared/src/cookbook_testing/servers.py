@@ -64,11 +64,14 @@ class ServerProcess:
         database_url: str,
         workers: int = 4,
         extra_env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
         if kind not in COMMANDS:
             msg = f"unknown server {kind!r}; expected one of {sorted(COMMANDS)}"
             raise ValueError(msg)
         self.kind = kind
+        #: Arguments after the program name; default: the recipe's own config file.
+        self.args = COMMANDS[kind][1:] if args is None else args
         self.recipe_dir = recipe_dir
         self.database_url = database_url
         self.workers = workers
@@ -90,8 +93,7 @@ class ServerProcess:
     @property
     def command(self) -> list[str]:
         # The console scripts of the running interpreter's environment (the venv).
-        program, *args = COMMANDS[self.kind]
-        return [str(Path(sys.executable).parent / program), *args]
+        return [str(Path(sys.executable).parent / COMMANDS[self.kind][0]), *self.args]
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         self.started_at = time.monotonic()
