@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import RECIPES, ROOT
 
 IGNORE = shutil.ignore_patterns("var", "__pycache__", "*.egg-info", "build", ".pytest_cache")

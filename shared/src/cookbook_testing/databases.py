@@ -70,6 +70,16 @@ class PostgresDatabases:
         self._created.clear()
 
 
+def server_backends(database_url: str) -> list[tuple[int, str]]:
+    """(server pid, application_name) of every other session connected to this database."""
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute(
+            "SELECT pid, application_name FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [(int(pid), str(name)) for pid, name in rows]
+
+
 def count_rows(database_url: str, table: str) -> int:
     """Rows in ``table`` (0 if it does not exist yet), read straight from the database."""
     config = DatabaseConfig.from_url(database_url)

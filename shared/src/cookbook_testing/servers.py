@@ -84,6 +84,8 @@ class ServerProcess:
             "WEB_CONCURRENCY": str(workers),
             "DATABASE_URL": database_url,
             "PYTHONUNBUFFERED": "1",
+            # As if the venv were activated: uwsgi.ini takes its python from here.
+            "VIRTUAL_ENV": sys.prefix,
             **(extra_env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -140,7 +142,19 @@ class ServerProcess:
         except psutil.NoSuchProcess:
             return set()
 
+    def reload(self, timeout: float = 60.0) -> set[int]:
+        """Ask for a graceful reload (SIGHUP); wait for a complete set of new workers."""
+        old = self.worker_pids()
+        os.kill(self.pid, signal.SIGHUP)
+
+        def replaced() -> set[int]:
+            new = self.worker_pids()
+            return new if len(new) == self.workers and not new & old else set()
+
+        return wait_for(replaced, timeout, f"{self.kind} to replace workers {sorted(old)} after SIGHUP")
+
     def signal_worker(self, pid: int, signum: int) -> None:
+
         if pid not in self.worker_pids():
             msg = f"{pid} is not a worker of {self.kind} (master {self.pid})"
             raise ValueError(msg)

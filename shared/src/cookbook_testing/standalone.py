@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -127,3 +128,40 @@ class StandaloneChecks:
         response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         assert response.status == 201
         print(f"{server.kind}: worker respawned in {respawn_seconds:.2f}s")
+
+    def test_graceful_reload_under_load_loses_no_request(self, start_server: Callable[..., ServerProcess]) -> None:
+        server = start_server()
+        before = applications_by_pid(server)
+        response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
+        account_id = response.json["id"]
+
+        outcomes: list[object] = []
+        stop = threading.Event()
+
+        def deposit_until_stopped() -> None:
+            while not stop.is_set():
+                try:
+                    response = server.client.post(f"/accounts/{account_id}/deposit", json={"amount": 1})
+                    outcomes.append(response.status)
+                except OSError as error:  # refused or reset: exactly what must not happen
+                    outcomes.append(repr(error))
+
+        threads = [threading.Thread(target=deposit_until_stopped) for _ in range(CLIENT_THREADS // 2)]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_for(lambda: len(outcomes) >= 20, 60, "load before the reload")
+            server.reload()
+            after = applications_by_pid(server)
+            served_before_reload_ended = len(outcomes)
+            wait_for(lambda: len(outcomes) >= served_before_reload_ended + 20, 60, "load after the reload")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=60)
+        assert [outcome for outcome in outcomes if outcome != 200] == []
+        assert not set(after) & set(before), "the old workers are still serving"
+        assert not set().union(*after.values()) & set().union(*before.values()), "an application survived the reload"
+        account = server.client.get(f"/accounts/{account_id}").json
+        assert account["balance"] == len(outcomes), "every acknowledged deposit is recorded, once"
+        assert server.returncode is None

@@ -1,0 +1,134 @@
+"""The HTTP contract as a plain WSGI callable: standard library only, no framework.
+
+``make_app(get_application)`` returns the WSGI callable. It asks
+``get_application`` for the process's ``BankAccounts`` on every request and
+never constructs one itself: constructing it is the job of a hook that runs
+in each worker process after the fork (see ``process.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+from bankaccounts.application import BankAccounts
+from bankaccounts.domain import BankAccountsError
+from bankaccounts.web import (
+    MAX_BODY_BYTES,
+    account_json,
+    error_json,
+    health_json,
+    parse_account_id,
+    parse_json_object,
+    status_for,
+)
+
+logger = logging.getLogger(__name__)
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+Handler = Callable[[BankAccounts, dict[str, str], bytes], tuple[int, dict[str, Any]]]
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or []
+
+
+def health(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    return 200, health_json(app)
+
+
+def open_account(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    fields = parse_json_object(body)
+    account = app.open_account(fields.string("full_name"), fields.string("email_address"))
+    return 201, account_json(account)
+
+
+def get_account(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    return 200, account_json(app.get_account(parse_account_id(params["account_id"])))
+
+
+def deposit(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    account_id, amount = parse_account_id(params["account_id"]), parse_json_object(body).integer("amount")
+    return 200, account_json(app.deposit(account_id, amount))
+
+
+def withdraw(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    account_id, amount = parse_account_id(params["account_id"]), parse_json_object(body).integer("amount")
+    return 200, account_json(app.withdraw(account_id, amount))
+
+
+def transfer(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    account_id, fields = parse_account_id(params["account_id"]), parse_json_object(body)
+    to_account_id, amount = fields.uuid("to_account_id"), fields.integer("amount")
+    return 200, account_json(app.transfer(account_id, to_account_id, amount))
+
+
+def set_overdraft_limit(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    account_id, limit = parse_account_id(params["account_id"]), parse_json_object(body).integer("limit")
+    return 200, account_json(app.set_overdraft_limit(account_id, limit))
+
+
+def close_account(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    return 200, account_json(app.close_account(parse_account_id(params["account_id"])))
+
+
+ACCOUNT = r"/accounts/(?P<account_id>[^/]+)"
+ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+    (re.compile(r"/health"), {"GET": health}),
+    (re.compile(r"/accounts"), {"POST": open_account}),
+    (re.compile(ACCOUNT), {"GET": get_account}),
+    (re.compile(ACCOUNT + r"/deposit"), {"POST": deposit}),
+    (re.compile(ACCOUNT + r"/withdraw"), {"POST": withdraw}),
+    (re.compile(ACCOUNT + r"/transfer"), {"POST": transfer}),
+    (re.compile(ACCOUNT + r"/overdraft-limit"), {"POST": set_overdraft_limit}),
+    (re.compile(ACCOUNT + r"/close"), {"POST": close_account}),
+]
+
+
+def route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    for pattern, handlers in ROUTES:
+        match = pattern.fullmatch(path)
+        if match:
+            if method not in handlers:
+                allow = ", ".join(sorted(handlers))
+                raise HTTPError(405, f"method {method} is not allowed here", [("Allow", allow)])
+            return handlers[method], match.groupdict()
+    raise HTTPError(404, f"no such path: {path}")
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise HTTPError(400, "Content-Length is not a number") from None
+    if length > MAX_BODY_BYTES:
+        raise HTTPError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    return environ["wsgi.input"].read(length) if length > 0 else b""
+
+
+def make_app(get_application: Callable[[], BankAccounts]) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        headers: list[tuple[str, str]] = []
+        try:
+            handler, params = route(environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/")
+            status, payload = handler(get_application(), params, read_body(environ))
+        except HTTPError as error:
+            status, payload, headers = error.status, error_json(str(error)), error.headers
+        except BankAccountsError as error:
+            status, payload = status_for(error), error_json(str(error))
+        except Exception:
+            logger.exception("unhandled error in %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            status, payload = 500, error_json("internal server error")
+        data = json.dumps(payload).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers]
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [data]
+
+    return application

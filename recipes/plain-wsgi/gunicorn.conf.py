@@ -1,0 +1,33 @@
+"""gunicorn for the plain WSGI recipe. Start it from this folder: gunicorn -c gunicorn.conf.py
+
+Knobs, from the environment: PORT (default 8000), WEB_CONCURRENCY (default 4
+worker processes), HOST (default 127.0.0.1), DATABASE_URL (default: an SQLite
+file under ./var).
+"""
+
+import os
+
+wsgi_app = "wsgi:application"
+bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
+workers = int(os.environ.get("WEB_CONCURRENCY") or "4")
+
+# Import wsgi.py once, in the master, like uWSGI does; it constructs nothing.
+preload_app = True
+graceful_timeout = 30
+accesslog = "-"
+# gunicorn 27 opens a control socket under $HOME by default; not needed here.
+control_socket_disable = True
+
+
+def post_fork(server, worker):
+    """Runs in each new worker, right after the fork: its own application."""
+    from process import start_worker
+
+    start_worker()
+
+
+def worker_exit(server, worker):
+    """Runs in the worker as it exits (SIGTERM, HUP, max requests): close it."""
+    from process import stop_worker
+
+    stop_worker()
