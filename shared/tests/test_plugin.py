@@ -30,5 +30,6 @@ def test_an_unknown_store_is_a_usage_error(pytester: pytest.Pytester, monkeypatc
     monkeypatch.setenv("COOKBOOK_TEST_STORE", "mysql")
     pytester.makepyfile("def test_store(test_store): pass")
     result = pytester.runpytest_inprocess("-p", "cookbook_testing.plugin")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*COOKBOOK_TEST_STORE must be one of*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*COOKBOOK_TEST_STORE must be one of*"])
+
