@@ -7,43 +7,18 @@ application lives in one place.
 
 from __future__ import annotations
 
-import os
-import time
-
-from eventsourcing.persistence import PersistenceError
-
-from bankaccounts.application import BankAccounts, construct_application
+from bankaccounts.application import SCHEMA_EXISTS, BankAccounts, create_schema
 from bankaccounts.lifecycle import close_application, init_application
 
-#: Workers never create tables: the schema exists before they start.
-WORKER_ENV = {"CREATE_TABLE": "n"}
-
-
-def create_schema(attempts: int = 3) -> None:
-    """Create the event store's tables, if missing, with a short-lived application.
-
-    Runs where ``wsgi.py`` is imported: once in the master, before any fork.
-    The application is closed again at once, so no connection is inherited.
-    Four workers creating tables at the same moment would race (PostgreSQL's
-    ``CREATE TABLE IF NOT EXISTS`` is not safe against concurrent creators);
-    if ``lazy-apps`` makes them do it anyway, the losers look again.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            with construct_application(env={"CREATE_TABLE": "y"}):
-                return
-        except PersistenceError:
-            if attempt == attempts:
-                raise
-            time.sleep(0.1 * attempt)
+__all__ = ["create_schema", "start_worker", "stop_worker"]
 
 
 def start_worker() -> BankAccounts:
-    """Construct this worker's application, with connections of its own."""
-    # libpq labels every connection this process opens with its pid, so
-    # pg_stat_activity shows which worker owns which server backend.
-    os.environ["PGAPPNAME"] = f"bankaccounts-{os.getpid()}"
-    return init_application(env=WORKER_ENV)
+    """Construct this worker's application, with connections of its own.
+
+    The schema already exists: ``wsgi.py`` created it in the master.
+    """
+    return init_application(env=SCHEMA_EXISTS)
 
 
 def stop_worker() -> None:

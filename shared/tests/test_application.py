@@ -118,3 +118,38 @@ def test_processes_contending_on_one_account_all_succeed(app: BankAccounts, data
     final = app.get_account(account.id)
     assert final.balance == processes * deposits * 5
     assert final.version == 1 + processes * deposits
+
+
+def _create_schema(database_url: str) -> None:
+    import os
+
+    from bankaccounts.application import create_schema
+
+    os.environ["DATABASE_URL"] = database_url
+    create_schema()
+
+
+def test_schema_creation_survives_processes_racing(database_url: str) -> None:
+    """Four processes creating the schema at once all succeed (the losers look again)."""
+    from bankaccounts.application import SCHEMA_EXISTS
+
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_create_schema, args=(database_url,)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        if worker.is_alive():
+            worker.kill()
+    assert [worker.exitcode for worker in workers] == [0] * 4
+    with construct_application(env=SCHEMA_EXISTS) as app:
+        account = app.open_account("Ada", "ada@example.com")
+        assert app.get_account(account.id).version == 1
+
+
+def test_connections_are_labelled_with_the_constructing_process(database_url: str) -> None:
+
+    import os
+
+    with construct_application():
+        assert os.environ["PGAPPNAME"] == f"bankaccounts-{os.getpid()}"

@@ -32,4 +32,3 @@ def test_an_unknown_store_is_a_usage_error(pytester: pytest.Pytester, monkeypatc
     result = pytester.runpytest_inprocess("-p", "cookbook_testing.plugin")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*COOKBOOK_TEST_STORE must be one of*"])
-

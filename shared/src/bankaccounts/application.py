@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import PersistenceError
 
 from bankaccounts.config import DatabaseConfig
 from bankaccounts.domain import (
@@ -154,7 +156,37 @@ def construct_application(
 
     ``env`` is laid over the settings derived from ``DATABASE_URL``, so a recipe
     can swap in another persistence module (e.g. ``eventsourcing_sqlalchemy``).
+
+    PostgreSQL connections opened by this process carry its pid in their
+    ``application_name`` (libpq reads ``PGAPPNAME`` when it connects), so that
+    ``pg_stat_activity`` shows which process owns which server session.
     """
+    os.environ["PGAPPNAME"] = f"bankaccounts-{os.getpid()}"
     settings = DatabaseConfig.from_env().eventsourcing_env()
     settings.update(env or {})
     return BankAccounts(env=settings, retry=retry)
+
+
+#: For processes that use a schema created before they started (see create_schema).
+SCHEMA_EXISTS = {"CREATE_TABLE": "n"}
+
+
+def create_schema(env: Mapping[str, str] | None = None, attempts: int = 3) -> None:
+    """Create the event store's tables, if missing, with a short-lived application.
+
+    Call it once, before worker processes start (in a prefork server's or a
+    task queue's main process), and construct the workers' applications with
+    ``SCHEMA_EXISTS``. The application is closed before this returns, so no
+    connection survives to be inherited by a forked child. Processes that
+    create tables at the same moment race (PostgreSQL's ``CREATE TABLE IF NOT
+    EXISTS`` is not safe against concurrent creators); if that happens anyway,
+    the losers look again.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with construct_application(env={**(env or {}), "CREATE_TABLE": "y"}, retry=None):
+                return
+        except PersistenceError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.1 * attempt)

