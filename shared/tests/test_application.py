@@ -153,3 +153,27 @@ def test_connections_are_labelled_with_the_constructing_process(database_url: st
 
     with construct_application():
         assert os.environ["PGAPPNAME"] == f"bankaccounts-{os.getpid()}"
+
+
+def test_a_command_id_applies_a_command_once(app: BankAccounts, count_events: Callable[[], int]) -> None:
+    account = app.open_account("Ada", "ada@example.com", command_id="open-1")
+    assert app.open_account("Ada", "ada@example.com", command_id="open-1").id == account.id
+    other = app.open_account("Grace", "grace@example.com")
+    for _ in range(3):  # a message delivered three times
+        app.deposit(account.id, 100, command_id="deposit-1")
+        app.withdraw(account.id, 30, command_id="withdraw-1")
+        app.transfer(account.id, other.id, 20, command_id="transfer-1")
+    assert app.get_account(account.id).balance == 50
+    assert app.get_account(other.id).balance == 20
+    app.deposit(account.id, 100)  # no command id: applied every time
+    app.deposit(account.id, 100)
+    assert app.get_account(account.id).balance == 250
+
+
+def test_duplicates_racing_each_other_apply_once(app: BankAccounts) -> None:
+    account = app.open_account("Ada", "ada@example.com")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda i: app.deposit(account.id, 5, command_id=f"deposit-{i % 10}"), range(80)))
+    assert len(results) == 80
+    final = app.get_account(account.id)
+    assert (final.balance, final.version) == (50, 11)

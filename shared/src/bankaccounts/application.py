@@ -15,6 +15,7 @@ from bankaccounts.config import DatabaseConfig
 from bankaccounts.domain import (
     Account,
     AccountNotFoundError,
+    AppliedCommand,
     TransferToSameAccountError,
     check_amount,
     check_overdraft_limit,
@@ -37,6 +38,13 @@ class BankAccounts(Application[UUID]):
     Each command loads the aggregates it needs, asks them to change, and saves
     them. A transfer saves both accounts in one ``save()``, so its two events
     are recorded atomically: both or neither.
+
+    ``command_id`` makes a command idempotent. Queues deliver messages at least
+    once: a worker that finished a task but had not yet acknowledged it when it
+    stopped will see the message again. Given the same ``command_id`` (a task or
+    message id), a command that was already applied is not applied again; the
+    account is returned as it is now. The record of the command is saved in the
+    same ``save()`` as its effects, so it exists if and only if they do.
 
     ``retry`` re-runs a command that lost an optimistic-concurrency race. Pass
     ``retry=None`` when the application runs inside a transaction it does not
@@ -61,16 +69,25 @@ class BankAccounts(Application[UUID]):
     @property
     def store(self) -> str:
         """The kind of database the events are recorded in, e.g. ``"postgresql"``."""
+        name = getattr(self.factory, "store_name", None)  # a persistence module may say
+        if name:
+            return str(name)
         engine = getattr(getattr(self.factory, "datastore", None), "engine", None)
+
         if engine is not None:  # an SQLAlchemy-based persistence module
             return str(engine.dialect.name)
         module = type(self.factory).__module__
         return STORE_NAMES.get(module, module)
 
-    def open_account(self, full_name: str, email_address: str) -> Account:
-        account = Account.open(full_name, email_address)
-        self.save(account)  # a new id cannot conflict, so no retry is needed
-        return account
+    def open_account(self, full_name: str, email_address: str, *, command_id: str | None = None) -> Account:
+        def unit_of_work() -> Account:
+            if command_id is not None and (applied := self._applied_command(command_id)) is not None:
+                return self.get_account(applied.account_id)
+            account = Account.open(full_name, email_address)
+            self.save(account, *self._command_record(command_id, "open_account", account.id))
+            return account
+
+        return self._run(unit_of_work)
 
     def get_account(self, account_id: UUID) -> Account:
         try:
@@ -82,29 +99,31 @@ class BankAccounts(Application[UUID]):
             raise AccountNotFoundError(msg)
         return account
 
-    def deposit(self, account_id: UUID, amount: int) -> Account:
+    def deposit(self, account_id: UUID, amount: int, *, command_id: str | None = None) -> Account:
         check_amount(amount)
 
         def unit_of_work() -> Account:
             account = self.get_account(account_id)
-            account.deposit(amount)
-            self.save(account)
+            if not self._is_applied(command_id):
+                account.deposit(amount)
+                self.save(account, *self._command_record(command_id, "deposit", account_id))
             return account
 
         return self._run(unit_of_work)
 
-    def withdraw(self, account_id: UUID, amount: int) -> Account:
+    def withdraw(self, account_id: UUID, amount: int, *, command_id: str | None = None) -> Account:
         check_amount(amount)
 
         def unit_of_work() -> Account:
             account = self.get_account(account_id)
-            account.withdraw(amount)
-            self.save(account)
+            if not self._is_applied(command_id):
+                account.withdraw(amount)
+                self.save(account, *self._command_record(command_id, "withdraw", account_id))
             return account
 
         return self._run(unit_of_work)
 
-    def transfer(self, account_id: UUID, to_account_id: UUID, amount: int) -> Account:
+    def transfer(self, account_id: UUID, to_account_id: UUID, amount: int, *, command_id: str | None = None) -> Account:
         """Move ``amount`` from one account to another; return the source account."""
         check_amount(amount)
         if account_id == to_account_id:
@@ -114,9 +133,11 @@ class BankAccounts(Application[UUID]):
         def unit_of_work() -> Account:
             source = self.get_account(account_id)
             destination = self.get_account(to_account_id)
-            source.send_transfer(to_account_id, amount)
-            destination.receive_transfer(account_id, amount)
-            self.save(source, destination)  # one atomic recording of both events
+            if not self._is_applied(command_id):
+                source.send_transfer(to_account_id, amount)
+                destination.receive_transfer(account_id, amount)
+                # One atomic recording of both events (and of the command, if named).
+                self.save(source, destination, *self._command_record(command_id, "transfer", account_id))
             return source
 
         return self._run(unit_of_work)
@@ -140,6 +161,21 @@ class BankAccounts(Application[UUID]):
             return account
 
         return self._run(unit_of_work)
+
+    def _applied_command(self, command_id: str) -> AppliedCommand | None:
+        try:
+            applied = self.repository.get(AppliedCommand.create_id(command_id))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(applied, AppliedCommand)
+        return applied
+
+    def _is_applied(self, command_id: str | None) -> bool:
+        return command_id is not None and self._applied_command(command_id) is not None
+
+    @staticmethod
+    def _command_record(command_id: str | None, name: str, account_id: UUID) -> list[AppliedCommand]:
+        return [] if command_id is None else [AppliedCommand(command_id, name, account_id)]
 
     def _run(self, unit_of_work: Callable[[], T]) -> T:
         if self.retry is None:

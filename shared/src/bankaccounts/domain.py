@@ -7,7 +7,7 @@ aggregate (and therefore the event store) untouched.
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
@@ -76,6 +76,25 @@ def check_account_details(full_name: object, email_address: object) -> None:
     if not isinstance(email_address, str) or "@" not in email_address or len(email_address) > MAX_EMAIL_ADDRESS_LENGTH:
         msg = f'email_address must be a string containing "@" of at most {MAX_EMAIL_ADDRESS_LENGTH} characters'
         raise InvalidAccountDetailsError(msg)
+
+
+class AppliedCommand(Aggregate):
+    """Proof that the command with this id has been applied, saved with its effects.
+
+    Its id is derived from the command id, so a second attempt to apply the same
+    command would record version 1 of the same aggregate again: the event
+    store's unique constraint refuses that, atomically with the rest of the save.
+    """
+
+    @event("Applied")
+    def __init__(self, command_id: str, name: str, account_id: UUID) -> None:
+        self.command_id = command_id
+        self.name = name
+        self.account_id = account_id
+
+    @staticmethod
+    def create_id(command_id: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"/bankaccounts/applied-commands/{command_id}")
 
 
 class Account(Aggregate):

@@ -21,7 +21,7 @@ def valkey_server() -> Iterator[str]:
     server = ValkeyServer(host="127.0.0.1")
     server.start()
     try:
-        yield server.url
+        yield f"{server.connection_url}/0"
     finally:
         server.stop()
 
