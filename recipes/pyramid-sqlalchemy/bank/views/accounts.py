@@ -1,0 +1,76 @@
+"""The HTTP contract's endpoints.
+
+Views read and validate, call the application, and add an audit row; they
+never commit. ``pyramid_tm`` commits when the view returns, or aborts if
+anything raised, and then the events and the audit row go, or stay, together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.view import view_config
+
+from bank.body import json_body
+from bank.models import AuditEntry
+from bankaccounts.domain import Account
+from bankaccounts.web import account_json, health_json, parse_account_id
+
+
+def audited(request: Request, action: str, account: Account) -> dict[str, Any]:
+    """Record what was done in an ordinary table, in the request's transaction."""
+    # Added after the application saved: it is flushed at commit, so a fault in
+    # this row is never mistaken for a write conflict on the events.
+    request.dbsession.add(AuditEntry(action=action, account_id=str(account.id)))
+    return account_json(account)
+
+
+@view_config(route_name="health", request_method="GET", renderer="json")
+def health(request: Request) -> dict[str, Any]:
+    return health_json(request.bank)
+
+
+@view_config(route_name="accounts", request_method="POST", renderer="json")
+def open_account(request: Request) -> dict[str, Any]:
+    fields = json_body(request)
+    full_name, email_address = fields.string("full_name"), fields.string("email_address")
+    account = request.bank.open_account(full_name, email_address)
+    request.response.status_code = 201
+    return audited(request, "open", account)
+
+
+@view_config(route_name="account", request_method="GET", renderer="json")
+def get_account(request: Request) -> dict[str, Any]:
+    return account_json(request.bank.get_account(parse_account_id(request.matchdict["account_id"])))
+
+
+@view_config(route_name="deposit", request_method="POST", renderer="json")
+def deposit(request: Request) -> dict[str, Any]:
+    account_id, amount = parse_account_id(request.matchdict["account_id"]), json_body(request).integer("amount")
+    return audited(request, "deposit", request.bank.deposit(account_id, amount))
+
+
+@view_config(route_name="withdraw", request_method="POST", renderer="json")
+def withdraw(request: Request) -> dict[str, Any]:
+    account_id, amount = parse_account_id(request.matchdict["account_id"]), json_body(request).integer("amount")
+    return audited(request, "withdraw", request.bank.withdraw(account_id, amount))
+
+
+@view_config(route_name="transfer", request_method="POST", renderer="json")
+def transfer(request: Request) -> dict[str, Any]:
+    account_id, fields = parse_account_id(request.matchdict["account_id"]), json_body(request)
+    to_account_id, amount = fields.uuid("to_account_id"), fields.integer("amount")
+    return audited(request, "transfer", request.bank.transfer(account_id, to_account_id, amount))
+
+
+@view_config(route_name="overdraft_limit", request_method="POST", renderer="json")
+def set_overdraft_limit(request: Request) -> dict[str, Any]:
+    account_id, limit = parse_account_id(request.matchdict["account_id"]), json_body(request).integer("limit")
+    return audited(request, "overdraft-limit", request.bank.set_overdraft_limit(account_id, limit))
+
+
+@view_config(route_name="close", request_method="POST", renderer="json")
+def close_account(request: Request) -> dict[str, Any]:
+    account_id = parse_account_id(request.matchdict["account_id"])
+    return audited(request, "close", request.bank.close_account(account_id))

@@ -1,0 +1,25 @@
+"""gunicorn for the Pyramid recipe. Start it from this folder: gunicorn -c gunicorn.conf.py
+
+Knobs, from the environment: PORT (default 8000), WEB_CONCURRENCY (default 4
+worker processes), HOST (default 127.0.0.1), DATABASE_URL (default: an SQLite
+file under ./var). Pyramid's own settings are in production.ini, which
+wsgi.py loads.
+"""
+
+import os
+
+wsgi_app = "wsgi:app"
+bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
+workers = int(os.environ.get("WEB_CONCURRENCY") or "4")
+
+# Import the app once, in the master, before forking (like uWSGI's default).
+# Safe: making the app leaves no open connection behind, and each worker
+# constructs its own event-sourced application on its first request. The
+# atexit hook registered in wsgi.py closes it when the worker exits.
+preload_app = True
+
+# SIGTERM lets workers finish their requests for up to this many seconds.
+graceful_timeout = 30
+accesslog = "-"
+# gunicorn 27 opens a control socket under $HOME by default; not needed here.
+control_socket_disable = True

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyramid.config import Configurator
+from pyramid.paster import get_appsettings
+from pyramid.router import Router
+from webtest import TestApp
+
+from bankaccounts.lifecycle import close_application
+from cookbook_testing.http import Client, Response
+
+pytest_plugins = ["cookbook_testing.plugin"]
+
+RECIPE_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def recipe_dir() -> Path:
+    """The folder holding uwsgi.ini and gunicorn.conf.py, for the stand-alone checks."""
+    return RECIPE_DIR
+
+
+@pytest.fixture(scope="session")
+def events_table() -> str:
+    return "bankaccounts_events"
+
+
+@pytest.fixture(scope="session")
+def app_settings() -> dict[str, Any]:
+    """The settings production.ini gives the app: the tests run what is deployed."""
+    return dict(get_appsettings(str(RECIPE_DIR / "production.ini"), name="main"))
+
+
+@pytest.fixture
+def make_app(database_url: str, app_settings: dict[str, Any]) -> Iterator[Callable[..., Router]]:
+    """Makes the production app on this test's fresh database (DATABASE_URL), as
+    ``bank.main`` does, with test-only configuration added (extra views,
+    settings); its application and connections are closed after the test."""
+    made: list[Router] = []
+
+    def make(*includes: Callable[[Configurator], None], **settings: Any) -> Router:
+        with Configurator(settings={**app_settings, **settings}) as config:
+            config.include("bank")
+            for include in includes:
+                config.include(include)
+        made.append(config.make_wsgi_app())
+        return made[-1]
+
+    yield make
+    close_application()
+    for router in made:
+        router.registry["dbsession_factory"].kw["bind"].dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Router]) -> Router:
+    return make_app()
+
+
+@pytest.fixture
+def testapp(app: Router) -> TestApp:
+    return TestApp(app)
+
+
+class WebTestClient(Client):
+    """Adapts WebTest's TestApp to the contract suite's client interface."""
+
+    def __init__(self, testapp: TestApp) -> None:
+        self.testapp = testapp
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        response = self.testapp.request(path, method=method, body=body or b"", headers=headers, expect_errors=True)
+        return Response(
+            status=response.status_int,
+            body=response.body,
+            headers={name.lower(): value for name, value in response.headerlist},
+        )
+
+
+@pytest.fixture
+def api(testapp: TestApp) -> Client:
+    return WebTestClient(testapp)

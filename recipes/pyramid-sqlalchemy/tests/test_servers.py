@@ -1,0 +1,11 @@
+"""Stand-alone checks: this recipe's uwsgi.ini and gunicorn.conf.py, 4 workers each."""
+
+from cookbook_testing.standalone import ContractOverServer, StandaloneChecks
+
+
+class TestContractOverServers(ContractOverServer):
+    pass
+
+
+class TestServers(StandaloneChecks):
+    pass
