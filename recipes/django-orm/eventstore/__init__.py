@@ -1,0 +1,1 @@
+"""An event store for ``eventsourcing`` on Django's ORM: models, recorders, and the factory."""

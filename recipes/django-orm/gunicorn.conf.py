@@ -1,0 +1,31 @@
+"""gunicorn for the Django recipe. Start it from this folder: gunicorn -c gunicorn.conf.py
+
+Knobs, from the environment: PORT (default 8000), WEB_CONCURRENCY (default 4
+worker processes), HOST (default 127.0.0.1), DATABASE_URL (default: an SQLite
+file under ./var), and Django's own (DJANGO_SECRET_KEY, ALLOWED_HOSTS, ...:
+see config/settings.py). Create the tables first: python manage.py migrate
+"""
+
+import os
+
+wsgi_app = "wsgi:application"
+bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
+workers = int(os.environ.get("WEB_CONCURRENCY") or "4")
+
+# Import wsgi.py once, in the master, before forking (like uWSGI's default):
+# it sets Django up and opens no connection, so the workers inherit none.
+preload_app = True
+
+
+def post_worker_init(worker: object) -> None:
+    """Runs in each worker after the fork, once it has loaded wsgi.py."""
+    import wsgi
+
+    wsgi.construct_in_worker()
+
+
+# SIGTERM lets workers finish their requests for up to this many seconds.
+graceful_timeout = 30
+accesslog = "-"
+# gunicorn 27 opens a control socket under $HOME by default; not needed here.
+control_socket_disable = True

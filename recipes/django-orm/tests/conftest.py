@@ -1,0 +1,165 @@
+"""Django set up once for the test session; every test gets a fresh, migrated database.
+
+The settings are the production ones (``config/settings.py``), with a secret
+key generated for this run: none is kept in the repository.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import django
+import pytest
+
+# The production settings, whatever this shell has set, with a secret key of
+# its own if it has none.
+for name in [name for name in os.environ if name.startswith("DJANGO_") and name != "DJANGO_SECRET_KEY"]:
+    del os.environ[name]
+os.environ.pop("ALLOWED_HOSTS", None)
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+# Settings are read once, now; each test then points Django at its own
+# database. This placeholder is never opened: it only keeps the settings from
+# creating ./var for the default SQLite file.
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{Path(tempfile.gettempdir()) / 'django-orm-placeholder.sqlite3'}")
+django.setup()
+
+from django.core.management import call_command  # noqa: E402 - needs Django set up
+from django.db import DEFAULT_DB_ALIAS, connections  # noqa: E402
+from django.test import Client as DjangoClient  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+
+# What Django's own test runner does first; among other things it allows the
+# test client's host name, "testserver".
+setup_test_environment()
+
+from bank.accounts import DjangoBankAccounts, close_bank_accounts, init_bank_accounts  # noqa: E402
+from config.database import database_settings  # noqa: E402
+from cookbook_testing.http import Client, Response  # noqa: E402
+
+pytest_plugins = ["cookbook_testing.plugin"]
+
+RECIPE_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def recipe_dir() -> Path:
+    """The folder holding manage.py, uwsgi.ini and gunicorn.conf.py."""
+    return RECIPE_DIR
+
+
+@pytest.fixture(scope="session")
+def events_table() -> str:
+    return "eventstore_events"
+
+
+def use_database(database_url: str) -> None:
+    """Point Django's default database at ``database_url`` (as Django's own test runner does)."""
+    connections.close_all()
+    connections.settings[DEFAULT_DB_ALIAS].update(database_settings(database_url))
+    # The next use builds a new connection wrapper from the new settings.
+    with contextlib.suppress(AttributeError):
+        del connections[DEFAULT_DB_ALIAS]
+
+
+def migrate(database_url: str) -> None:
+    use_database(database_url)
+    call_command("migrate", verbosity=0)
+
+
+@pytest.fixture(scope="session")
+def migrated() -> Callable[[str], None]:
+    """Makes a database Django's default one, and creates the tables: for fixtures of wider scope."""
+    return migrate
+
+
+@pytest.fixture
+def django_database(database_url: str) -> Iterator[str]:
+    """This test's fresh database, migrated, as Django's default database."""
+    migrate(database_url)
+    yield database_url
+    connections.close_all()
+
+
+@pytest.fixture(autouse=True)
+def _no_application_left_behind() -> Iterator[None]:
+    """Each test that constructs the process's application (e.g. through a view) gets its own."""
+    yield
+    close_bank_accounts()
+
+
+@pytest.fixture
+def bank(django_database: str) -> Iterator[DjangoBankAccounts]:
+    """The process's application for one test, used as a context manager: closed when the test ends."""
+    with init_bank_accounts() as application:
+        yield application
+    close_bank_accounts()  # empty the slot, so the next test constructs its own
+
+
+class DjangoTestClient(Client):
+    """Adapts Django's test client to the contract suite's client.
+
+    Every request carries ``X-Forwarded-Proto: https``, as it would behind the
+    TLS proxy the production settings expect (they redirect plain HTTP).
+    """
+
+    def __init__(self, client: DjangoClient) -> None:
+        self.client = client
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        response = self.client.generic(
+            method,
+            path,
+            data=body or b"",
+            content_type=headers.get("Content-Type", "application/octet-stream"),
+            headers={"X-Forwarded-Proto": "https"},
+        )
+        return Response(
+            status=response.status_code,
+            body=response.content,
+            headers={name.lower(): value for name, value in response.headers.items()},
+        )
+
+
+@pytest.fixture
+def api(django_database: str) -> Client:
+    return DjangoTestClient(DjangoClient())
+
+
+# --- servers ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def server_env() -> dict[str, str]:
+    return {
+        "DJANGO_SECRET_KEY": os.environ["DJANGO_SECRET_KEY"],
+        # The test kit's HTTP client speaks plain HTTP and cannot add the
+        # proxy's X-Forwarded-Proto header, so the servers must not redirect.
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+    }
+
+
+@pytest.fixture(scope="session")
+def prepare_database(recipe_dir: Path, server_env: dict[str, str]) -> Callable[[str], None]:
+    """Create the tables as a user would before starting a server: python manage.py migrate."""
+
+    def run_migrate(database_url: str) -> None:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input"],
+            cwd=recipe_dir,
+            env={**os.environ, **server_env, "DATABASE_URL": database_url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    return run_migrate
