@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +39,11 @@ def fail(message: str) -> None:
 
 def recipe_names() -> list[str]:
     return sorted(p.name for p in RECIPES.iterdir() if (p / "requirements.txt").is_file())
+
+
+def web_recipe_names() -> list[str]:
+    """Recipes with a WSGI entry point, which ``serve`` can run."""
+    return [name for name in recipe_names() if (RECIPES / name / "wsgi.py").is_file()]
 
 
 def venv(name: str) -> Path:
@@ -66,16 +73,30 @@ def wait_until_healthy(url: str, server: subprocess.Popen[bytes], timeout: float
     return False
 
 
+def prepare_django(recipe_dir: Path, python: Path, env: dict[str, str]) -> None:
+    """A Django recipe needs its tables migrated, and a secret key, before it serves."""
+    if not env.get("DJANGO_SECRET_KEY"):
+        # A throw-away key for this run only; production sets its own.
+        env["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
+        print("cookbook: DJANGO_SECRET_KEY is not set; using a random key for this run", flush=True)
+    # serve speaks plain HTTP on loopback, with no TLS proxy in front.
+    env.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
+    subprocess.run([str(python), "manage.py", "migrate", "--no-input"], cwd=recipe_dir, env=env, check=True)
+
+
 def serve(recipe: str, server_name: str, port: int) -> int:
     recipe_dir = RECIPES / recipe
-    if recipe not in recipe_names():
-        fail(f"no recipe {recipe!r}; choose one of: {', '.join(recipe_names())}")
+    if recipe not in web_recipe_names():
+        fail(f"no web recipe {recipe!r}; choose one of: {', '.join(web_recipe_names())}")
     environment = venv(recipe)
+    python = environment / "bin" / "python"
     print(f"cookbook: installing {recipe_dir.relative_to(ROOT)}/requirements.txt", flush=True)
-    run_pip(environment / "bin" / "python", "install", "--quiet", "-r", "requirements.txt", cwd=recipe_dir)
+    run_pip(python, "install", "--quiet", "-r", "requirements.txt", cwd=recipe_dir)
     program, *args = SERVERS[server_name]
     env = {**os.environ, "PORT": str(port), "VIRTUAL_ENV": str(environment)}
     env["PATH"] = f"{environment / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    if (recipe_dir / "manage.py").is_file():
+        prepare_django(recipe_dir, python, env)
     # A session of its own, so Ctrl+C reaches only this script, which then asks
     # the server for a graceful stop (SIGTERM) rather than an abrupt one.
     server = subprocess.Popen(
@@ -91,17 +112,37 @@ def serve(recipe: str, server_name: str, port: int) -> int:
     return server.wait()
 
 
+def pyenv_versions() -> str | None:
+    """With pyenv, every installed CPython 3.11+, so tox finds e.g. python3.12 too."""
+    pyenv = shutil.which("pyenv")
+    if not pyenv:
+        return None
+    listed = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True, check=False).stdout
+
+    found = [v for v in listed.split() if v[:1].isdigit() and tuple(map(int, v.split(".")[:2])) >= (3, 11)]
+    current = ".".join(map(str, sys.version_info[:3]))
+    # The interpreter running this script first: it stays what "python3" means.
+    ordered = sorted(found, key=lambda v: (v != current, v))
+    return ":".join(ordered) or None
+
+
 def test(tox_args: list[str]) -> int:
     environment = venv("tox")
     run_pip(environment / "bin" / "python", "install", "--quiet", *TOX_REQUIREMENTS)
+    env = dict(os.environ)
+    if "PYENV_VERSION" not in env and (versions := pyenv_versions()):
+        env["PYENV_VERSION"] = versions
     command = [str(environment / "bin" / "tox"), "run-parallel", "--parallel", "auto", "--parallel-no-spinner"]
-    return subprocess.run([*command, *tox_args], cwd=ROOT, check=False).returncode
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        # In CI an environment whose Python is missing is a failure, not a skip.
+        command += ["--skip-missing-interpreters", "false"]
+    return subprocess.run([*command, *tox_args], cwd=ROOT, env=env, check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cookbook.py", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="serve a recipe (default: flask-sqlalchemy)")
+    serve_parser = commands.add_parser("serve", help="serve a web recipe (default: flask-sqlalchemy)")
     serve_parser.add_argument("recipe", nargs="?", default="flask-sqlalchemy")
     serve_parser.add_argument("--server", choices=sorted(SERVERS), default="uwsgi")
     serve_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))

@@ -33,7 +33,7 @@ def test_unknown_recipe_is_a_clear_error() -> None:
         [sys.executable, "cookbook.py", "serve", "no-such-recipe"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 2
-    assert "no recipe 'no-such-recipe'" in result.stderr
+    assert "no web recipe 'no-such-recipe'" in result.stderr
 
 
 def test_serve_installs_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:

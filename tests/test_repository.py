@@ -22,7 +22,10 @@ README_SECTIONS = [
     "Expected output",
     "Teardown",
 ]
-RECIPE_FILES = ["README.md", "requirements.txt", "requirements-test.txt", "uwsgi.ini", "gunicorn.conf.py", "wsgi.py"]
+RECIPE_FILES = ["README.md", "requirements.txt", "requirements-test.txt", "pytest.ini"]
+WEB_RECIPE_FILES = ["wsgi.py", "uwsgi.ini", "gunicorn.conf.py"]
+#: A worker recipe's entry point: Celery's tasks.py, RQ's jobs.py.
+WORKER_ENTRY_POINTS = ["tasks.py", "jobs.py"]
 DOCS = sorted((ROOT / "docs").rglob("*.rst"))
 
 
@@ -30,6 +33,14 @@ DOCS = sorted((ROOT / "docs").rglob("*.rst"))
 def test_every_recipe_has_the_common_files(recipe: Path) -> None:
     missing = [name for name in RECIPE_FILES if not (recipe / name).is_file()]
     assert missing == []
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
+def test_every_recipe_is_a_web_recipe_with_both_servers_or_a_worker_recipe(recipe: Path) -> None:
+    if (recipe / "wsgi.py").is_file():
+        assert [name for name in WEB_RECIPE_FILES if not (recipe / name).is_file()] == []
+    else:
+        assert [name for name in WORKER_ENTRY_POINTS if (recipe / name).is_file()], "neither wsgi.py nor a worker"
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)

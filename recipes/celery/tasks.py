@@ -1,0 +1,64 @@
+"""The tasks, and the Celery app as ``app``: start workers with ``celery -A tasks worker``.
+
+Task names are the function names (``deposit``, not ``tasks.deposit``), so a
+client that does not import this module can call them by name with
+``app.send_task("deposit", args=[account_id, amount])``. Results are JSON.
+Domain errors (unknown account, bad amount, insufficient funds) fail the task
+with that exception, which ``AsyncResult.get()`` raises in the client; they
+are never retried.
+
+Commands pass the task id as ``command_id``: a broker delivers a message at
+least once, and a message that ran but was not yet acknowledged when its
+worker stopped is delivered again. With the task id recorded in the same
+transaction as the events, the second delivery changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+
+import worker_process  # noqa: F401 - connects the signal handlers: one application per process
+from bankaccounts.lifecycle import get_application
+from bankaccounts.web import account_json, health_json, parse_account_id
+from celery_app import app
+
+__all__ = ["app", "deposit", "get_account", "health", "open_account", "transfer", "withdraw"]
+
+
+@app.task(name="open_account", bind=True)
+def open_account(task: Task, full_name: str, email_address: str) -> dict[str, Any]:
+    account = get_application().open_account(full_name, email_address, command_id=task.request.id)
+    return account_json(account)
+
+
+@app.task(name="get_account")
+def get_account(account_id: str) -> dict[str, Any]:
+    return account_json(get_application().get_account(parse_account_id(account_id)))
+
+
+@app.task(name="deposit", bind=True)
+def deposit(task: Task, account_id: str, amount: int) -> dict[str, Any]:
+    account = get_application().deposit(parse_account_id(account_id), amount, command_id=task.request.id)
+    return account_json(account)
+
+
+@app.task(name="withdraw", bind=True)
+def withdraw(task: Task, account_id: str, amount: int) -> dict[str, Any]:
+    account = get_application().withdraw(parse_account_id(account_id), amount, command_id=task.request.id)
+    return account_json(account)
+
+
+@app.task(name="transfer", bind=True)
+def transfer(task: Task, account_id: str, to_account_id: str, amount: int) -> dict[str, Any]:
+    source, destination = parse_account_id(account_id), parse_account_id(to_account_id)
+    account = get_application().transfer(source, destination, amount, command_id=task.request.id)
+    return account_json(account)
+
+
+@app.task(name="health")
+def health() -> dict[str, Any]:
+    """Which process ran this task, with which application: ``{"pid", "application", "store"}``."""
+    body = health_json(get_application())
+    return {key: body[key] for key in ("pid", "application", "store")}

@@ -1,0 +1,112 @@
+"""Real ``celery -A tasks worker --pool prefork --concurrency 4`` processes; no eager mode."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from celery import group
+from celery_worker import Tasks
+
+from bankaccounts.domain import (
+    AccountNotFoundError,
+    InsufficientFundsError,
+    InvalidAccountDetailsError,
+    InvalidAmountError,
+    TransferToSameAccountError,
+)
+from cookbook_testing.databases import count_rows
+
+ACCOUNT_FIELDS = {"id", "full_name", "email_address", "balance", "overdraft_limit", "is_closed", "version"}
+
+
+def test_commands_return_accounts_as_json(tasks: Tasks) -> None:
+    ada = tasks.call("open_account", "Ada Lovelace", "ada@example.com")
+    grace = tasks.call("open_account", "Grace Hopper", "grace@example.com")
+    assert isinstance(ada, dict)
+    assert set(ada) == ACCOUNT_FIELDS
+    assert tasks.call("deposit", ada["id"], 1000)["balance"] == 1000
+    assert tasks.call("withdraw", ada["id"], 250)["balance"] == 750
+    assert tasks.call("transfer", ada["id"], grace["id"], 50) == {**ada, "balance": 700, "version": 4}
+    assert tasks.call("get_account", grace["id"])["balance"] == 50
+
+
+def test_400_concurrent_deposits_on_one_account(tasks: Tasks) -> None:
+    account = tasks.call("open_account", "Ada", "ada@example.com")
+    signatures = [
+        tasks.client.signature("deposit", args=[account["id"], 7], queue=tasks.worker.queue) for _ in range(400)
+    ]
+    results = group(signatures).apply_async().get(timeout=300)
+    assert len(results) == 400
+    final = tasks.call("get_account", account["id"])
+    assert (final["balance"], final["version"]) == (400 * 7, 401)
+    assert sorted(result["version"] for result in results) == list(range(2, 402))
+
+
+def test_each_child_has_exactly_one_application_constructed_after_fork(tasks: Tasks) -> None:
+    reports = (
+        group(tasks.client.signature("health", queue=tasks.worker.queue) for _ in range(80))
+        .apply_async()
+        .get(timeout=120)
+    )
+    applications: dict[int, set[str]] = defaultdict(set)
+    for report in reports:
+        assert set(report) == {"pid", "application", "store"}
+        applications[report["pid"]].add(report["application"])
+    children = tasks.worker.child_pids()
+    assert len(applications) >= 2, applications
+    assert set(applications) <= children
+    assert all(len(ids) == 1 for ids in applications.values()), applications
+    constructed = tasks.worker.constructed()
+    assert tasks.worker.pid not in constructed, "an application was constructed in the parent"
+    assert set(constructed) == children  # worker_process_init: every child, at start
+    assert {pid: ids.pop() for pid, ids in applications.items()} == {pid: constructed[pid] for pid in applications}
+
+
+BAD_CALLS: list[tuple[str, list[Any], type[Exception]]] = [
+    ("deposit", [str(uuid.uuid4()), 10], AccountNotFoundError),
+    ("deposit", ["not-a-uuid", 10], AccountNotFoundError),
+    ("deposit", ["ACCOUNT", 0], InvalidAmountError),
+    ("deposit", ["ACCOUNT", -5], InvalidAmountError),
+    ("deposit", ["ACCOUNT", True], InvalidAmountError),
+    ("deposit", ["ACCOUNT", 1.5], InvalidAmountError),
+    ("deposit", ["ACCOUNT", "10"], InvalidAmountError),
+    ("withdraw", ["ACCOUNT", 101], InsufficientFundsError),
+    ("transfer", ["ACCOUNT", "ACCOUNT", 10], TransferToSameAccountError),
+    ("transfer", ["ACCOUNT", str(uuid.uuid4()), 10], AccountNotFoundError),
+    ("open_account", ["", "ada@example.com"], InvalidAccountDetailsError),
+    ("open_account", ["Ada", "no-at-sign"], InvalidAccountDetailsError),
+]
+
+
+def test_bad_arguments_fail_clearly_and_change_nothing(
+    tasks: Tasks, make_database_url: Callable[[], str], start_worker: Callable[..., Any], events_table: str
+) -> None:
+    account = tasks.call("open_account", "Ada", "ada@example.com")
+    tasks.call("deposit", account["id"], 100)
+    database_url = tasks.worker.env["DATABASE_URL"]
+    before = count_rows(database_url, events_table)
+    for name, args, error in BAD_CALLS:
+        result = tasks.send(name, *[account["id"] if arg == "ACCOUNT" else arg for arg in args])
+        with pytest.raises(error) as raised:
+            result.get(timeout=30)  # fails at once: not hung, not retried
+        assert str(raised.value), name
+        assert result.state == "FAILURE"
+    assert count_rows(database_url, events_table) == before
+    assert tasks.call("get_account", account["id"])["balance"] == 100
+
+
+def test_tasks_are_registered_under_their_exact_names(tasks: Tasks) -> None:
+    replies = tasks.client.control.inspect(destination=[f"{tasks.worker.queue}@{_hostname()}"], timeout=10).registered()
+    assert replies, "the worker did not answer"
+    (registered,) = replies.values()
+    assert {"open_account", "deposit", "withdraw", "transfer", "get_account", "health"} <= set(registered)
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()

@@ -1,0 +1,75 @@
+"""Where each pool constructs and closes its application, and what SIGTERM does."""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Callable
+
+import pytest
+from celery import Celery, group
+from celery_worker import CeleryWorker, Tasks
+
+from cookbook_testing.databases import count_rows
+from cookbook_testing.processes import wait_for
+
+
+@pytest.mark.parametrize("pool", ["solo", "threads"])
+def test_pools_without_children_construct_one_application_in_the_main_process(
+    pool: str, client: Celery, start_worker: Callable[..., CeleryWorker]
+) -> None:
+    worker = start_worker(pool=pool)
+    tasks = Tasks(client, worker)
+    reports = group(client.signature("health", queue=worker.queue) for _ in range(20)).apply_async().get(timeout=60)
+    assert {report["pid"] for report in reports} == {worker.pid}
+    assert len({report["application"] for report in reports}) == 1
+    assert worker.constructed() == {worker.pid: reports[0]["application"]}
+    account = tasks.call("open_account", "Ada", "ada@example.com")
+    assert tasks.call("deposit", account["id"], 5)["balance"] == 5
+    assert worker.stop(signal.SIGTERM) == 0
+    assert worker.closed() == worker.constructed()
+
+
+def test_task_prerun_constructs_lazily_once_per_child(
+    client: Celery, start_worker: Callable[..., CeleryWorker]
+) -> None:
+    worker = start_worker(extra_env={"APPLICATION_INIT": "task_prerun"})
+    assert worker.constructed() == {}, "nothing is constructed before the first task"
+    reports = group(client.signature("health", queue=worker.queue) for _ in range(40)).apply_async().get(timeout=60)
+    by_pid = {report["pid"]: report["application"] for report in reports}
+    assert len({(report["pid"], report["application"]) for report in reports}) == len(by_pid)
+    assert set(by_pid) <= worker.child_pids()
+    assert worker.constructed() == by_pid  # exactly the children that ran a task, once each
+    assert worker.stop(signal.SIGTERM) == 0
+    assert worker.closed() == by_pid
+
+
+def test_sigterm_finishes_or_requeues_tasks_and_closes_every_application(
+    client: Celery, start_worker: Callable[..., CeleryWorker], events_table: str
+) -> None:
+    first = start_worker()
+    tasks = Tasks(client, first)
+    account = tasks.call("open_account", "Ada", "ada@example.com")
+    before = count_rows(first.env["DATABASE_URL"], events_table)
+    results = [tasks.send("deposit", account["id"], 3) for _ in range(300)]
+    # Progress read from the database, whatever the result backend.
+    wait_for(
+        lambda: count_rows(first.env["DATABASE_URL"], events_table) >= before + 40, 60, "some deposits to complete"
+    )
+
+    assert first.stop(signal.SIGTERM, timeout=60) == 0  # warm shutdown
+    assert first.closed() == first.constructed()
+    assert set(first.constructed()) >= first.child_pids() | set(first.closed())
+
+    # The messages it had not started went back to the queue: a new worker on
+    # the same queue and database runs them, and every deposit lands once.
+    second = start_worker(database_url=first.env["DATABASE_URL"], queue=first.queue)
+    balances = [result.get(timeout=120)["balance"] for result in results]
+    final = Tasks(client, second).call("get_account", account["id"])
+    # Exactly once: a deposit the first worker ran but had not acknowledged
+    # when it stopped is delivered again, and its task id stops it applying twice.
+    assert (final["balance"], final["version"]) == (300 * 3, 301)
+    assert len(balances) == 300
+    succeeded_first = set(re.findall(r"Task deposit\[([\w-]+)\] succeeded", first.log()))
+    received_again = set(re.findall(r"Task deposit\[([\w-]+)\] received", second.log()))
+    print(f"delivered again after they had run: {len(succeeded_first & received_again)} deposit(s)")
