@@ -130,8 +130,12 @@ def test(tox_args: list[str]) -> int:
     environment = venv("tox")
     run_pip(environment / "bin" / "python", "install", "--quiet", *TOX_REQUIREMENTS)
     env = dict(os.environ)
-    if "PYENV_VERSION" not in env and (versions := pyenv_versions()):
-        env["PYENV_VERSION"] = versions
+    if versions := pyenv_versions():
+        # pyenv's shim for python3 has already set PYENV_VERSION to one version
+        # (the one running this script); add the others, keeping it first.
+        listed = [*env.get("PYENV_VERSION", "").split(":"), *versions.split(":")]
+        env["PYENV_VERSION"] = ":".join(dict.fromkeys(v for v in listed if v))
+
     command = [str(environment / "bin" / "tox"), "run-parallel", "--parallel", "auto", "--parallel-no-spinner"]
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         # In CI an environment whose Python is missing is a failure, not a skip.
