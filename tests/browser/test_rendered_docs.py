@@ -1,0 +1,131 @@
+"""The built docs, read as a reader would: served on loopback, loaded in headless Chromium.
+
+Run after ``sphinx-build`` (the ``docs`` tox environment does both). Each key
+page must render its title, the navigation and its code blocks, every asset
+it asks for must exist, and a screenshot is saved under ``artifacts/docs/``
+(which git ignores) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "docs"
+BUILT = SOURCE / "_build" / "html"
+SCREENSHOTS = ROOT / "artifacts" / "docs"
+KEY_PAGES = [
+    "index",
+    "choosing",
+    "http-contract",
+    "troubleshooting",
+    "topics/one-application-per-process",
+    "topics/lazy-initialisation",
+    "topics/scoped-sessions",
+    "topics/servers",
+    "recipes/flask-sqlalchemy",
+    "recipes/plain-wsgi",
+    "recipes/pyramid-sqlalchemy",
+    "recipes/django-orm",
+    "recipes/celery",
+]
+# Flags from the machine notes: without the background-networking ones,
+# Chromium keeps trying hosts the closed network refuses.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class RecordingHandler(http.server.SimpleHTTPRequestHandler):
+    requests: list[tuple[str, int]]
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.requests.append((self.path.split("?")[0], int(code)))
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[tuple[str, list[tuple[str, int]]]]:
+    if not (BUILT / "index.html").is_file():
+        pytest.fail(f"no built docs in {BUILT}: run sphinx-build first (tox -e docs does)")
+    requests: list[tuple[str, int]] = []
+    handler = type("Handler", (RecordingHandler,), {"requests": requests})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(BUILT)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def chromium() -> Iterator[list[str]]:
+    """The command line, with a new, empty profile: nothing comes from a cache."""
+    executable = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not executable:
+        pytest.fail("headless Chromium is needed: install Debian's chromium (.ci/run does), or set CHROMIUM")
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        yield [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+
+
+def expected_title(page: str) -> str:
+    return (SOURCE / f"{page}.rst").read_text().splitlines()[0].strip()
+
+
+def expected_code_blocks(page: str) -> int:
+    return len(re.findall(r"^\s*\.\. (?:literalinclude|code-block)::", (SOURCE / f"{page}.rst").read_text(), re.M))
+
+
+@pytest.mark.parametrize("page", KEY_PAGES)
+def test_page_renders_in_a_browser(
+    page: str, site: tuple[str, list[tuple[str, int]]], chromium: list[str]
+) -> None:
+    base, requests = site
+    url = f"{base}/{page}.html"
+    requests.clear()
+    # The first load, with an empty profile, fetches every asset: the one checked below.
+    dom = subprocess.run(
+        [*chromium, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshot = SCREENSHOTS / f"{page.replace('/', '--')}.png"
+    subprocess.run(
+        [*chromium, "--window-size=1280,1600", f"--screenshot={screenshot}", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+
+    title = expected_title(page)
+    assert re.search(rf"<title>{re.escape(title)}", dom.replace("&amp;", "&")), f"{page}: no title {title!r}"
+    heading = re.search(r"<h1>(.*?)<a", dom, re.S)
+    assert heading is not None and title in heading.group(1).replace("&amp;", "&"), f"{page}: h1 is not {title!r}"
+    assert 'class="sidebar-tree"' in dom, f"{page}: no navigation sidebar"
+    assert len(re.findall(r'<a class="reference internal"', dom)) >= 10, f"{page}: the navigation has few links"
+    assert dom.count('<div class="highlight') >= expected_code_blocks(page), f"{page}: code blocks are missing"
+    # Every asset the page asked for was there; browsers ask for a favicon unprompted.
+    missing = sorted({path for path, status in requests if status >= 400 and path != "/favicon.ico"})
+    assert missing == [], f"{page}: missing assets {missing}"
+    assert any(path.endswith(".css") for path, _ in requests), f"{page}: no stylesheet was loaded"
+    assert screenshot.stat().st_size > 10_000, f"{page}: the screenshot is (nearly) blank"
