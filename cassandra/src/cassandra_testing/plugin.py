@@ -1,0 +1,141 @@
+"""pytest plugin: a real Cassandra node for the session, a fresh keyspace per test.
+
+Enable it in a ``conftest.py``::
+
+    pytest_plugins = ["cassandra_testing.plugin"]
+
+If ``CASSANDRA_HOSTS`` is set (``host[:port],...``), the tests use that
+cluster and start nothing; its keyspaces are created and dropped per test
+(the user needs permission to do so). Otherwise one node is started for the
+session (``cassandra_testing.node``) from jars that Maven resolves into the
+cache folder: ``CASSANDRA_CACHE_DIR``, or ``.cache`` beside the pytest root
+(which git ignores). Under ``CI=true`` a skipped test counts as a failure; tests of the local
+node itself are marked ``requires_local_node`` and deselected (not skipped)
+when ``CASSANDRA_HOSTS`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from cassandra_testing.node import CassandraNode, configured_hosts
+
+_node: CassandraNode | None = None
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requires_local_node: checks the node started here; deselected when CASSANDRA_HOSTS is set"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if configured_hosts() is None:
+        return
+    deselected = [item for item in items if item.get_closest_marker("requires_local_node")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("requires_local_node")]
+
+
+@pytest.fixture(scope="session")
+def cassandra_cache_dir(pytestconfig: pytest.Config) -> Path:
+    configured = os.environ.get("CASSANDRA_CACHE_DIR", "").strip()
+    return Path(configured) if configured else pytestconfig.rootpath / ".cache"
+
+
+@pytest.fixture(scope="session")
+def cassandra_node(cassandra_cache_dir: Path) -> Iterator[CassandraNode | None]:
+    """The node started for this session, or None when ``CASSANDRA_HOSTS`` names a cluster."""
+    global _node
+    if configured_hosts() is not None:
+        yield None
+        return
+    with CassandraNode(cassandra_cache_dir) as node:
+        _node = node
+        try:
+            yield node
+        finally:
+            _node = None
+
+
+@pytest.fixture(scope="session")
+def cassandra_contact(cassandra_node: CassandraNode | None) -> tuple[list[str], int]:
+    """(hosts, CQL port) of the cluster under test."""
+    if cassandra_node is not None:
+        return cassandra_node.hosts, cassandra_node.port
+    configured = configured_hosts()
+    assert configured is not None
+    return configured
+
+
+@pytest.fixture(scope="session")
+def cassandra_hosts_setting(cassandra_contact: tuple[list[str], int]) -> str:
+    """The cluster as a ``CASSANDRA_HOSTS`` value."""
+    hosts, port = cassandra_contact
+    return ",".join(f"{host}:{port}" for host in hosts)
+
+
+@pytest.fixture(scope="session")
+def cassandra_admin(cassandra_contact: tuple[list[str], int]) -> Iterator[object]:
+    """A driver session of the test process, for creating and dropping keyspaces."""
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import RoundRobinPolicy
+
+    hosts, port = cassandra_contact
+    username = os.environ.get("CASSANDRA_USERNAME", "")
+    auth = PlainTextAuthProvider(username, os.environ.get("CASSANDRA_PASSWORD", "")) if username else None
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=120)
+    cluster = Cluster(
+        hosts, port=port, auth_provider=auth, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5
+    )
+    session = cluster.connect()
+    try:
+        yield session
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture
+def cassandra_keyspace(cassandra_admin: object) -> Iterator[str]:
+    """A new, empty keyspace for this test (replication factor 1 unless
+    ``CASSANDRA_REPLICATION`` says otherwise); dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:20]}"
+    replication = os.environ.get("CASSANDRA_REPLICATION") or "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    cassandra_admin.execute(f"CREATE KEYSPACE {name} WITH replication = {replication}", timeout=120)  # type: ignore[attr-defined]
+    yield name
+    cassandra_admin.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def cassandra_env(cassandra_hosts_setting: str, cassandra_keyspace: str) -> dict[str, str]:
+    """Settings for ``eventsourcing_cassandra`` on this test's keyspace."""
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing_cassandra",
+        "CASSANDRA_HOSTS": cassandra_hosts_setting,
+        "CASSANDRA_KEYSPACE": cassandra_keyspace,
+    }
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.skipped and _ci() and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which counts as a failure: {report.longrepr}"
+    if report.failed and _node is not None:
+        lines = _node.log().splitlines()[-100:]
+        report.sections.append((f"Cassandra node log (last {len(lines)} lines)", "\n".join(lines)))
+    return report
