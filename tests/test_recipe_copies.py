@@ -14,14 +14,25 @@ import pytest
 
 from conftest import RECIPES, ROOT
 
-IGNORE = shutil.ignore_patterns("var", "__pycache__", "*.egg-info", "build", ".pytest_cache")
+IGNORE = shutil.ignore_patterns("var", "__pycache__", "*.egg-info", "build", ".pytest_cache", ".cache", ".venv")
+
+
+
+def local_packages(recipe: Path) -> set[str]:
+    """The repository's folders a recipe installs by relative path (``../../shared``...)."""
+    lines = "\n".join((recipe / name).read_text() for name in ("requirements.txt", "requirements-test.txt"))
+    return set(re.findall(r"^(?:-e )?\.\./\.\./([\w-]+)", lines, flags=re.M))
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
 def test_a_copied_recipe_stands_alone(recipe: Path, tmp_path: Path) -> None:
     project = tmp_path / "my-project"
-    shutil.copytree(ROOT / "shared", project / "shared", ignore=IGNORE)
+    packages = local_packages(recipe)
+    assert "shared" in packages
+    for package in packages:  # shared/, and cassandra/ for the Cassandra recipes
+        shutil.copytree(ROOT / package, project / package, ignore=IGNORE)
     copy = shutil.copytree(recipe, project / "recipes" / recipe.name, ignore=IGNORE)
+
     assert ROOT not in copy.parents
 
     venv = tmp_path / "venv"
