@@ -17,7 +17,6 @@ from conftest import RECIPES, ROOT
 IGNORE = shutil.ignore_patterns("var", "__pycache__", "*.egg-info", "build", ".pytest_cache", ".cache", ".venv")
 
 
-
 def local_packages(recipe: Path) -> set[str]:
     """The repository's folders a recipe installs by relative path (``../../shared``...)."""
     lines = "\n".join((recipe / name).read_text() for name in ("requirements.txt", "requirements-test.txt"))

@@ -96,17 +96,12 @@ def expected_code_blocks(page: str) -> int:
 
 
 @pytest.mark.parametrize("page", KEY_PAGES)
-def test_page_renders_in_a_browser(
-    page: str, site: tuple[str, list[tuple[str, int]]], chromium: list[str]
-) -> None:
+def test_page_renders_in_a_browser(page: str, site: tuple[str, list[tuple[str, int]]], chromium: list[str]) -> None:
     base, requests = site
     url = f"{base}/{page}.html"
     requests.clear()
     # The first load, with an empty profile, fetches every asset: the one checked below.
-    dom = subprocess.run(
-        [*chromium, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
-    ).stdout
-
+    dom = subprocess.run([*chromium, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     screenshot = SCREENSHOTS / f"{page.replace('/', '--')}.png"

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from redis import Redis
+from rq import Queue
+from rq_worker import RQWorker
+
+from client import job_queue
+
+pytest_plugins = ["cookbook_testing.plugin"]
+
+
+@pytest.fixture(scope="session")
+def events_table(test_store: str) -> str:
+    return "stored_events" if test_store == "sqlite" else "bankaccounts_events"
+
+
+@pytest.fixture(scope="session")
+def redis(redis_url: str) -> Iterator[Redis]:
+    connection = Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def start_worker(redis_url: str, make_database_url: Callable[[], str]) -> Iterator[Callable[..., RQWorker]]:
+    """Start a real worker (or pool) on a new database, unless given one; stopped after the test."""
+    workers: list[RQWorker] = []
+
+    def start(*, database_url: str | None = None, timeout: float = 60, **kwargs: object) -> RQWorker:
+        env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url or make_database_url()}
+        worker = RQWorker(env, **kwargs)  # type: ignore[arg-type]
+        workers.append(worker)
+        worker.start(timeout=timeout)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.__exit__()
+
+
+@pytest.fixture
+def queue_of(redis: Redis) -> Callable[[RQWorker], Queue]:
+    """The client's queue for a worker: JSON jobs, by name, as client.py enqueues them."""
+    return lambda worker: job_queue(worker.queue, connection=redis)

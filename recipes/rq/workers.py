@@ -1,0 +1,166 @@
+"""RQ worker classes that give each job the application of the process it runs in.
+
+Start one from this folder (``rq`` adds the current folder to the import path)::
+
+    rq worker -w workers.Worker        # RQ's default: forks a work horse for every job
+    rq worker -w workers.SimpleWorker  # runs every job in the worker process itself
+    rq worker -w workers.SpawnWorker   # starts a new interpreter (posix_spawn) for every job
+
+Where each one constructs and closes the application:
+
+================  ==============================  ======================================
+class             runs each job in                the application
+================  ==============================  ======================================
+``Worker``        a child forked for the job      constructed in the child before the
+                                                  job, closed after it: one per job
+``SpawnWorker``   a new interpreter for the job   the same: one per job
+``SimpleWorker``  the worker process              constructed before its first job,
+                                                  closed when the worker stops
+================  ==============================  ======================================
+
+The worker process of a forking class never holds an application, so no
+horse can inherit one (if it did, ``get_or_init_application()`` in the horse
+would raise ``ApplicationForkedError``, and the job would fail with it). Every
+class creates the schema when it starts, with a short-lived application
+closed before any fork, so a wrong ``DATABASE_URL`` stops the worker before it
+takes a job. ``SimpleWorker`` constructs its application at the first job
+rather than at start: ``--with-scheduler`` (and ``rq worker-pool``, which
+always adds it) forks a scheduler process from the worker after start, and
+that process must not inherit an application either.
+
+All three accept JSON jobs only, and only the functions of ``jobs.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import rq.worker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, DEFAULT_SERIALIZER_CLASS
+from rq.job import Job
+from rq.logutils import setup_loghandlers
+from rq.queue import Queue
+from rq.serializers import DefaultSerializer, JSONSerializer, resolve_serializer
+from rq.worker import WorkerStatus
+
+import jobs
+from bankaccounts.application import SCHEMA_EXISTS, create_schema
+from bankaccounts.lifecycle import close_application, get_or_init_application
+
+#: The only functions these workers run, by the name a client enqueues.
+JOB_NAMES = frozenset(f"jobs.{name}" for name in jobs.__all__)
+
+#: Settings for the applications the workers construct: the tables exist (the
+#: worker created them at start), and one job at a time needs one connection.
+APPLICATION_ENV = {**SCHEMA_EXISTS, "POSTGRES_POOL_SIZE": "1"}
+
+#: Seconds an idle worker waits for a job before it looks again for a stop request.
+STOP_CHECK_INTERVAL = 1
+
+
+class UnknownJobError(LookupError):
+    """A job names a function that is not one of ``jobs.py``'s."""
+
+
+def json_only(serializer: Any) -> type[JSONSerializer]:
+    """JSON, whatever RQ's default: unpickling a job runs any code its sender chose."""
+    # The CLI passes its default as a dotted name, rq worker-pool as the class.
+    if serializer in (None, DEFAULT_SERIALIZER_CLASS, DefaultSerializer):
+        return JSONSerializer
+    if resolve_serializer(serializer) is not JSONSerializer:
+        msg = f"these workers accept JSON jobs only, not {serializer!r}: leave out --serializer or pass json"
+        raise ValueError(msg)
+    return JSONSerializer
+
+
+class _RecipeWorker(rq.worker.BaseWorker):
+    """What the three classes share: JSON, the schema at start, the application per job."""
+
+    def __init__(self, *args: Any, serializer: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, serializer=json_only(serializer), **kwargs)
+
+    def bootstrap(
+        self,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        # Log where applications are constructed and closed, next to RQ's own lines.
+        setup_loghandlers(logging_level or "INFO", date_format, log_format, name="bankaccounts")
+        create_schema()  # in the worker process, before it registers and before any fork
+        super().bootstrap(logging_level, date_format, log_format)
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        # Runs where the job will run (the horse, or the worker itself), inside
+        # RQ's error handling: whatever fails here fails the job, with its message.
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+        if job.func_name not in JOB_NAMES:
+            msg = f"{job.func_name!r} is not a job of these workers: they run {', '.join(sorted(JOB_NAMES))}"
+            raise UnknownJobError(msg)
+        get_or_init_application(env=APPLICATION_ENV)
+
+    # Warm shutdown without losing a job. On SIGTERM or SIGINT, RQ's worker
+    # raises StopRequested from the signal handler unless it is running a job,
+    # to break out of a blocking wait for one. When the signal lands just after
+    # the wait has taken a job from the queue, and before the job starts, the
+    # exception drops that job: it stays in the queue's intermediate list, never
+    # runs, and is failed later as "stuck" (rq/rq#2236; 17 warm shutdowns in 110
+    # under a steady stream of short jobs, measured here). These two methods
+    # never raise: the handler sets a flag, and the wait for a job is cut into
+    # slices that end at the flag. A job taken in the same instant runs.
+
+    def _shutdown(self) -> None:
+        if self.get_state() == WorkerStatus.BUSY:
+            super()._shutdown()  # RQ's own: finish the job, then stop
+        else:
+            self._stop_requested = True
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        if timeout is None:  # burst mode: the wait does not block
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        deadline = None if max_idle_time is None else time.monotonic() + max_idle_time
+        while not self._stop_requested:
+            # RQ returns None when a wait of max_idle_time finds nothing.
+            result = super().dequeue_job_and_maintain_ttl(STOP_CHECK_INTERVAL, max_idle_time=STOP_CHECK_INTERVAL)
+            if result is not None:
+                return result
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        return None  # the work loop then stops
+
+
+class _ApplicationPerJob(_RecipeWorker):
+    """For classes whose horse runs one job and exits: close its application before it does."""
+
+    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+        try:
+            return super().perform_job(job, queue, execution)
+        finally:
+            # The horse ends with os._exit(), which runs no clean-up: say goodbye to the database now.
+            close_application()
+
+
+class Worker(_ApplicationPerJob, rq.worker.Worker):
+    """RQ's default worker: a work horse forked for every job, with an application of its own."""
+
+
+class SpawnWorker(_ApplicationPerJob, rq.worker.SpawnWorker):
+    """A new interpreter for every job (no fork at all), with an application of its own."""
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        # The new interpreter has no logging set up (bootstrap ran in the worker
+        # process): log as a forked horse would, so each job's application shows.
+        for name in ("rq.worker", "bankaccounts"):
+            setup_loghandlers("INFO", name=name)
+        super().main_work_horse(job, queue)
+
+
+class SimpleWorker(_RecipeWorker, rq.worker.SimpleWorker):
+    """Jobs run in the worker process, on one application kept from the first job to the end."""
+
+    def teardown(self) -> None:
+        super().teardown()
+        close_application()
