@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from redis import Redis
@@ -30,6 +31,10 @@ JOB_TIMEOUT = 30
 #: Seconds results stay readable in Redis; failures stay a week, for a person to look at.
 RESULT_TTL = 3600
 FAILURE_TTL = 7 * 24 * 3600
+#: Seconds of one blocking read of a result. redis-py 8 gives every connection
+#: a 5 s socket timeout, so a single longer wait would end in
+#: ``redis.exceptions.TimeoutError``: ``result()`` waits in slices instead.
+WAIT_SLICE = 2
 
 
 class JobFailedError(RuntimeError):
@@ -55,7 +60,10 @@ def enqueue(queue: Queue, name: str, *args: object) -> Job:
 
 def result(job: Job, timeout: int = 60) -> Any:
     """The job's return value, waiting up to ``timeout`` seconds; raise if it failed."""
-    latest = job.latest_result(timeout=timeout)  # blocks on the job's result stream
+    deadline = time.monotonic() + timeout
+    latest = job.latest_result(timeout=WAIT_SLICE)  # blocks on the job's result stream
+    while latest is None and time.monotonic() < deadline:
+        latest = job.latest_result(timeout=WAIT_SLICE)
     if latest is None:
         msg = f"job {job.id} ({job.func_name}) has no result after {timeout}s: is a worker listening on {job.origin!r}?"
         raise TimeoutError(msg)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
 from collections.abc import Callable
 
 import pytest
+from redis import Redis
 from rq import Queue
 from rq_worker import RQWorker
 
-from client import call, enqueue, result
+from client import call, enqueue, job_queue, result
 
+#: redis-py 8's default socket timeout, in seconds.
+REDIS_SOCKET_TIMEOUT = 5
 ACCOUNT_FIELDS = {"id", "full_name", "email_address", "balance", "overdraft_limit", "is_closed", "version"}
 
 
@@ -44,3 +50,32 @@ def test_concurrent_deposits_on_one_account_with_a_pool_of_4_workers(
         job.refresh()  # the client's copy predates the run; the worker's name is in Redis
     assert len({job.worker_name for job in jobs}) == 4, "all four workers took deposits"
     assert pool.pid not in {pid for pid, _ in pool.constructed()}, "the pool process constructed an application"
+
+
+def test_a_result_can_be_waited_for_longer_than_the_redis_socket_timeout(
+    start_worker: Callable[..., RQWorker], redis: Redis
+) -> None:
+    # redis-py 8 times a socket read out after 5 s, so a single blocking read of
+    # a result that takes longer would fail. The job is enqueued before any
+    # worker listens, and the worker starts only after that long.
+    queue = job_queue(f"test-{uuid.uuid4().hex[:12]}", connection=redis)
+    job = enqueue(queue, "health")
+    outcome: list[object] = []
+
+    def wait() -> None:
+        try:
+            outcome.append(result(job, timeout=120))
+        except Exception as error:  # reported by the assertions below
+            outcome.append(error)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    started = time.monotonic()
+    while time.monotonic() - started < REDIS_SOCKET_TIMEOUT + 2:
+        assert waiter.is_alive(), outcome  # still waiting, not failed
+        time.sleep(0.5)
+    start_worker(worker_class="SimpleWorker", queue=queue.name)
+    waiter.join(timeout=120)
+    assert not waiter.is_alive()
+    assert isinstance(outcome[0], dict), outcome
+    assert set(outcome[0]) == {"pid", "application", "store"}
