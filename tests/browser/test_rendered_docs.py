@@ -39,6 +39,11 @@ KEY_PAGES = [
     "recipes/pyramid-sqlalchemy",
     "recipes/django-orm",
     "recipes/celery",
+    "recipes/rq",
+    "recipes/flask-cassandra",
+    "recipes/django-cassandra",
+    # Tables and plots from the benchmarks: the images must load too.
+    "performance",
 ]
 # Flags from the machine notes: without the background-networking ones,
 # Chromium keeps trying hosts the closed network refuses.

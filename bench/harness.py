@@ -1,0 +1,420 @@
+"""The machinery every benchmark uses: settings, progress, wrk, servers, memory, timing.
+
+Servers are the test kit's ``ServerProcess`` (``cookbook_testing.servers``):
+the recipe's own ``uwsgi.ini``, started as its README says, ready when
+``/health`` answers and every worker is up. Everything listens on loopback
+only, and every wait here is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from cookbook_testing.http import HTTPClient
+from cookbook_testing.servers import ServerProcess
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RECIPES = ROOT / "recipes"
+BASELINES = BENCH / "baselines"
+WRK_SCRIPT = BENCH / "wrk" / "requests.lua"
+
+#: Environment variables that change what a server measures; never inherited.
+ISOLATED_ENV = ("DATABASE_URL", "IS_SNAPSHOTTING_ENABLED", "AGGREGATE_CACHE_MAXSIZE", "WEB_CONCURRENCY", "PORT")
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not run, or measured nonsense; the message says why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long and how big. ``quick`` exercises every code path in a few minutes."""
+
+    quick: bool
+    duration: float  # seconds of load per wrk measurement
+    warmup: float  # seconds of load, discarded, before measuring a server
+    rounds: int  # measurements of each pair, back to back (recipe, baseline, recipe, ...)
+    connections: int = 16  # wrk's concurrent connections: 4 per worker
+    wrk_threads: int = 1  # one thread: the machine has 2 cores, and wrk needs few
+    workers: int = 4
+    write_accounts: int = 1000  # deposits go to a random one of these
+    read_accounts: int = 100  # reads go to a random one of these ...
+    read_account_events: int = 5  # ... each with this many events (opened, then 4 deposits)
+    long_sizes: tuple[int, ...] = (1000, 10000)
+    first_request_repeats: int = 3
+    celery_tasks: int = 1000
+    celery_accounts: int = 100
+    rq_jobs: int = 1000  # deposits per batch for RQ's SimpleWorker, as for Celery ...
+    rq_fork_jobs: int = 300  # ... for its forking Worker (a fork and an application per job) ...
+    rq_spawn_jobs: int = 30  # ... and for SpawnWorker (a new interpreter per job)
+    rq_accounts: int = 100
+    deadline_minutes: float = 60.0
+
+    @classmethod
+    def full(cls) -> Settings:
+        # Four short rounds rather than two long ones: on a shared machine the
+        # median of four back-to-back ratios shrugs off a burst of someone else's load.
+        return cls(quick=False, duration=5.0, warmup=2.0, rounds=4)
+
+    @classmethod
+    def smoke(cls) -> Settings:
+        return cls(
+            quick=True,
+            duration=1.0,
+            warmup=1.0,
+            rounds=1,
+            write_accounts=20,
+            read_accounts=5,
+            read_account_events=3,
+            long_sizes=(50, 200),
+            first_request_repeats=1,
+            celery_tasks=30,
+            celery_accounts=5,
+            rq_jobs=20,
+            rq_fork_jobs=10,
+            rq_spawn_jobs=4,
+            rq_accounts=5,
+            deadline_minutes=10.0,
+        )
+
+
+class Progress:
+    """One line per step, with elapsed time; the run stops past its deadline."""
+
+    def __init__(self, deadline_minutes: float) -> None:
+        self.started = time.monotonic()
+        self.deadline = self.started + deadline_minutes * 60
+        self.section = ""
+
+    def elapsed(self) -> str:
+        seconds = int(time.monotonic() - self.started)
+        return f"{seconds // 60:2d}m{seconds % 60:02d}s"
+
+    def start_section(self, name: str) -> None:
+        self.section = name
+        print(f"\n[{self.elapsed()}] == {name}", flush=True)
+
+    def step(self, message: str) -> None:
+        if time.monotonic() > self.deadline:
+            minutes = (self.deadline - self.started) / 60
+            msg = f"the benchmark ran past its deadline of {minutes:.0f} minutes (at: {self.section}: {message})"
+            raise BenchError(msg)
+        print(f"[{self.elapsed()}]    {message}", flush=True)
+
+
+# --- the load generator ---------------------------------------------------------
+
+
+def wrk_path() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        msg = (
+            "wrk, the load generator, is not installed. On Debian: apt-get install -y wrk "
+            "(CI: add it to .ci/install-debian-packages)"
+        )
+        raise BenchError(msg)
+    return path
+
+
+def wrk_version() -> str:
+    result = subprocess.run([wrk_path(), "--version"], capture_output=True, text=True, timeout=10, check=False)
+    return (result.stdout or result.stderr).splitlines()[0].strip()
+
+
+@dataclass
+class Load:
+    """One wrk measurement: requests per second and latency, in milliseconds."""
+
+    rps: float
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int  # non-2xx/3xx answers, timeouts, failed connects and writes
+    read_errors_beyond_closes: int
+    load_average: float  # the machine's 1-minute load average when it started
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_wrk(
+    port: int,
+    mode: str,
+    seconds: float,
+    settings: Settings,
+    ids_file: Path | None = None,
+    path: str = "/health",
+    connections: int | None = None,
+) -> Load:
+    """Drive ``127.0.0.1:port`` for ``seconds``; ``mode`` is deposit, read or get (of ``path``).
+
+    uWSGI's ``http-socket`` closes the connection after every response, and wrk
+    counts each close as a read error before it reconnects; so read errors are
+    expected, one per request, and only those beyond that count as failures.
+    """
+    connections = connections or settings.connections
+    load_average = os.getloadavg()[0]
+    command = [
+        wrk_path(),
+        f"-t{settings.wrk_threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",  # whole seconds: wrk takes no fractions
+        "--timeout",
+        "30s",
+        "-s",
+        str(WRK_SCRIPT),
+        f"http://127.0.0.1:{port}{path}",
+        "--",
+        mode,
+    ]
+    if ids_file is not None:
+        command.append(str(ids_file))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        msg = f"wrk failed ({result.returncode}): {result.stdout[-2000:]} {result.stderr[-2000:]}"
+        raise BenchError(msg)
+    report = json.loads(lines[-1])
+    measured = report["duration_us"] / 1e6
+    requests = int(report["requests"])
+    errors = sum(int(report[key]) for key in ("connect", "write", "status", "timeout"))
+    return Load(
+        rps=requests / measured if measured else 0.0,
+        requests=requests,
+        seconds=round(measured, 3),
+        p50_ms=report["p50"] / 1000,
+        p90_ms=report["p90"] / 1000,
+        p99_ms=report["p99"] / 1000,
+        max_ms=report["max"] / 1000,
+        errors=errors,
+        read_errors_beyond_closes=max(0, int(report["read"]) - requests - connections),
+        load_average=round(load_average, 2),
+    )
+
+
+def check_load(load: Load, what: str) -> None:
+    """A measurement with failed requests measures failures: refuse it."""
+    failed = load.errors + load.read_errors_beyond_closes
+    if load.requests == 0 or failed > max(2, load.requests // 100):
+        msg = f"{what}: {failed} failed requests of {load.requests} (see the server log)"
+        raise BenchError(msg)
+
+
+# --- servers ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """Something uWSGI serves: a recipe, or a baseline app, with a recipe's own uwsgi.ini."""
+
+    name: str  # the recipe it belongs to, e.g. "flask-sqlalchemy"
+    role: str  # "recipe", "baseline" or "generator"
+    app_dir: Path  # uWSGI's working folder: where its wsgi.py is
+    ini: Path  # always a recipe's uwsgi.ini: served the same way
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: Callable[[Target, str], None] | None = None  # e.g. Django's migrate, before serving
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.role}"
+
+
+def isolate_environment() -> None:
+    """Servers inherit this process's environment: drop what would change what they measure."""
+    for name in ISOLATED_ENV:
+        os.environ.pop(name, None)
+
+
+class BenchServer(ServerProcess):
+    """A target under uWSGI, from its folder, with the recipe's uwsgi.ini."""
+
+    def __init__(self, target: Target, database_url: str, *, workers: int, env: dict[str, str] | None = None) -> None:
+        super().__init__(
+            "uwsgi",
+            target.app_dir,
+            database_url=database_url,
+            workers=workers,
+            extra_env={**target.env, **(env or {})},
+            args=["--ini", str(target.ini)],
+        )
+        self.target = target
+
+    def close(self) -> None:
+        """Stop gracefully (bounded), then make sure, and drop the log."""
+        with contextlib.suppress(AssertionError):
+            self.stop(timeout=30)
+        self.kill()
+        self.log_path.unlink(missing_ok=True)
+
+    def failure(self, error: Exception) -> BenchError:
+        tail = self.log()[-3000:]
+        return BenchError(f"{self.target.label}: {error}\n--- server log (end) ---\n{tail}")
+
+
+@contextlib.contextmanager
+def serving(
+    target: Target, database_url: str, *, workers: int, env: dict[str, str] | None = None
+) -> Iterator[BenchServer]:
+    server = BenchServer(target, database_url, workers=workers, env=env)
+    try:
+        server.start(timeout=120)
+    except AssertionError as error:
+        failure = server.failure(error)
+        server.close()
+        raise failure from None
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def parallel(function: Callable[[int], Any], count: int, threads: int = 8) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(function, range(count)))
+
+
+def open_accounts(client: HTTPClient, count: int, deposits_each: int = 0) -> list[str]:
+    """Open ``count`` accounts over HTTP, each then given ``deposits_each`` deposits; return their ids."""
+
+    def open_one(number: int) -> str:
+        response = client.post(
+            "/accounts", json={"full_name": f"Bench {number}", "email_address": f"b{number}@example.com"}
+        )
+        if response.status != 201:
+            msg = f"POST /accounts answered {response.status}: {response.body[:300]!r}"
+            raise BenchError(msg)
+        account_id = str(response.json["id"])
+        for _ in range(deposits_each):
+            deposited = client.post(f"/accounts/{account_id}/deposit", json={"amount": 100})
+            if deposited.status != 200:
+                msg = f"deposit answered {deposited.status}: {deposited.body[:300]!r}"
+                raise BenchError(msg)
+        return account_id
+
+    return parallel(open_one, count)
+
+
+def write_ids(path: Path, ids: Sequence[str]) -> Path:
+    path.write_text("\n".join(ids) + "\n")
+    return path
+
+
+# --- memory and start-up ------------------------------------------------------------
+
+
+def worker_memory(server: ServerProcess) -> dict[str, Any]:
+    """RSS, PSS and USS of each worker, in MiB: RSS counts pages shared with the master."""
+    workers = []
+    for pid in sorted(server.worker_pids()):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            info = psutil.Process(pid).memory_full_info()
+            workers.append({"pid": pid, "rss": info.rss / 2**20, "pss": info.pss / 2**20, "uss": info.uss / 2**20})
+    if not workers:
+        msg = "no workers to measure"
+        raise BenchError(msg)
+    median = {key: statistics.median(worker[key] for worker in workers) for key in ("rss", "pss", "uss")}
+    master = psutil.Process(server.pid).memory_info().rss / 2**20
+    return {"workers": workers, "median": median, "master_rss": master}
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def boot_seconds() -> float:
+    """Now, on the clock that /proc/<pid>/stat's start times use."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def process_start(pid: int) -> float:
+    """When ``pid`` was forked, in boot-clock seconds (to the kernel's tick, 1/100 s)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[19]) / CLOCK_TICKS
+
+
+class FirstRequestServer(BenchServer):
+    """One worker; ready when a real request (a read of an account) has been answered.
+
+    The polls connect as soon as the master has bound its socket, long before
+    it forks, so the first successful one waits in the listen queue and is
+    answered the moment the new worker can serve it.
+    """
+
+    def __init__(self, target: Target, database_url: str, path: str) -> None:
+        super().__init__(target, database_url, workers=1)
+        self.path = path
+        self.sent_at: float | None = None
+        self.answered_at: float | None = None
+
+    def is_ready(self) -> bool:
+        client = HTTPClient("127.0.0.1", self.port, timeout=120)
+        sent_at = boot_seconds()
+        try:
+            response = client.get(self.path)
+        except OSError:
+            return False
+        if response.status != 200:
+            msg = f"GET {self.path} answered {response.status}: {response.body[:300]!r}"
+            raise BenchError(msg)
+        self.sent_at, self.answered_at = sent_at, boot_seconds()
+        return True
+
+
+def fork_to_first_request(target: Target, database_url: str, path: str) -> dict[str, float]:
+    """Start the target with one worker; seconds from that worker's fork to its first answer."""
+    server = FirstRequestServer(target, database_url, path)
+    launched = time.monotonic()
+    try:
+        server.start(timeout=120)
+    except AssertionError as error:
+        failure = server.failure(error)
+        server.close()
+        raise failure from None
+    try:
+        started_to_answer = time.monotonic() - launched
+        (worker,) = server.worker_pids()
+        forked_at = process_start(worker)
+        assert server.sent_at is not None and server.answered_at is not None
+        return {
+            "fork_to_first_request_s": round(server.answered_at - forked_at, 3),
+            "request_queued_before_fork": server.sent_at <= forked_at + 0.01,
+            "server_start_to_first_request_s": round(started_to_answer, 3),
+        }
+    finally:
+        server.close()
+
+
+# --- statistics -------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values: Sequence[float]) -> float:
+    """(max - min) / median: how far repeated measurements of one thing disagree."""
+    if len(values) < 2:
+        return 0.0
+    middle = statistics.median(values)
+    return (max(values) - min(values)) / middle if middle else 0.0
+
+
+def python_description() -> str:
+    return f"{sys.implementation.name} {sys.version.split()[0]}"

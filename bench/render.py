@@ -1,0 +1,547 @@
+"""Turn ``results.json`` into the docs page's tables (``results.inc``) and plots (PNG).
+
+run.py calls it at the end of a run; to re-render committed results alone::
+
+    python render.py ../docs/performance/results.json
+
+Everything here is derived from the JSON: edit the JSON's producer, never
+the outputs. The page ``docs/performance.rst`` includes ``results.inc`` (the
+summary and tables) and ``numbers.inc`` (substitutions such as
+``|deposit-postgresql-django-orm|`` for the numbers its prose quotes), and
+shows the plots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt
+
+STORE_NAMES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
+QUEUE_NAMES = {"celery": "Celery", "rq": "RQ"}
+QUEUE_POOLS = {"celery": "pools", "rq": "worker classes (rq worker-pool -n 4)"}
+RECIPE_COLOUR, BASELINE_COLOUR = "#1f77b4", "#bbbbbb"
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def times(value: float) -> str:
+    return f"{value:,.1f} times" if value < 10 else f"{value:,.0f} times"
+
+
+def pct(value: float) -> str:
+    return f"{value * 100:.0f} %"
+
+
+def table(title: str, header: list[str], rows: list[list[str]], widths: str | None = None) -> list[str]:
+    lines = [f".. list-table:: {title}", "   :header-rows: 1"]
+    if widths:
+        lines.append(f"   :widths: {widths}")
+    lines.append("")
+    for row in [header, *rows]:
+        for index, cell in enumerate(row):
+            lines.append(f"   {'*' if index == 0 else ' '} - {cell or 'n/a'}")
+    return [*lines, ""]
+
+
+def ceiling_tps(results: dict[str, Any]) -> float | None:
+    try:
+        clients = str(results["settings"]["connections"])
+        return float(results["ceiling"]["postgresql"]["by_clients"][clients]["median_tps"])
+    except (KeyError, TypeError):
+        return None
+
+
+# --- tables ----------------------------------------------------------------------------
+
+
+def summary(results: dict[str, Any]) -> list[str]:
+    lines = ["Summary of this run", "^^^^^^^^^^^^^^^^^^^", ""]
+    ceiling = ceiling_tps(results)
+    for operation, verb in (("deposit", "Deposits"), ("read", "Reads")):
+        for store in ("postgresql", "sqlite"):
+            pairs = [pair for pair in results.get("web", []) if pair["store"] == store]
+            if not pairs:
+                continue
+            ratios = ", ".join(f"{pair['recipe']} {pct(pair['operations'][operation]['ratio'])}" for pair in pairs)
+            line = f"- {verb} on {STORE_NAMES[store]}, recipe / baseline (requests per second): {ratios}."
+            if operation == "deposit" and store == "postgresql" and ceiling:
+                to_ceiling = ", ".join(
+                    f"{pair['recipe']} {pct(pair['operations'][operation]['recipe_median']['rps'] / ceiling)}"
+                    for pair in pairs
+                )
+                line += f" Recipe / database ceiling (pgbench, {fmt(ceiling)} tps): {to_ceiling}."
+            lines.append(line)
+    long = results.get("long_aggregates")
+    if long:
+        sizes = sorted(long["accounts"], key=int)
+        configurations = long["configurations"]
+        for size in sizes:
+            rate = {name: configurations[name]["sizes"][size]["median_rps"] for name in configurations}
+            lines.append(
+                f"- Reading an account with {int(size):,} events: {fmt(rate['neither'])} req/s with neither; "
+                f"{times(rate['snapshots'] / rate['neither'])} that with snapshots, "
+                f"{times(rate['cache'] / rate['neither'])} with the aggregate cache, "
+                f"{times(rate['snapshots+cache'] / rate['neither'])} with both."
+            )
+    pairs = [pair for pair in results.get("web", []) if pair["store"] == "postgresql"]
+    if pairs:
+        memory = ", ".join(
+            f"{pair['recipe']} {fmt(pair['memory']['recipe']['median']['rss'])} MiB "
+            f"(baseline {fmt(pair['memory']['baseline']['median']['rss'])})"
+            for pair in pairs
+        )
+        lines.append(f"- Per-worker RSS after warm-up, PostgreSQL: {memory}.")
+        first = ", ".join(
+            f"{pair['recipe']} {fmt(pair['first_request']['recipe']['median_s'] * 1000)} ms "
+            f"(baseline {fmt(pair['first_request']['baseline']['median_s'] * 1000)})"
+            for pair in pairs
+        )
+        lines.append(f"- Fork to first request served, PostgreSQL: {first}.")
+    for name, queue in measured_queues(results).items():
+        pools = ", ".join(
+            f"{pool} {fmt(data['recipe_median'], 1 if data['recipe_median'] < 10 else 0)} jobs/s "
+            f"({pct(data['ratio'])} of the direct write)"
+            for pool, data in queue["pools"].items()
+        )
+        lines.append(f"- {QUEUE_NAMES.get(name, name)} deposits, by {QUEUE_POOLS.get(name, 'pool')}: {pools}.")
+    lines.append(f"- Noise: {noise(results)}")
+    for run in results.get("separate_runs", []):
+        lines.append(f"- Measured in a separate run: {separate_run(run)}")
+    return [*lines, ""]
+
+
+#: The order pools and worker classes are shown in (results.json sorts its keys).
+POOL_ORDER = ["prefork", "threads", "solo", "SimpleWorker", "Worker", "SpawnWorker"]
+
+
+def measured_queues(results: dict[str, Any]) -> dict[str, Any]:
+    """The queue benchmarks that ran, each with its pools in ``POOL_ORDER``."""
+    queues = {}
+    for name, data in (results.get("queues") or {}).items():
+        if data:
+            order = sorted(data["pools"], key=lambda pool: POOL_ORDER.index(pool) if pool in POOL_ORDER else 99)
+            queues[name] = {**data, "pools": {pool: data["pools"][pool] for pool in order}}
+    return queues
+
+
+def separate_run(run: dict[str, Any]) -> str:
+    what = ", ".join(f"``{key}``" for key in run["measured"])
+    start, end = run["load_average_at_start"][0], run["load_average_at_end"][0]
+    return (
+        f"{what}, on {run['started_at'][:10]} ({fmt(run['duration_s'] / 60, 0)} minutes, ``{run['command']}``); "
+        f"the 1-minute load average was {start:.1f} at its start and {end:.1f} at its end."
+    )
+
+
+def noise(results: dict[str, Any]) -> str:
+    spreads = [
+        data["ratio_spread"]
+        for pair in results.get("web", [])
+        for data in pair["operations"].values()
+        if "ratio_spread" in data
+    ]
+    rounds = results["settings"]["rounds"]
+    parts = []
+    if rounds > 1 and spreads:
+        parts.append(
+            f"across {rounds} back-to-back rounds the recipe/baseline ratios disagreed by {pct(median_of(spreads))} "
+            f"at the median and by {pct(max(spreads))} at worst"
+        )
+    generator = results.get("generator", {})
+    if "start" in generator and "end" in generator:
+        parts.append(
+            f"the generator's ceiling moved from {fmt(generator['start']['median_rps'])} to "
+            f"{fmt(generator['end']['median_rps'])} req/s between the start and the end of the run"
+        )
+    start, end = results.get("load_average_at_start"), results.get("load_average_at_end")
+    if start and end:
+        parts.append(f"the 1-minute load average was {start[0]:.1f} at the start and {end[0]:.1f} at the end")
+    return ("; ".join(parts) or "one round only: no spread measured") + "."
+
+
+def median_of(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def web_table(results: dict[str, Any]) -> list[str]:
+    ceiling = ceiling_tps(results)
+    header = ["Recipe", "Store", "Request", "Recipe req/s", "p50 / p99 ms", "Baseline req/s", "p50 / p99 ms"]
+    header += ["Recipe / baseline", "Recipe / ceiling"]
+    rows = []
+    for pair in results.get("web", []):
+        for operation, data in pair["operations"].items():
+            recipe, baseline = data["recipe_median"], data["baseline_median"]
+            to_ceiling = ""
+            if operation == "deposit" and pair["store"] == "postgresql" and ceiling:
+                to_ceiling = pct(recipe["rps"] / ceiling)
+            spread = f" (±{pct(data['ratio_spread'] / 2)})" if data.get("ratio_spread") else ""
+            rows.append(
+                [
+                    pair["recipe"],
+                    STORE_NAMES[pair["store"]],
+                    "deposit (POST)" if operation == "deposit" else "get account (GET)",
+                    fmt(recipe["rps"]),
+                    f"{fmt(recipe['p50_ms'], 1)} / {fmt(recipe['p99_ms'], 1)}",
+                    fmt(baseline["rps"]),
+                    f"{fmt(baseline['p50_ms'], 1)} / {fmt(baseline['p99_ms'], 1)}",
+                    f"{data['ratio']:.2f}{spread}",
+                    to_ceiling,
+                ]
+            )
+    return table("Web recipes under uWSGI (4 workers) against their plain-ORM baselines", header, rows)
+
+
+def ceilings_table(results: dict[str, Any]) -> list[str]:
+    rows = []
+    generator = results.get("generator", {})
+    for moment in ("start", "end"):
+        if moment in generator:
+            data = generator[moment]
+            p99 = median_of([run["p99_ms"] for run in data["rounds"]])
+            rows.append(
+                [
+                    f"wrk against a trivial WSGI app (run's {moment})",
+                    str(results["settings"]["connections"]),
+                    f"{fmt(data['median_rps'])} req/s",
+                    f"p99 {fmt(p99, 1)} ms",
+                ]
+            )
+    for clients, data in (results.get("ceiling", {}).get("postgresql", {}).get("by_clients", {})).items():
+        p50 = median_of([run["p50_ms"] for run in data["rounds"]])
+        p99 = median_of([run["p99_ms"] for run in data["rounds"]])
+        rows.append(
+            [
+                "pgbench, a deposit's insert pattern",
+                clients,
+                f"{fmt(data['median_tps'])} tps",
+                f"p50 {p50:.2f}, p99 {p99:.2f} ms",
+            ]
+        )
+    return table("Ceilings: the load generator, and the database", ["What", "Clients", "Rate", "Latency"], rows)
+
+
+def memory_table(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for pair in results.get("web", []):
+        memory, first = pair["memory"], pair["first_request"]
+        rows.append(
+            [
+                pair["recipe"],
+                STORE_NAMES[pair["store"]],
+                f"{fmt(memory['recipe']['median']['rss'])} / {fmt(memory['baseline']['median']['rss'])}",
+                f"{fmt(memory['recipe']['median']['uss'])} / {fmt(memory['baseline']['median']['uss'])}",
+                f"{fmt(first['recipe']['median_s'] * 1000)} / {fmt(first['baseline']['median_s'] * 1000)}",
+            ]
+        )
+    header = [
+        "Recipe",
+        "Store",
+        "Worker RSS, MiB (recipe / baseline)",
+        "Worker USS, MiB (recipe / baseline)",
+        "Fork to first request, ms (recipe / baseline)",
+    ]
+    return table("Per worker: memory after warm-up, and start-up", header, rows)
+
+
+def aggregates_table(results: dict[str, Any]) -> list[str]:
+    long = results.get("long_aggregates")
+    if not long:
+        return []
+    rows = []
+    for size in sorted(long["accounts"], key=int):
+        for configuration in long["configurations"].values():
+            data = configuration["sizes"][size]
+            settings = ", ".join(f"``{key}={value}``" for key, value in configuration["env"].items()) or "(defaults)"
+            rows.append(
+                [
+                    f"{int(size):,}",
+                    settings,
+                    fmt(data["median_rps"]),
+                    f"{fmt(data['median_p50_ms'], 1)} / {fmt(data['median_p99_ms'], 1)}",
+                ]
+            )
+    header = ["Events", "Settings", "req/s", "p50 / p99 ms"]
+    return table("Reading one long-lived account (plain-wsgi, PostgreSQL, 4 workers)", header, rows)
+
+
+def queues_table(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, data in measured_queues(results).items():
+        for pool, measured in data["pools"].items():
+            spread = f" (±{pct(measured['ratio_spread'] / 2)})" if measured.get("ratio_spread") else ""
+            digits = 1 if measured["recipe_median"] < 10 else 0
+            rows.append(
+                [
+                    QUEUE_NAMES.get(name, name),
+                    pool,
+                    str(measured["tasks_per_batch"]),
+                    fmt(measured["recipe_median"], digits),
+                    fmt(measured["baseline_median"], digits),
+                    f"{measured['ratio']:.2f}{spread}",
+                ]
+            )
+    if not rows:
+        return []
+    header = ["Queue", "Pool or worker class", "Jobs a batch", "Recipe jobs/s", "Direct write jobs/s"]
+    header.append("Recipe / direct")
+    return table("Task-queue workers: deposits per second (PostgreSQL, Valkey broker)", header, rows)
+
+
+def machine_table(results: dict[str, Any]) -> list[str]:
+    machine = results["machine"]
+    packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items())
+    postgresql = machine.get("postgresql", {})
+    server = ", ".join(f"{key} {value}" for key, value in postgresql.items())
+    rows = [
+        ["CPUs", f"{machine['cpus']} ({machine['cpu_model']})"],
+        ["Memory", f"{machine['memory_gib']} GiB"],
+        ["System", machine["os"]],
+        ["Python", machine["python"]],
+        ["Load generator", machine["wrk"]],
+        ["PostgreSQL", server or "n/a"],
+        ["Packages", packages],
+        ["Run", f"{results['started_at']}, {results['duration_s'] / 60:.0f} minutes, ``{results['command']}``"],
+    ]
+    for run in results.get("separate_runs", []):
+        packages = ", ".join(f"{name} {version}" for name, version in run["packages"].items())
+        rows.append(
+            [
+                "Separate run",
+                f"{', '.join(run['measured'])}: {run['started_at']}, {run['duration_s'] / 60:.0f} minutes, "
+                f"``{run['command']}``" + (f"; {packages}" if packages else ""),
+            ]
+        )
+    return table("The machine and the run", ["What", "Value"], rows, widths="20 80")
+
+
+def render_tables(results: dict[str, Any]) -> str:
+    lines = [
+        ".. This file is generated by bench/render.py from results.json beside it: do not edit it.",
+        "",
+    ]
+    if results["mode"] != "full":
+        lines += [".. warning:: A quick (smoke) run: tiny durations, numbers not meaningful.", ""]
+    for part in (summary, web_table, ceilings_table, memory_table, aggregates_table, queues_table, machine_table):
+        lines += part(results)
+    return "\n".join(lines)
+
+
+# --- numbers for the page's prose ---------------------------------------------------------
+
+
+def numbers(results: dict[str, Any]) -> dict[str, str]:
+    """Substitutions (``|name|``) for the numbers the page's prose quotes, so that they follow the run.
+
+    Names: ``deposit-postgresql-django-orm`` (the ratio, as a percentage),
+    with ``-rps``, ``-baseline-rps``, ``-ceiling``, ``-spread``;
+    ``rss-postgresql-django-orm`` (and ``-baseline``), ``uss-...``,
+    ``first-request-...``; ``long-1000-cache`` (req/s, and ``-times``: the
+    multiple of neither); ``celery-prefork`` and ``rq-worker`` (ratios, with
+    ``-rps``, ``-baseline-rps`` and ``-jobs``, a batch); settings (``duration``, ``rounds``, ...);
+    the noise (``spread-median``, ``spread-max``, ``load-start``, ...); and
+    for each separate run, ``queues-rq-run-load-start`` and the like.
+    """
+    values: dict[str, str] = {}
+    settings = results["settings"]
+    for key in ("duration", "warmup"):
+        values[key] = f"{settings[key]:g} second" + ("" if settings[key] == 1 else "s")
+    for key in (
+        "rounds",
+        "connections",
+        "workers",
+        "write_accounts",
+        "read_accounts",
+        "read_account_events",
+        "first_request_repeats",
+    ):
+        values[key.replace("_", "-")] = fmt(settings[key])
+    ceiling = ceiling_tps(results)
+    if ceiling:
+        values["ceiling-tps"] = fmt(ceiling)
+    for pair in results.get("web", []):
+        name = f"{pair['store']}-{pair['recipe']}"
+        for operation, data in pair["operations"].items():
+            values[f"{operation}-{name}"] = pct(data["ratio"])
+            values[f"{operation}-{name}-rps"] = fmt(data["recipe_median"]["rps"])
+            values[f"{operation}-{name}-baseline-rps"] = fmt(data["baseline_median"]["rps"])
+            values[f"{operation}-{name}-spread"] = f"±{pct(data.get('ratio_spread', 0) / 2)}"
+            if operation == "deposit" and pair["store"] == "postgresql" and ceiling:
+                values[f"{operation}-{name}-ceiling"] = pct(data["recipe_median"]["rps"] / ceiling)
+        for kind in ("rss", "uss"):
+            values[f"{kind}-{name}"] = fmt(pair["memory"]["recipe"]["median"][kind])
+            values[f"{kind}-{name}-baseline"] = fmt(pair["memory"]["baseline"]["median"][kind])
+        values[f"first-request-{name}"] = f"{fmt(pair['first_request']['recipe']['median_s'] * 1000)} ms"
+        values[f"first-request-{name}-baseline"] = f"{fmt(pair['first_request']['baseline']['median_s'] * 1000)} ms"
+    long = results.get("long_aggregates")
+    if long:
+        for size in long["accounts"]:
+            neither = long["configurations"]["neither"]["sizes"][size]["median_rps"]
+            for configuration, data in long["configurations"].items():
+                rate = data["sizes"][size]["median_rps"]
+                values[f"long-{size}-{configuration}"] = fmt(rate)
+                values[f"long-{size}-{configuration}-times"] = times(rate / neither)
+    for name, queue in measured_queues(results).items():
+        for pool, data in queue["pools"].items():
+            key = f"{name}-{pool.lower()}"
+            digits = 1 if data["recipe_median"] < 10 else 0
+            values[key] = pct(data["ratio"])
+            values[f"{key}-rps"] = fmt(data["recipe_median"], digits)
+            values[f"{key}-baseline-rps"] = fmt(data["baseline_median"], digits)
+            values[f"{key}-spread"] = f"±{pct(data.get('ratio_spread', 0) / 2)}"
+            values[f"{key}-jobs"] = fmt(data["tasks_per_batch"])
+    spreads = [data["ratio_spread"] for pair in results.get("web", []) for data in pair["operations"].values()]
+    if spreads:
+        values["spread-median"], values["spread-max"] = pct(median_of(spreads)), pct(max(spreads))
+        values["spread-max-half"] = f"±{pct(max(spreads) / 2)}"
+    generator = results.get("generator", {})
+    for moment in ("start", "end"):
+        if moment in generator:
+            values[f"generator-{moment}"] = fmt(generator[moment]["median_rps"])
+        if f"load_average_at_{moment}" in results:
+            values[f"load-{moment}"] = f"{results[f'load_average_at_{moment}'][0]:.1f}"
+    values["run-date"] = results["started_at"][:10]
+    values["run-minutes"] = fmt(results["duration_s"] / 60)
+    for run in results.get("separate_runs", []):
+        for measured in run["measured"]:
+            key = measured.replace(".", "-")
+            values[f"{key}-run-date"] = run["started_at"][:10]
+            values[f"{key}-run-minutes"] = fmt(run["duration_s"] / 60)
+            for moment in ("start", "end"):
+                values[f"{key}-run-load-{moment}"] = f"{run[f'load_average_at_{moment}'][0]:.1f}"
+    return values
+
+
+def render_numbers(results: dict[str, Any]) -> str:
+    lines = [
+        ".. This file is generated by bench/render.py from results.json beside it: do not edit it.",
+        ".. Substitutions for the numbers docs/performance.rst quotes in its prose.",
+        "",
+    ]
+    lines += [f".. |{name}| replace:: {value}" for name, value in sorted(numbers(results).items())]
+    return "\n".join(lines)
+
+
+# --- plots ------------------------------------------------------------------------------
+
+
+def plot_web(results: dict[str, Any], path: Path) -> Path | None:
+    pairs = results.get("web", [])
+    if not pairs:
+        return None
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
+    labels = [f"{pair['recipe']}\n{STORE_NAMES[pair['store']]}" for pair in pairs]
+    positions = range(len(pairs))
+    for axis, operation, title in zip(axes, ("deposit", "read"), ("Deposit (POST)", "Get account (GET)"), strict=True):
+        recipe = [pair["operations"][operation]["recipe_median"]["rps"] for pair in pairs]
+        baseline = [pair["operations"][operation]["baseline_median"]["rps"] for pair in pairs]
+        axis.bar([p - 0.2 for p in positions], recipe, 0.4, label="recipe (event-sourced)", color=RECIPE_COLOUR)
+        axis.bar([p + 0.2 for p in positions], baseline, 0.4, label="baseline (plain ORM)", color=BASELINE_COLOUR)
+        for position, (value, base) in enumerate(zip(recipe, baseline, strict=True)):
+            axis.annotate(f"{value / base:.2f}", (position - 0.2, value), ha="center", va="bottom", fontsize=7)
+        axis.set_xticks(list(positions), labels, fontsize=7, rotation=45, ha="right")
+        axis.set_title(title)
+        axis.set_ylabel("requests per second")
+        axis.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.suptitle(
+        "uWSGI, 4 workers, 16 connections: recipe vs plain-ORM baseline (ratio above each bar)", fontsize=10
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_aggregates(results: dict[str, Any], path: Path) -> Path | None:
+    long = results.get("long_aggregates")
+    if not long:
+        return None
+    sizes = sorted(long["accounts"], key=int)
+    names = list(long["configurations"])
+    figure, axis = plt.subplots(figsize=(8.5, 4))
+    width = 0.8 / len(names)
+    for index, name in enumerate(names):
+        values = [long["configurations"][name]["sizes"][size]["median_rps"] for size in sizes]
+        offsets = [position + (index - (len(names) - 1) / 2) * width for position in range(len(sizes))]
+        axis.bar(offsets, values, width, label=name)
+    short = [pair for pair in results.get("web", []) if (pair["recipe"], pair["store"]) == ("plain-wsgi", "postgresql")]
+    if short:
+        events = results["settings"]["read_account_events"]
+        rate = short[0]["operations"]["read"]["recipe_median"]["rps"]
+        axis.axhline(rate, color="black", linestyle="--", linewidth=1, label=f"{events} events (the web reads)")
+    axis.set_xticks(range(len(sizes)), [f"{int(size):,} events" for size in sizes])
+    axis.set_yscale("log")
+    axis.set_ylabel("requests per second (log scale)")
+    axis.set_title("Reading one long-lived account: snapshots and the aggregate cache")
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axis.grid(axis="y", alpha=0.3, which="both")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_queues(results: dict[str, Any], path: Path) -> Path | None:
+    queues = measured_queues(results)
+    if not queues:
+        return None
+    figure, axes = plt.subplots(1, len(queues), figsize=(5.5 * len(queues), 3.8), squeeze=False)
+    for axis, (name, queue) in zip(axes[0], queues.items(), strict=True):
+        pools = list(queue["pools"])
+        recipe = [queue["pools"][pool]["recipe_median"] for pool in pools]
+        baseline = [queue["pools"][pool]["baseline_median"] for pool in pools]
+        positions = range(len(pools))
+        axis.bar([p - 0.2 for p in positions], recipe, 0.4, label="recipe (event-sourced)", color=RECIPE_COLOUR)
+        axis.bar([p + 0.2 for p in positions], baseline, 0.4, label="direct write", color=BASELINE_COLOUR)
+        for position, pool in enumerate(pools):
+            ratio = queue["pools"][pool]["ratio"]
+            axis.annotate(f"{ratio:.2f}", (position - 0.2, recipe[position]), ha="center", va="bottom", fontsize=7)
+        axis.set_xticks(list(positions), pools, fontsize=8)
+        if max(recipe + baseline) > 20 * min(recipe + baseline):
+            axis.set_yscale("log")  # SpawnWorker's few jobs a second beside SimpleWorker's hundreds
+            axis.set_ylabel("deposits per second (log scale)")
+        else:
+            axis.set_ylabel("deposits per second")
+        axis.set_title(f"{QUEUE_NAMES.get(name, name)}: {QUEUE_POOLS.get(name, 'pools')}", fontsize=9)
+        axis.legend(fontsize=7)
+        axis.grid(axis="y", alpha=0.3, which="both")
+    figure.suptitle("Task-queue workers, PostgreSQL, Valkey broker (ratio above each blue bar)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def render(results: dict[str, Any], output: Path) -> list[Path]:
+    output.mkdir(parents=True, exist_ok=True)
+    tables = output / "results.inc"
+    tables.write_text(render_tables(results) + "\n")
+    prose = output / "numbers.inc"
+    prose.write_text(render_numbers(results) + "\n")
+    plots = [
+        plot_web(results, output / "web.png"),
+        plot_aggregates(results, output / "long-aggregates.png"),
+        plot_queues(results, output / "queues.png"),
+    ]
+    return [tables, prose, *(plot for plot in plots if plot is not None)]
+
+
+if __name__ == "__main__":
+    source = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent.parent / "docs/performance/results.json")
+    for written in render(json.loads(source.read_text()), source.parent):
+        print(f"wrote {written}")

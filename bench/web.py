@@ -1,0 +1,188 @@
+"""Web recipes against their plain-ORM baselines, each under the recipe's own uwsgi.ini.
+
+For each recipe and store, both servers run side by side (4 workers each; an
+idle server costs nothing) and are measured in turn, back to back: a deposit
+round on the recipe, then on the baseline, then a read round on each; then
+again. Each round's ratio compares two measurements taken seconds apart,
+which is what survives a noisy machine.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import (
+    BASELINES,
+    RECIPES,
+    BenchError,
+    BenchServer,
+    Progress,
+    Settings,
+    Target,
+    check_load,
+    fork_to_first_request,
+    median,
+    open_accounts,
+    run_wrk,
+    serving,
+    spread,
+    worker_memory,
+    write_ids,
+)
+
+#: Every landed web recipe (recipes/rq is a worker recipe; its benchmark comes with it).
+WEB_RECIPES = ["flask-sqlalchemy", "plain-wsgi", "pyramid-sqlalchemy", "django-orm"]
+OPERATIONS = ["deposit", "read"]
+
+
+def django_env() -> dict[str, str]:
+    """What the Django recipe needs to serve plain HTTP on loopback (as cookbook.py serve sets it)."""
+    return {
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+    }
+
+
+def migrate(target: Target, database_url: str) -> None:
+    """``python manage.py migrate``, as the Django recipe's README says to do before serving."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input"],
+        cwd=target.app_dir,
+        env={**os.environ, **target.env, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        msg = f"{target.label}: manage.py migrate failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        raise BenchError(msg)
+
+
+def targets(recipe: str) -> tuple[Target, Target]:
+    """The recipe, and its baseline served with the recipe's own uwsgi.ini."""
+    ini = RECIPES / recipe / "uwsgi.ini"
+    env = django_env() if recipe == "django-orm" else {}
+    prepare = migrate if recipe == "django-orm" else None
+    return (
+        Target(recipe, "recipe", RECIPES / recipe, ini, env, prepare),
+        Target(recipe, "baseline", BASELINES / recipe, ini, env, prepare),
+    )
+
+
+def generator_target() -> Target:
+    """The trivial app under the plain WSGI recipe's uwsgi.ini: the generator's ceiling."""
+    return Target("trivial", "generator", BASELINES / "trivial", RECIPES / "plain-wsgi" / "uwsgi.ini")
+
+
+def measure_generator(settings: Settings, progress: Progress, database_url: str) -> dict[str, Any]:
+    """wrk against an app that does nothing: what no recipe can exceed on this machine."""
+    loads = []
+    with serving(generator_target(), database_url, workers=settings.workers) as server:
+        run_wrk(server.port, "get", settings.warmup, settings)
+        for number in range(1, settings.rounds + 1):
+            load = run_wrk(server.port, "get", settings.duration, settings)
+            check_load(load, "generator ceiling")
+            loads.append(load.as_dict())
+            progress.step(f"generator ceiling, round {number}: {load.rps:,.0f} req/s, p99 {load.p99_ms:.1f} ms")
+    rps = [load["rps"] for load in loads]
+    return {"rounds": loads, "median_rps": median(rps), "spread": spread(rps)}
+
+
+def measure_pair(
+    recipe: str, store: str, urls: tuple[str, str], settings: Settings, progress: Progress, workdir: Path
+) -> dict[str, Any]:
+    """One recipe and its baseline on one store: throughput, latency, memory, start-up."""
+    pair = targets(recipe)
+    for target, url in zip(pair, urls, strict=True):
+        if target.prepare is not None:
+            target.prepare(target, url)
+    result: dict[str, Any] = {"recipe": recipe, "store": store, "operations": {}, "memory": {}, "first_request": {}}
+    read_ids: dict[str, str] = {}
+    with (
+        serving(pair[0], urls[0], workers=settings.workers) as recipe_server,
+        serving(pair[1], urls[1], workers=settings.workers) as baseline_server,
+    ):
+        servers = {"recipe": recipe_server, "baseline": baseline_server}
+        ids_files: dict[tuple[str, str], Path] = {}
+        for role, server in servers.items():
+            writes = open_accounts(server.client, settings.write_accounts)
+            reads = open_accounts(server.client, settings.read_accounts, settings.read_account_events - 1)
+            ids_files[role, "deposit"] = write_ids(workdir / f"{recipe}-{store}-{role}-write.txt", writes)
+            ids_files[role, "read"] = write_ids(workdir / f"{recipe}-{store}-{role}-read.txt", reads)
+            read_ids[role] = reads[0]
+        progress.step(
+            f"{recipe} on {store}: opened {settings.write_accounts + settings.read_accounts} accounts per server"
+        )
+        for role, server in servers.items():  # warm every worker up: imports, connections, caches
+            for operation in OPERATIONS:
+                run_wrk(server.port, operation, settings.warmup, settings, ids_files[role, operation])
+        for operation in OPERATIONS:
+            result["operations"][operation] = {"recipe": [], "baseline": [], "ratios": []}
+        for number in range(1, settings.rounds + 1):
+            for operation in OPERATIONS:
+                measured = result["operations"][operation]
+                loads = {}
+                # Alternate who goes first, so that a drift in the machine's load favours neither.
+                order = list(servers.items()) if number % 2 else list(servers.items())[::-1]
+                for role, server in order:
+                    load = run_wrk(server.port, operation, settings.duration, settings, ids_files[role, operation])
+                    try:
+                        check_load(load, f"{recipe} {role} {operation} on {store}")
+                    except BenchError as error:
+                        raise server.failure(error) from None
+                    loads[role] = load
+                    measured[role].append(load.as_dict())
+                ratio = loads["recipe"].rps / loads["baseline"].rps
+                measured["ratios"].append(ratio)
+                progress.step(
+                    f"{recipe} on {store}, {operation} round {number}: "
+                    f"recipe {loads['recipe'].rps:,.0f} req/s (p50 {loads['recipe'].p50_ms:.1f} ms, "
+                    f"p99 {loads['recipe'].p99_ms:.1f} ms), baseline {loads['baseline'].rps:,.0f} req/s "
+                    f"(p50 {loads['baseline'].p50_ms:.1f} ms): ratio {ratio:.2f}"
+                )
+        for role, server in servers.items():
+            result["memory"][role] = worker_memory(server)
+    for operation in OPERATIONS:
+        summarise(result["operations"][operation])
+    memory = result["memory"]
+    progress.step(
+        f"{recipe} on {store}: worker RSS after warm-up {memory['recipe']['median']['rss']:.0f} MiB "
+        f"(baseline {memory['baseline']['median']['rss']:.0f} MiB), "
+        f"USS {memory['recipe']['median']['uss']:.0f} MiB (baseline {memory['baseline']['median']['uss']:.0f} MiB)"
+    )
+    for target, url in zip(pair, urls, strict=True):
+        samples = [
+            fork_to_first_request(target, url, f"/accounts/{read_ids[target.role]}")
+            for _ in range(settings.first_request_repeats)
+        ]
+        result["first_request"][target.role] = {
+            "samples": samples,
+            "median_s": median([sample["fork_to_first_request_s"] for sample in samples]),
+        }
+    first = result["first_request"]
+    progress.step(
+        f"{recipe} on {store}: fork to first request served {first['recipe']['median_s'] * 1000:.0f} ms "
+        f"(baseline {first['baseline']['median_s'] * 1000:.0f} ms)"
+    )
+    return result
+
+
+def summarise(measured: dict[str, Any]) -> None:
+    """Medians over the rounds, and how much the rounds disagreed."""
+    for role in ("recipe", "baseline"):
+        loads = measured[role]
+        measured[f"{role}_median"] = {
+            key: median([load[key] for load in loads]) for key in ("rps", "p50_ms", "p90_ms", "p99_ms")
+        }
+        measured[f"{role}_spread"] = spread([load["rps"] for load in loads])
+    measured["ratio"] = median(measured["ratios"])
+    measured["ratio_spread"] = spread(measured["ratios"])
+
+
+__all__ = ["OPERATIONS", "WEB_RECIPES", "BenchServer", "measure_generator", "measure_pair"]

@@ -1,0 +1,75 @@
+"""JSON in and out: allowed methods, request bodies, and every error as ``{"error": ...}``."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from bankaccounts.domain import BankAccountsError
+from bankaccounts.web import MAX_BODY_BYTES, JSONBody, error_json, parse_json_object, status_for
+
+
+def error_response(message: str, status: int) -> JsonResponse:
+    return JsonResponse(error_json(message), status=status)
+
+
+def json_body(request: HttpRequest) -> JSONBody:
+    """The request body as a JSON object; ``InvalidRequestError`` (400) otherwise."""
+    return parse_json_object(request.body)
+
+
+def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Decorate a view of the JSON API, which answers ``methods`` only.
+
+    CSRF protection is for browsers sending cookies; this API uses none, so
+    its views are exempt. Give them back the protection (drop ``csrf_exempt``)
+    if you add cookie-based authentication.
+    """
+    allowed = ", ".join(methods)
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @csrf_exempt
+        @functools.wraps(view)
+        def json_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                response = error_response(f"method {request.method} is not allowed here; use {allowed}", 405)
+                response["Allow"] = allowed
+                return response
+            try:
+                return view(request, *args, **kwargs)
+            # Write conflicts are retried by the application itself (see
+            # bank/accounts.py); one that outlasts every retry arrives here as
+            # ConflictUnresolvedError, a BankAccountsError: 409.
+            except BankAccountsError as error:
+                return error_response(str(error), status_for(error))
+            except RequestDataTooBig:
+                return error_response(f"request body is larger than {MAX_BODY_BYTES} bytes", 413)
+
+        return json_view
+
+    return decorate
+
+
+# Django's error handlers (named in config/urls.py), used when DEBUG is off.
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> JsonResponse:
+    return error_response("bad request", 400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> JsonResponse:
+    return error_response("forbidden", 403)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
+    return error_response(f"nothing at {request.path}", 404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    # Django has already logged the exception, with its traceback, to django.request.
+    return error_response("internal server error", 500)

@@ -1,0 +1,39 @@
+"""gunicorn for the Django + Cassandra recipe. Start it from this folder: gunicorn -c gunicorn.conf.py
+
+Knobs, from the environment: PORT (default 8000), WEB_CONCURRENCY (default 4
+worker processes), HOST (default 127.0.0.1), CASSANDRA_HOSTS,
+CASSANDRA_KEYSPACE, ... and Django's own (DJANGO_SECRET_KEY, ALLOWED_HOSTS,
+...): see config/settings.py. Create the keyspace and tables first:
+python manage.py create_event_store
+"""
+
+import os
+
+wsgi_app = "wsgi:application"
+bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
+workers = int(os.environ.get("WEB_CONCURRENCY") or "4")
+
+# Import wsgi.py once, in the master, before forking (like uWSGI's default):
+# it sets Django up and connects to nothing, so the workers inherit no session.
+preload_app = True
+
+
+def post_fork(server: object, worker: object) -> None:
+    """Runs in each new worker, right after the fork: its own application."""
+    import wsgi
+
+    wsgi.start_worker()
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """Runs in the worker as it exits (SIGTERM, HUP, max requests): close its session."""
+    import wsgi
+
+    wsgi.stop_worker()
+
+
+# SIGTERM lets workers finish their requests for up to this many seconds.
+graceful_timeout = 30
+accesslog = "-"
+# gunicorn 27 opens a control socket under $HOME by default; not needed here.
+control_socket_disable = True

@@ -1,0 +1,102 @@
+"""Where the application (and its Cassandra session) is constructed: never in a master, once per worker."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from bank.accounts import (
+    bank_accounts,
+    close_bank_accounts,
+    init_bank_accounts,
+    start_worker_process,
+    stop_worker_process,
+)
+from bankaccounts.lifecycle import ApplicationForkedError
+
+FORK = multiprocessing.get_context("fork")
+
+
+def test_importing_wsgi_constructs_nothing_and_connects_to_nothing(recipe_dir: Path, keyspace: str) -> None:
+    """What a prefork server's master does: import wsgi.py, then fork the workers.
+
+    The driver starts its threads (event loop, scheduler, heartbeat) when it
+    connects; a master that had them would fork workers without them.
+    """
+    script = (
+        "import threading, wsgi; from bank.accounts import slot; "
+        "print(slot.is_initialised, sorted(t.name for t in threading.enumerate()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=recipe_dir,
+        env={**os.environ, "CASSANDRA_KEYSPACE": keyspace},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False ['MainThread']"
+
+
+def task_queue_worker(results: Connection) -> None:
+    """A forked task-queue worker process: the start hook, one unit of work, the stop hook."""
+    try:
+        start_worker_process()  # e.g. connected to Celery's worker_process_init
+        application = bank_accounts()
+        account = application.open_account("Grace", "grace@example.com")
+        results.send((os.getpid(), application.instance_id, str(account.id)))
+        stop_worker_process()  # e.g. connected to Celery's worker_process_shutdown
+    except BaseException as error:
+        results.send(repr(error))
+        raise
+
+
+def test_the_task_queue_hook_constructs_each_worker_its_own_application(keyspace: str) -> None:
+    parent = init_bank_accounts()
+    parent_account = parent.open_account("Ada", "ada@example.com")  # the parent's session is open
+    parent_id = parent.instance_id
+    # A prefork parent hands its children nothing open: close what it used.
+    close_bank_accounts()
+
+    receiver, sender = FORK.Pipe(duplex=False)
+    worker = FORK.Process(target=task_queue_worker, args=(sender,))
+    worker.start()
+    worker.join(60)
+
+    assert worker.exitcode == 0
+    child_pid, child_application, child_account = receiver.recv()
+    assert child_pid != os.getpid()
+    assert child_application != parent_id
+    application = bank_accounts()
+    assert application.get_account(parent_account.id).full_name == "Ada"
+    assert application.get_account(child_account).full_name == "Grace"  # written by the child's own session
+
+
+def forked_child_of_a_parent_with_an_application(results: Connection) -> None:
+    try:
+        start_worker_process()
+    except ApplicationForkedError as error:
+        results.send(str(error))
+    else:
+        results.send("constructed")
+
+
+def test_a_worker_forked_from_a_parent_with_an_application_refuses_to_start(keyspace: str) -> None:
+    """The parent's application (and its driver session) must not be used, nor replaced in silence."""
+    parent = init_bank_accounts()
+    parent.open_account("Ada", "ada@example.com")
+    receiver, sender = FORK.Pipe(duplex=False)
+    worker = FORK.Process(target=forked_child_of_a_parent_with_an_application, args=(sender,))
+    worker.start()
+    worker.join(60)
+
+    assert worker.exitcode == 0
+    assert "Construct the application after fork" in receiver.recv()
+    assert bank_accounts() is parent  # the parent's is untouched, and still works
+    assert parent.open_account("Grace", "grace@example.com").version == 1

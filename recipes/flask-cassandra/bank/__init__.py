@@ -1,0 +1,30 @@
+"""Flask + eventsourcing on Cassandra: the application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from bank.views import api, domain_error, http_error
+from bankaccounts.domain import BankAccountsError
+from bankaccounts.web import MAX_BODY_BYTES
+
+
+def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask app: routes and JSON errors, and nothing else.
+
+    It opens no connection: the master process of a prefork server calls it
+    before the workers fork, and each worker connects to Cassandra on its own
+    (see ``bank.accounts.start_worker``). ``DEBUG`` stays off: the debugger
+    runs arbitrary code for whoever can reach it.
+    """
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
+    app.config.update(settings or {})
+    app.register_blueprint(api)
+    app.register_error_handler(BankAccountsError, domain_error)
+    app.register_error_handler(HTTPException, http_error)
+    return app

@@ -1,0 +1,90 @@
+"""The HTTP contract, in Flask: routes, and errors as JSON.
+
+Each command is one call to the application: the Cassandra store commits
+every ``save()`` itself (there is no request transaction to own), and the
+application re-runs a command that lost a write race (``RetryPolicy``),
+answering 409 only if it keeps losing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from bank.accounts import bank
+from bankaccounts.domain import BankAccountsError
+from bankaccounts.web import (
+    account_json,
+    error_json,
+    health_json,
+    parse_account_id,
+    parse_json_object,
+    status_for,
+)
+
+api = Blueprint("api", __name__)
+
+
+def body() -> Any:
+    return parse_json_object(request.get_data(cache=False))
+
+
+@api.get("/health")
+def health() -> dict[str, Any]:
+    return health_json(bank())
+
+
+@api.post("/accounts")
+def open_account() -> tuple[dict[str, Any], int]:
+    fields = body()
+    account = bank().open_account(fields.string("full_name"), fields.string("email_address"))
+    return account_json(account), 201
+
+
+@api.get("/accounts/<account_id>")
+def get_account(account_id: str) -> dict[str, Any]:
+    return account_json(bank().get_account(parse_account_id(account_id)))
+
+
+@api.post("/accounts/<account_id>/deposit")
+def deposit(account_id: str) -> dict[str, Any]:
+    account_uuid, amount = parse_account_id(account_id), body().integer("amount")
+    return account_json(bank().deposit(account_uuid, amount))
+
+
+@api.post("/accounts/<account_id>/withdraw")
+def withdraw(account_id: str) -> dict[str, Any]:
+    account_uuid, amount = parse_account_id(account_id), body().integer("amount")
+    return account_json(bank().withdraw(account_uuid, amount))
+
+
+@api.post("/accounts/<account_id>/transfer")
+def transfer(account_id: str) -> dict[str, Any]:
+    account_uuid, fields = parse_account_id(account_id), body()
+    to_account_id, amount = fields.uuid("to_account_id"), fields.integer("amount")
+    return account_json(bank().transfer(account_uuid, to_account_id, amount))
+
+
+@api.post("/accounts/<account_id>/overdraft-limit")
+def set_overdraft_limit(account_id: str) -> dict[str, Any]:
+    account_uuid, limit = parse_account_id(account_id), body().integer("limit")
+    return account_json(bank().set_overdraft_limit(account_uuid, limit))
+
+
+@api.post("/accounts/<account_id>/close")
+def close_account(account_id: str) -> dict[str, Any]:
+    return account_json(bank().close_account(parse_account_id(account_id)))
+
+
+def domain_error(error: BankAccountsError) -> tuple[Response, int]:
+    return jsonify(error_json(str(error))), status_for(error)
+
+
+def http_error(error: HTTPException) -> Response:
+    """404, 405, 413, 500 and friends as JSON; keeps headers such as ``Allow``."""
+    response = error.get_response()
+    response.set_data(jsonify(error_json(error.description or error.name)).get_data())
+    response.content_type = "application/json"
+    return response

@@ -1,0 +1,36 @@
+"""gunicorn for the Flask + Cassandra recipe. Start it from this folder: gunicorn -c gunicorn.conf.py
+
+Knobs, from the environment: PORT (default 8000), WEB_CONCURRENCY (default 4
+worker processes), HOST (default 127.0.0.1), CASSANDRA_HOSTS (default
+127.0.0.1:9042), CASSANDRA_KEYSPACE (default eventsourcing).
+"""
+
+import os
+
+wsgi_app = "wsgi:app"
+bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
+workers = int(os.environ.get("WEB_CONCURRENCY") or "4")
+
+# Import wsgi.py once, in the master, like uWSGI does: it creates the schema
+# there, once, and leaves no Cassandra connection behind for workers to inherit.
+preload_app = True
+
+# SIGTERM lets workers finish their requests for up to this many seconds.
+graceful_timeout = 30
+accesslog = "-"
+# gunicorn 27 opens a control socket under $HOME by default; not needed here.
+control_socket_disable = True
+
+
+def post_fork(server, worker):
+    """Runs in each new worker, right after the fork: its own application and Cluster."""
+    from bank.accounts import start_worker
+
+    start_worker()
+
+
+def worker_exit(server, worker):
+    """Runs in the worker as it exits (SIGTERM, HUP, max requests): shut its Cluster down."""
+    from bank.accounts import stop_worker
+
+    stop_worker()

@@ -1,0 +1,48 @@
+"""Stand-alone checks: this recipe's uwsgi.ini and gunicorn.conf.py, 4 workers each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psutil
+import pytest
+
+from cookbook_testing.servers import ServerProcess
+from cookbook_testing.standalone import ContractOverServer, StandaloneChecks, applications_by_pid
+
+
+def cassandra_connections(pid: int, port: int) -> int:
+    """How many TCP connections process ``pid`` has open to Cassandra's CQL port."""
+    connections = psutil.Process(pid).net_connections(kind="tcp")
+    return sum(1 for c in connections if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+
+
+class TestContractOverServers(ContractOverServer):
+    @pytest.fixture
+    def count_events(self, server: ServerProcess, count_events_in: Callable[[str], int]) -> Callable[[], int]:
+        return lambda: count_events_in(server.env["CASSANDRA_KEYSPACE"])
+
+
+class TestServers(StandaloneChecks):
+    def test_each_worker_has_its_own_cassandra_connections_and_the_master_none(
+        self, server: ServerProcess, cassandra_contact: tuple[list[str], int]
+    ) -> None:
+        _, port = cassandra_contact
+        workers = set(applications_by_pid(server))
+        assert all(cassandra_connections(pid, port) > 0 for pid in workers), "a worker without its own session"
+        # The master created the schema and shut its Cluster down before forking.
+        assert cassandra_connections(server.pid, port) == 0
+
+
+class TestUWSGILazyApps(StandaloneChecks):
+    """The alternative: uWSGI imports wsgi.py in each worker, after the fork."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server_kind(cls) -> str:
+        return "uwsgi"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server_args(cls) -> list[str]:
+        return ["--ini", "uwsgi.ini", "--lazy-apps"]
