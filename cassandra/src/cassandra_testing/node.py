@@ -15,6 +15,7 @@ polled (the CQL port, then a query), never slept for; every wait is bounded.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -197,17 +198,31 @@ def resolve_classpath(
 
     Maven's local repository is ``cache_dir/m2``: a cold cache downloads
     about 95 MB from Maven Central; a warm one reuses the class path file and
-    runs no Maven at all (unless a jar has disappeared).
+    runs no Maven at all (unless a jar has disappeared). Test runs that start
+    at the same time (tox in parallel) share the cache: a file lock lets one
+    of them resolve while the others wait, then read what it wrote.
     """
     work = cache_dir / "maven" / version
+    work.mkdir(parents=True, exist_ok=True)
+    with (work / "resolve.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _resolve_classpath_locked(work, cache_dir, version, mvn, timeout)
+
+
+def _resolve_classpath_locked(work: Path, cache_dir: Path, version: str, mvn: str, timeout: float) -> list[Path]:
     classpath_file = work / "classpath.txt"
-    if classpath_file.exists():
-        jars = [Path(entry) for entry in classpath_file.read_text().strip().split(os.pathsep) if entry]
-        if jars and all(jar.exists() for jar in jars):
-            return jars
+    for _ in range(2):  # the second pass reads what Maven has just written
+        if classpath_file.exists():
+            jars = [Path(entry) for entry in classpath_file.read_text().strip().split(os.pathsep) if entry]
+            if jars and all(jar.exists() for jar in jars):
+                return jars
+        _run_maven(work, classpath_file, cache_dir, version, mvn, timeout)
+    raise NodeError(f"Maven wrote a class path for cassandra-all {version} whose jars are missing: {classpath_file}")
+
+
+def _run_maven(work: Path, classpath_file: Path, cache_dir: Path, version: str, mvn: str, timeout: float) -> None:
     if shutil.which(mvn) is None:
         raise NodeError(f"{mvn!r} is not on PATH: Maven 3 resolves Cassandra's jars (apt-get install maven)")
-    work.mkdir(parents=True, exist_ok=True)
     (work / "pom.xml").write_text(POM.format(version=version))
     command = [
         mvn,
@@ -227,7 +242,6 @@ def resolve_classpath(
             f"Maven could not resolve cassandra-all {version} (exit {result.returncode}): {' '.join(command)}\n"
             f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
         )
-    return resolve_classpath(cache_dir, version, mvn, timeout)
 
 
 def java_major_version(java: str = "java") -> int:
