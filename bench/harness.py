@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -21,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -34,7 +36,24 @@ BASELINES = BENCH / "baselines"
 WRK_SCRIPT = BENCH / "wrk" / "requests.lua"
 
 #: Environment variables that change what a server measures; never inherited.
-ISOLATED_ENV = ("DATABASE_URL", "IS_SNAPSHOTTING_ENABLED", "AGGREGATE_CACHE_MAXSIZE", "WEB_CONCURRENCY", "PORT")
+ISOLATED_ENV = (
+    "DATABASE_URL",
+    "IS_SNAPSHOTTING_ENABLED",
+    "AGGREGATE_CACHE_MAXSIZE",
+    "WEB_CONCURRENCY",
+    "PORT",
+    "PERSISTENCE_MODULE",
+    "CREATE_TABLE",
+    "CASSANDRA_HOSTS",
+    "CASSANDRA_KEYSPACE",
+    "CASSANDRA_REPLICATION",
+    "CASSANDRA_USERNAME",
+    "CASSANDRA_PASSWORD",
+    "CASSANDRA_LOCAL_DC",
+    "CASSANDRA_CONSISTENCY",
+    "CASSANDRA_SERIAL_CONSISTENCY",
+    "CASSANDRA_REQUEST_TIMEOUT",
+)
 
 
 class BenchError(RuntimeError):
@@ -243,16 +262,27 @@ def isolate_environment() -> None:
         os.environ.pop(name, None)
 
 
+def database_env(url: str) -> dict[str, str]:
+    """The environment that points a server at ``url``: ``DATABASE_URL``, or for
+    ``cassandra://host:port/keyspace`` the Cassandra recipes' ``CASSANDRA_HOSTS``
+    and ``CASSANDRA_KEYSPACE`` (and an empty ``DATABASE_URL``, which they ignore)."""
+    if not url.startswith("cassandra://"):
+        return {"DATABASE_URL": url}
+    parts = urlsplit(url)
+    return {"DATABASE_URL": "", "CASSANDRA_HOSTS": parts.netloc, "CASSANDRA_KEYSPACE": parts.path.strip("/")}
+
+
 class BenchServer(ServerProcess):
     """A target under uWSGI, from its folder, with the recipe's uwsgi.ini."""
 
     def __init__(self, target: Target, database_url: str, *, workers: int, env: dict[str, str] | None = None) -> None:
+        database = database_env(database_url)
         super().__init__(
             "uwsgi",
             target.app_dir,
-            database_url=database_url,
+            database_url=database.pop("DATABASE_URL"),
             workers=workers,
-            extra_env={**target.env, **(env or {})},
+            extra_env={**target.env, **database, **(env or {})},
             args=["--ini", str(target.ini)],
         )
         self.target = target
@@ -418,3 +448,80 @@ def spread(values: Sequence[float]) -> float:
 
 def python_description() -> str:
     return f"{sys.implementation.name} {sys.version.split()[0]}"
+
+
+# --- Cassandra ------------------------------------------------------------------------
+
+#: The node's settings that bear on the numbers, as its generated cassandra.yaml has them.
+CASSANDRA_SETTINGS = (
+    "commitlog_sync",
+    "commitlog_sync_period",
+    "concurrent_writes",
+    "paxos_variant",
+    "memtable_heap_space",
+)
+
+
+def cassandra_cache_dir() -> Path:
+    """Maven's cache of Cassandra's jars: ``CASSANDRA_CACHE_DIR``, or the cassandra/ package's
+    ``.cache`` (the one its tests and the Cassandra recipes' tests warm up)."""
+    configured = os.environ.get("CASSANDRA_CACHE_DIR", "").strip()
+    return Path(configured) if configured else ROOT / "cassandra" / ".cache"
+
+
+class CassandraServer:
+    """A Cassandra 5.0 node (the test kit's ``cassandra_testing.node.CassandraNode``: Java 17,
+    jars from Maven Central), on loopback, started on first use and stopped with ``stack``."""
+
+    def __init__(self, stack: contextlib.ExitStack, progress: Progress) -> None:
+        self.stack = stack
+        self.progress = progress
+        self.node: Any = None
+
+    def start(self) -> Any:
+        if self.node is not None:
+            return self.node
+        from cassandra_testing.node import CassandraNode
+
+        node = CassandraNode(cassandra_cache_dir(), start_timeout=300)
+        self.progress.step(f"starting a Cassandra node (jars cached in {node.cache_dir})")
+        try:
+            node.start()
+        except Exception as error:
+            tail = "\n".join(node.log().splitlines()[-30:])
+            node.stop()
+            msg = f"the Cassandra node did not start: {error}\n{tail}"
+            raise BenchError(msg) from None
+        self.stack.callback(node.stop)
+        self.node = node
+        self.progress.step(f"Cassandra node answering on 127.0.0.1:{node.port} after {node.start_seconds:.0f} s")
+        return node
+
+    @property
+    def contact(self) -> tuple[list[str], int]:
+        node = self.start()
+        return node.hosts, node.port
+
+    def url(self, name: str) -> str:
+        """A keyspace of its own for ``name``, as a URL that ``database_env`` understands."""
+        hosts, port = self.contact
+        return f"cassandra://{hosts[0]}:{port}/{re.sub(r'[^a-z0-9]', '_', name.lower())}"
+
+    def description(self) -> dict[str, Any]:
+        """What the page says about the node: its version, heap and the settings that matter."""
+        if self.node is None:
+            return {}
+        from cassandra.cluster import Cluster
+
+        cluster = Cluster(self.node.hosts, port=self.node.port, protocol_version=5)
+        try:
+            version = cluster.connect().execute("SELECT release_version FROM system.local").one()[0]
+        finally:
+            cluster.shutdown()
+        config = (self.node.root / "conf" / "cassandra.yaml").read_text()
+        settings = {
+            key: value.strip()
+            for key, value in re.findall(r"^(\w+): *(.*)$", config, flags=re.MULTILINE)
+            if key in CASSANDRA_SETTINGS
+        }
+        return {"version": str(version), "heap": self.node.heap, "nodes": 1, **settings}

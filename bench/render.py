@@ -25,7 +25,9 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
 
-STORE_NAMES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
+STORE_NAMES = {"postgresql": "PostgreSQL", "sqlite": "SQLite", "cassandra": "Cassandra"}
+#: The stores with a ceiling, and what measured it.
+CEILING_NAMES = {"postgresql": "pgbench", "cassandra": "the store's write of an event through cassandra-driver"}
 QUEUE_NAMES = {"celery": "Celery", "rq": "RQ"}
 QUEUE_POOLS = {"celery": "pools", "rq": "worker classes (rq worker-pool -n 4)"}
 RECIPE_COLOUR, BASELINE_COLOUR = "#1f77b4", "#bbbbbb"
@@ -56,12 +58,27 @@ def table(title: str, header: list[str], rows: list[list[str]], widths: str | No
     return [*lines, ""]
 
 
-def ceiling_tps(results: dict[str, Any]) -> float | None:
-    try:
-        clients = str(results["settings"]["connections"])
-        return float(results["ceiling"]["postgresql"]["by_clients"][clients]["median_tps"])
-    except (KeyError, TypeError):
+def ceiling_clients(results: dict[str, Any], store: str) -> str | None:
+    """The concurrency at which ``store``'s ceiling was highest: the ceiling is the best the database did."""
+    by_clients = (results.get("ceiling") or {}).get(store, {}).get("by_clients") or {}
+    if not by_clients:
         return None
+    return max(by_clients, key=lambda clients: by_clients[clients]["median_tps"])
+
+
+def ceiling_tps(results: dict[str, Any], store: str = "postgresql") -> float | None:
+    """The database's ceiling for ``store`` (the best of the concurrencies measured), if measured."""
+    clients = ceiling_clients(results, store)
+    if clients is None:
+        return None
+    return float(results["ceiling"][store]["by_clients"][clients]["median_tps"])
+
+
+def ceiling_run_median(results: dict[str, Any], store: str, key: str) -> float:
+    """The median of ``key`` over the rounds of ``store``'s ceiling, at the concurrency of the ceiling."""
+    clients = ceiling_clients(results, store)
+    assert clients is not None
+    return median_of([run[key] for run in results["ceiling"][store]["by_clients"][clients]["rounds"]])
 
 
 # --- tables ----------------------------------------------------------------------------
@@ -69,20 +86,24 @@ def ceiling_tps(results: dict[str, Any]) -> float | None:
 
 def summary(results: dict[str, Any]) -> list[str]:
     lines = ["Summary of this run", "^^^^^^^^^^^^^^^^^^^", ""]
-    ceiling = ceiling_tps(results)
     for operation, verb in (("deposit", "Deposits"), ("read", "Reads")):
-        for store in ("postgresql", "sqlite"):
+        for store in STORE_NAMES:
             pairs = [pair for pair in results.get("web", []) if pair["store"] == store]
             if not pairs:
                 continue
+            ceiling = ceiling_tps(results, store)
             ratios = ", ".join(f"{pair['recipe']} {pct(pair['operations'][operation]['ratio'])}" for pair in pairs)
             line = f"- {verb} on {STORE_NAMES[store]}, recipe / baseline (requests per second): {ratios}."
-            if operation == "deposit" and store == "postgresql" and ceiling:
+            if operation == "deposit" and ceiling:
                 to_ceiling = ", ".join(
                     f"{pair['recipe']} {pct(pair['operations'][operation]['recipe_median']['rps'] / ceiling)}"
                     for pair in pairs
                 )
-                line += f" Recipe / database ceiling (pgbench, {fmt(ceiling)} tps): {to_ceiling}."
+                clients = ceiling_clients(results, store)
+                line += (
+                    f" Recipe / database ceiling ({CEILING_NAMES[store]}, {fmt(ceiling)} tps at {clients} clients, "
+                    f"the better of the two measured): {to_ceiling}."
+                )
             lines.append(line)
     long = results.get("long_aggregates")
     if long:
@@ -96,20 +117,22 @@ def summary(results: dict[str, Any]) -> list[str]:
                 f"{times(rate['cache'] / rate['neither'])} with the aggregate cache, "
                 f"{times(rate['snapshots+cache'] / rate['neither'])} with both."
             )
-    pairs = [pair for pair in results.get("web", []) if pair["store"] == "postgresql"]
-    if pairs:
+    for store in ("postgresql", "cassandra"):
+        pairs = [pair for pair in results.get("web", []) if pair["store"] == store]
+        if not pairs:
+            continue
         memory = ", ".join(
             f"{pair['recipe']} {fmt(pair['memory']['recipe']['median']['rss'])} MiB "
             f"(baseline {fmt(pair['memory']['baseline']['median']['rss'])})"
             for pair in pairs
         )
-        lines.append(f"- Per-worker RSS after warm-up, PostgreSQL: {memory}.")
+        lines.append(f"- Per-worker RSS after warm-up, {STORE_NAMES[store]}: {memory}.")
         first = ", ".join(
             f"{pair['recipe']} {fmt(pair['first_request']['recipe']['median_s'] * 1000)} ms "
             f"(baseline {fmt(pair['first_request']['baseline']['median_s'] * 1000)})"
             for pair in pairs
         )
-        lines.append(f"- Fork to first request served, PostgreSQL: {first}.")
+        lines.append(f"- Fork to first request served, {STORE_NAMES[store]}: {first}.")
     for name, queue in measured_queues(results).items():
         pools = ", ".join(
             f"{pool} {fmt(data['recipe_median'], 1 if data['recipe_median'] < 10 else 0)} jobs/s "
@@ -179,7 +202,6 @@ def median_of(values: list[float]) -> float:
 
 
 def web_table(results: dict[str, Any]) -> list[str]:
-    ceiling = ceiling_tps(results)
     header = ["Recipe", "Store", "Request", "Recipe req/s", "p50 / p99 ms", "Baseline req/s", "p50 / p99 ms"]
     header += ["Recipe / baseline", "Recipe / ceiling"]
     rows = []
@@ -187,7 +209,8 @@ def web_table(results: dict[str, Any]) -> list[str]:
         for operation, data in pair["operations"].items():
             recipe, baseline = data["recipe_median"], data["baseline_median"]
             to_ceiling = ""
-            if operation == "deposit" and pair["store"] == "postgresql" and ceiling:
+            ceiling = ceiling_tps(results, pair["store"])
+            if operation == "deposit" and ceiling:
                 to_ceiling = pct(recipe["rps"] / ceiling)
             spread = f" (±{pct(data['ratio_spread'] / 2)})" if data.get("ratio_spread") else ""
             rows.append(
@@ -203,7 +226,8 @@ def web_table(results: dict[str, Any]) -> list[str]:
                     to_ceiling,
                 ]
             )
-    return table("Web recipes under uWSGI (4 workers) against their plain-ORM baselines", header, rows)
+    title = "Web recipes under uWSGI (4 workers) against their baselines (plain ORM; Cassandra: cassandra-driver)"
+    return table(title, header, rows)
 
 
 def ceilings_table(results: dict[str, Any]) -> list[str]:
@@ -232,7 +256,23 @@ def ceilings_table(results: dict[str, Any]) -> list[str]:
                 f"p50 {p50:.2f}, p99 {p99:.2f} ms",
             ]
         )
-    return table("Ceilings: the load generator, and the database", ["What", "Clients", "Rate", "Latency"], rows)
+    for clients, data in (results.get("ceiling", {}).get("cassandra", {}).get("by_clients", {})).items():
+        rounds = data["rounds"]
+        p50 = median_of([run["p50_ms"] for run in rounds])
+        p99 = median_of([run["p99_ms"] for run in rounds])
+        retries = median_of([run["retries_per_transaction"] for run in rounds])
+        generator = median_of([run["generator_cpu"] for run in rounds])
+        server = median_of([run["server_cpu"] for run in rounds])
+        rows.append(
+            [
+                "Cassandra: the store's write of an event (2 lightweight transactions), cassandra-driver",
+                clients,
+                f"{fmt(data['median_tps'])} tps ({retries:.2f} retries each; CPU cores used: "
+                f"Cassandra {server:.2f}, generator {generator:.2f})",
+                f"p50 {p50:.2f}, p99 {p99:.2f} ms",
+            ]
+        )
+    return table("Ceilings: the load generator, and the databases", ["What", "Clients", "Rate", "Latency"], rows)
 
 
 def memory_table(results: dict[str, Any]) -> list[str]:
@@ -314,6 +354,7 @@ def machine_table(results: dict[str, Any]) -> list[str]:
         ["Python", machine["python"]],
         ["Load generator", machine["wrk"]],
         ["PostgreSQL", server or "n/a"],
+        *cassandra_row(machine),
         ["Packages", packages],
         ["Run", f"{results['started_at']}, {results['duration_s'] / 60:.0f} minutes, ``{results['command']}``"],
     ]
@@ -327,6 +368,14 @@ def machine_table(results: dict[str, Any]) -> list[str]:
             ]
         )
     return table("The machine and the run", ["What", "Value"], rows, widths="20 80")
+
+
+def cassandra_row(machine: dict[str, Any]) -> list[list[str]]:
+    cassandra = machine.get("cassandra")
+    if not cassandra:
+        return []
+    settings = ", ".join(f"{key} {value}" for key, value in cassandra.items() if key not in ("version", "nodes"))
+    return [["Cassandra", f"{cassandra['version']}, {cassandra['nodes']} node, {settings}"]]
 
 
 def render_tables(results: dict[str, Any]) -> str:
@@ -348,7 +397,12 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     """Substitutions (``|name|``) for the numbers the page's prose quotes, so that they follow the run.
 
     Names: ``deposit-postgresql-django-orm`` (the ratio, as a percentage),
-    with ``-rps``, ``-baseline-rps``, ``-ceiling``, ``-spread``;
+    with ``-rps``, ``-baseline-rps``, ``-ceiling``, ``-spread`` (and
+    ``deposit-cassandra-django-cassandra`` and so on); the ceilings,
+    ``ceiling-tps`` (pgbench) and ``ceiling-cassandra-tps``: the best of the
+    concurrencies measured (for Cassandra with ``-clients``, that concurrency,
+    and ``-retries``, ``-generator`` and ``-server``, CPU cores used, at it;
+    ``-16-tps`` and ``-4-tps`` at each), ``cassandra-version``, ``cassandra-commitlog``;
     ``rss-postgresql-django-orm`` (and ``-baseline``), ``uss-...``,
     ``first-request-...``; ``long-1000-cache`` (req/s, and ``-times``: the
     multiple of neither); ``celery-prefork`` and ``rq-worker`` (ratios, with
@@ -373,6 +427,18 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     ceiling = ceiling_tps(results)
     if ceiling:
         values["ceiling-tps"] = fmt(ceiling)
+        values["ceiling-clients"] = str(ceiling_clients(results, "postgresql"))
+    for clients, data in results.get("ceiling", {}).get("cassandra", {}).get("by_clients", {}).items():
+        values[f"ceiling-cassandra-{clients}-tps"] = fmt(data["median_tps"])
+    if ceiling_tps(results, "cassandra"):
+        values["ceiling-cassandra-tps"] = fmt(ceiling_tps(results, "cassandra"))
+        values["ceiling-cassandra-clients"] = str(ceiling_clients(results, "cassandra"))
+        for key in ("retries_per_transaction", "generator_cpu", "server_cpu"):
+            values[f"ceiling-cassandra-{key.split('_')[0]}"] = f"{ceiling_run_median(results, 'cassandra', key):.2f}"
+    cassandra = results.get("machine", {}).get("cassandra")
+    if cassandra:
+        values["cassandra-version"] = cassandra["version"]
+        values["cassandra-commitlog"] = f"{cassandra['commitlog_sync']} ({cassandra['commitlog_sync_period']})"
     for pair in results.get("web", []):
         name = f"{pair['store']}-{pair['recipe']}"
         for operation, data in pair["operations"].items():
@@ -380,8 +446,9 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
             values[f"{operation}-{name}-rps"] = fmt(data["recipe_median"]["rps"])
             values[f"{operation}-{name}-baseline-rps"] = fmt(data["baseline_median"]["rps"])
             values[f"{operation}-{name}-spread"] = f"±{pct(data.get('ratio_spread', 0) / 2)}"
-            if operation == "deposit" and pair["store"] == "postgresql" and ceiling:
-                values[f"{operation}-{name}-ceiling"] = pct(data["recipe_median"]["rps"] / ceiling)
+            store_ceiling = ceiling_tps(results, pair["store"])
+            if operation == "deposit" and store_ceiling:
+                values[f"{operation}-{name}-ceiling"] = pct(data["recipe_median"]["rps"] / store_ceiling)
         for kind in ("rss", "uss"):
             values[f"{kind}-{name}"] = fmt(pair["memory"]["recipe"]["median"][kind])
             values[f"{kind}-{name}-baseline"] = fmt(pair["memory"]["baseline"]["median"][kind])
@@ -443,14 +510,16 @@ def plot_web(results: dict[str, Any], path: Path) -> Path | None:
     pairs = results.get("web", [])
     if not pairs:
         return None
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
+    figure, axes = plt.subplots(1, 2, figsize=(13, 4.4), sharey=False)
     labels = [f"{pair['recipe']}\n{STORE_NAMES[pair['store']]}" for pair in pairs]
     positions = range(len(pairs))
     for axis, operation, title in zip(axes, ("deposit", "read"), ("Deposit (POST)", "Get account (GET)"), strict=True):
         recipe = [pair["operations"][operation]["recipe_median"]["rps"] for pair in pairs]
         baseline = [pair["operations"][operation]["baseline_median"]["rps"] for pair in pairs]
         axis.bar([p - 0.2 for p in positions], recipe, 0.4, label="recipe (event-sourced)", color=RECIPE_COLOUR)
-        axis.bar([p + 0.2 for p in positions], baseline, 0.4, label="baseline (plain ORM)", color=BASELINE_COLOUR)
+        axis.bar(
+            [p + 0.2 for p in positions], baseline, 0.4, label="baseline (plain ORM, driver)", color=BASELINE_COLOUR
+        )
         for position, (value, base) in enumerate(zip(recipe, baseline, strict=True)):
             axis.annotate(f"{value / base:.2f}", (position - 0.2, value), ha="center", va="bottom", fontsize=7)
         axis.set_xticks(list(positions), labels, fontsize=7, rotation=45, ha="right")
@@ -459,7 +528,8 @@ def plot_web(results: dict[str, Any], path: Path) -> Path | None:
         axis.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     figure.suptitle(
-        "uWSGI, 4 workers, 16 connections: recipe vs plain-ORM baseline (ratio above each bar)", fontsize=10
+        "uWSGI, 4 workers, 16 connections: recipe vs baseline without event sourcing (ratio above each bar)",
+        fontsize=10,
     )
     figure.tight_layout()
     figure.savefig(path, dpi=110)

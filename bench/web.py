@@ -1,4 +1,8 @@
-"""Web recipes against their plain-ORM baselines, each under the recipe's own uwsgi.ini.
+"""Web recipes against their baselines, each under the recipe's own uwsgi.ini.
+
+A baseline is the same framework without event sourcing: its plain ORM on
+PostgreSQL and SQLite; cassandra-driver on an ordinary table for the
+Cassandra recipes.
 
 For each recipe and store, both servers run side by side (4 workers each; an
 idle server costs nothing) and are measured in turn, back to back: a deposit
@@ -25,6 +29,7 @@ from harness import (
     Settings,
     Target,
     check_load,
+    database_env,
     fork_to_first_request,
     median,
     open_accounts,
@@ -36,8 +41,27 @@ from harness import (
 )
 
 #: Every landed web recipe (recipes/rq is a worker recipe; its benchmark comes with it).
-WEB_RECIPES = ["flask-sqlalchemy", "plain-wsgi", "pyramid-sqlalchemy", "django-orm"]
+WEB_RECIPES = [
+    "flask-sqlalchemy",
+    "plain-wsgi",
+    "pyramid-sqlalchemy",
+    "django-orm",
+    "flask-cassandra",
+    "django-cassandra",
+]
+#: The stores each recipe runs on (the SQL recipes: both of DATABASE_URL's).
+RECIPE_STORES = {"flask-cassandra": ["cassandra"], "django-cassandra": ["cassandra"]}
+SQL_STORES = ["postgresql", "sqlite"]
 OPERATIONS = ["deposit", "read"]
+#: Django projects: the command that makes the database ready, recipe's and baseline's, as their READMEs say.
+DJANGO_PREPARE = {
+    "django-orm": (("migrate", "--no-input"), ("migrate", "--no-input")),
+    "django-cassandra": (("create_event_store",), ("create_ledger",)),
+}
+
+
+def stores_of(recipe: str) -> list[str]:
+    return RECIPE_STORES.get(recipe, SQL_STORES)
 
 
 def django_env() -> dict[str, str]:
@@ -48,27 +72,30 @@ def django_env() -> dict[str, str]:
     }
 
 
-def migrate(target: Target, database_url: str) -> None:
-    """``python manage.py migrate``, as the Django recipe's README says to do before serving."""
+def manage(target: Target, database_url: str) -> None:
+    """``python manage.py migrate`` (or ``create_event_store``), as the Django recipes' READMEs say to do
+    before serving; the baselines' ``manage.py`` does the same for theirs."""
+    recipe_args, baseline_args = DJANGO_PREPARE[target.name]
+    args = recipe_args if target.role == "recipe" else baseline_args
     result = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input"],
+        [sys.executable, "manage.py", *args],
         cwd=target.app_dir,
-        env={**os.environ, **target.env, "DATABASE_URL": database_url},
+        env={**os.environ, **target.env, **database_env(database_url)},
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     if result.returncode != 0:
-        msg = f"{target.label}: manage.py migrate failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        msg = f"{target.label}: manage.py {args[0]} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
         raise BenchError(msg)
 
 
 def targets(recipe: str) -> tuple[Target, Target]:
     """The recipe, and its baseline served with the recipe's own uwsgi.ini."""
     ini = RECIPES / recipe / "uwsgi.ini"
-    env = django_env() if recipe == "django-orm" else {}
-    prepare = migrate if recipe == "django-orm" else None
+    env = django_env() if recipe in DJANGO_PREPARE else {}
+    prepare = manage if recipe in DJANGO_PREPARE else None
     return (
         Target(recipe, "recipe", RECIPES / recipe, ini, env, prepare),
         Target(recipe, "baseline", BASELINES / recipe, ini, env, prepare),
@@ -185,4 +212,4 @@ def summarise(measured: dict[str, Any]) -> None:
     measured["ratio_spread"] = spread(measured["ratios"])
 
 
-__all__ = ["OPERATIONS", "WEB_RECIPES", "BenchServer", "measure_generator", "measure_pair"]
+__all__ = ["OPERATIONS", "WEB_RECIPES", "BenchServer", "measure_generator", "measure_pair", "stores_of"]
