@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
@@ -214,15 +215,17 @@ def create_schema(env: Mapping[str, str] | None = None, attempts: int = 3) -> No
     task queue's main process), and construct the workers' applications with
     ``SCHEMA_EXISTS``. The application is closed before this returns, so no
     connection survives to be inherited by a forked child. Processes that
-    create tables at the same moment race (PostgreSQL's ``CREATE TABLE IF NOT
-    EXISTS`` is not safe against concurrent creators); if that happens anyway,
-    the losers look again.
+    create tables at the same moment race (uWSGI's ``lazy-apps`` workers, each
+    importing the app): PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` is not safe
+    against concurrent creators, and on a new SQLite file all but one of them
+    fail to switch it to WAL mode (``database is locked``, raised as sqlite3's
+    own error). The losers look again, and find the tables there.
     """
     for attempt in range(1, attempts + 1):
         try:
             with construct_application(env={**(env or {}), "CREATE_TABLE": "y"}, retry=None):
                 return
-        except PersistenceError:
+        except (PersistenceError, sqlite3.OperationalError):
             if attempt == attempts:
                 raise
             time.sleep(0.1 * attempt)
