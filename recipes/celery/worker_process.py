@@ -7,8 +7,10 @@ signal                            prefork pool             solo / threads pools
 ================================  =======================  =========================
 ``worker_init``                   main process, before     main process, before
                                   the children fork        logging is set up
-``worker_process_init``           each child, after        never
-                                  its fork
+``worker_process_init``           each child, after        solo: the main process,
+                                  its fork                 as the pool is created,
+                                                           before the worker's signal
+                                                           handlers; threads: never
 ``worker_ready``                  main process             main process, before the
                                                            first task (tasks run here)
 ``task_prerun``                   the child running        the main process (in the
@@ -21,8 +23,11 @@ signal                            prefork pool             solo / threads pools
 So: the schema is created in ``worker_init``, by a short-lived application
 closed before the pool forks; prefork children construct theirs in
 ``worker_process_init``; the other pools construct one in the main process
-in ``worker_ready``. With ``APPLICATION_INIT=task_prerun`` the application is
-instead constructed lazily, by the first task each process runs.
+in ``worker_ready``, once the worker's SIGTERM handler is in place (solo's
+``worker_process_init`` comes too early: a SIGTERM then would end the process
+before it could close the application). With ``APPLICATION_INIT=task_prerun``
+the application is instead constructed lazily, by the first task each
+process runs.
 """
 
 from __future__ import annotations
@@ -48,8 +53,14 @@ def _runs_tasks_in_children(worker: Any) -> bool:
     return issubclass(get_implementation(worker.pool_cls), PreforkPool)
 
 
+#: The worker's main process, set in ``worker_init``; prefork children have other pids.
+main_pid: int | None = None
+
+
 @signals.worker_init.connect
 def prepare_worker(**kwargs: Any) -> None:
+    global main_pid
+    main_pid = os.getpid()
     create_schema()
 
 
@@ -62,7 +73,8 @@ def start_main_process(sender: Any, **kwargs: Any) -> None:
 
 @signals.worker_process_init.connect
 def start_child(**kwargs: Any) -> None:
-    if APPLICATION_INIT == "worker_process_init":
+    # The solo pool sends this in the main process; worker_ready constructs there.
+    if APPLICATION_INIT == "worker_process_init" and os.getpid() != main_pid:
         init_application(env=SCHEMA_EXISTS)
 
 
