@@ -33,6 +33,8 @@ All three accept JSON jobs only, and only the functions of ``jobs.py``.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from typing import Any
 
@@ -79,6 +81,9 @@ class _RecipeWorker(rq.worker.BaseWorker):
 
     def __init__(self, *args: Any, serializer: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, serializer=json_only(serializer), **kwargs)
+        # Started by ``rq worker-pool``: the pool's pid, to notice that it is gone.
+        pool = multiprocessing.parent_process()
+        self._pool_pid = None if pool is None else pool.pid
 
     def bootstrap(
         self,
@@ -122,7 +127,7 @@ class _RecipeWorker(rq.worker.BaseWorker):
         if timeout is None:  # burst mode: the wait does not block
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
         deadline = None if max_idle_time is None else time.monotonic() + max_idle_time
-        while not self._stop_requested:
+        while not self._stop_requested and not self._orphaned():
             # RQ returns None when a wait of max_idle_time finds nothing.
             result = super().dequeue_job_and_maintain_ttl(STOP_CHECK_INTERVAL, max_idle_time=STOP_CHECK_INTERVAL)
             if result is not None:
@@ -130,6 +135,18 @@ class _RecipeWorker(rq.worker.BaseWorker):
             if deadline is not None and time.monotonic() >= deadline:
                 break
         return None  # the work loop then stops
+
+    # A pool's worker outlives its pool if a SIGTERM ends the pool while it is
+    # still starting its workers: RQ 3.0's pool installs its handler only after
+    # it has started them, so the signal's default action ends it and leaves
+    # them running, taking jobs, with nobody to stop them. Such a worker sees
+    # its parent change at its next look for a stop request, and stops.
+
+    def _orphaned(self) -> bool:
+        if self._pool_pid is None or os.getppid() == self._pool_pid:
+            return False
+        self.log.warning("Worker %s: its pool (pid %s) is gone; stopping", self.name, self._pool_pid)
+        return True
 
 
 class _ApplicationPerJob(_RecipeWorker):
