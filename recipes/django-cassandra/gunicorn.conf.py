@@ -18,8 +18,13 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or "4")
 preload_app = True
 
 
-def post_fork(server: object, worker: object) -> None:
-    """Runs in each new worker, right after the fork: its own application."""
+def post_worker_init(worker: object) -> None:
+    """Runs in each new worker once it has its own signal handlers: its own application.
+
+    Not ``post_fork``: that runs before the worker replaces the master's signal
+    handlers, so a SIGTERM arriving while it connects would be lost, and the
+    master would wait ``graceful_timeout`` and then kill the worker.
+    """
     import wsgi
 
     wsgi.start_worker()

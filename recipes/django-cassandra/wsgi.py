@@ -5,7 +5,7 @@ workers. Importing it sets Django up, which opens nothing: the project has no
 database connection of its own, and the Cassandra session belongs to the
 event-sourced application, which each worker constructs after the fork
 (``start_worker``) and closes as it exits (``stop_worker``). uWSGI calls them
-through ``postfork`` and ``atexit`` (below); gunicorn through ``post_fork``
+through ``postfork`` and ``atexit`` (below); gunicorn through ``post_worker_init``
 and ``worker_exit`` in gunicorn.conf.py.
 """
 

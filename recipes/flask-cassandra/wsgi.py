@@ -5,7 +5,7 @@ in the master, and then fork the workers. So the module creates the schema
 with a short-lived application that it closes at once, builds the Flask app
 (which connects to nothing), and only arranges for each worker to connect to
 Cassandra right after the fork: uWSGI's ``@postfork`` here, gunicorn's
-``post_fork`` in gunicorn.conf.py. (With uWSGI's ``lazy-apps``, each worker
+``post_worker_init`` in gunicorn.conf.py. (With uWSGI's ``lazy-apps``, each worker
 imports this module itself, after the fork, and connects at once.)
 
 ``python wsgi.py`` serves it with Flask's development server.

@@ -19,8 +19,13 @@ accesslog = "-"
 control_socket_disable = True
 
 
-def post_fork(server, worker):
-    """Runs in each new worker, right after the fork: its own application."""
+def post_worker_init(worker):
+    """Runs in each new worker once it has its own signal handlers: its own application.
+
+    Not ``post_fork``: that runs before the worker replaces the master's signal
+    handlers, so a SIGTERM arriving while it constructs would be lost, and the
+    master would wait ``graceful_timeout`` and then kill the worker.
+    """
     from process import start_worker
 
     start_worker()

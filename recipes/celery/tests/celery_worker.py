@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from pathlib import Path
 
@@ -29,15 +28,6 @@ class CeleryWorker(ManagedProcess):
 
     def is_ready(self) -> bool:
         return " ready." in self.log()
-
-    def constructed(self) -> dict[int, str]:
-        """pid -> application id, from the log lines bankaccounts.lifecycle writes."""
-        pattern = r"constructed application (\w+) in process (\d+)"
-        return {int(pid): app_id for app_id, pid in re.findall(pattern, self.log())}
-
-    def closed(self) -> dict[int, str]:
-        pattern = r"closed application (\w+) in process (\d+)"
-        return {int(pid): app_id for app_id, pid in re.findall(pattern, self.log())}
 
 
 class Tasks:

@@ -49,8 +49,13 @@ def start_worker(
     workers: list[CeleryWorker] = []
 
     def start(
-        *, database_url: str | None = None, extra_env: dict[str, str] | None = None, **kwargs: object
+        *,
+        database_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        until: Callable[[CeleryWorker], bool] | None = None,
+        **kwargs: object,
     ) -> CeleryWorker:
+        """``until``: when to return (default: the worker says it is ready)."""
         env = {
             "CELERY_BROKER_URL": broker_url,
             "CELERY_RESULT_BACKEND": result_backend,
@@ -59,7 +64,7 @@ def start_worker(
         }
         worker = CeleryWorker(env, **kwargs)  # type: ignore[arg-type]
         workers.append(worker)
-        worker.start(timeout=90)
+        worker.start(timeout=90, until=None if until is None else lambda: until(worker))
         return worker
 
     yield start

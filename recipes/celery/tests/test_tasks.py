@@ -60,7 +60,7 @@ def test_each_child_has_exactly_one_application_constructed_after_fork(tasks: Ta
     assert len(applications) >= 2, applications
     assert set(applications) <= children
     assert all(len(ids) == 1 for ids in applications.values()), applications
-    constructed = tasks.worker.constructed()
+    constructed = dict(tasks.worker.constructed())
     assert tasks.worker.pid not in constructed, "an application was constructed in the parent"
     assert set(constructed) == children  # worker_process_init: every child, at start
     assert {pid: ids.pop() for pid, ids in applications.items()} == {pid: constructed[pid] for pid in applications}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 from collections.abc import Callable
 
 import pytest
@@ -11,7 +12,7 @@ from celery import Celery, group
 from celery_worker import CeleryWorker, Tasks
 
 from cookbook_testing.databases import count_rows
-from cookbook_testing.processes import wait_for
+from cookbook_testing.processes import STOP_BOUND_SECONDS, wait_for
 
 
 @pytest.mark.parametrize("pool", ["solo", "threads"])
@@ -23,25 +24,26 @@ def test_pools_without_children_construct_one_application_in_the_main_process(
     reports = group(client.signature("health", queue=worker.queue) for _ in range(20)).apply_async().get(timeout=60)
     assert {report["pid"] for report in reports} == {worker.pid}
     assert len({report["application"] for report in reports}) == 1
-    assert worker.constructed() == {worker.pid: reports[0]["application"]}
+    assert dict(worker.constructed()) == {worker.pid: reports[0]["application"]}
     account = tasks.call("open_account", "Ada", "ada@example.com")
     assert tasks.call("deposit", account["id"], 5)["balance"] == 5
     assert worker.stop(signal.SIGTERM) == 0
-    assert worker.closed() == worker.constructed()
+    assert dict(worker.closed()) == dict(worker.constructed())
+    assert "Signal handler" not in worker.log(), "a signal handler raised (Celery logs it and goes on)"
 
 
 def test_task_prerun_constructs_lazily_once_per_child(
     client: Celery, start_worker: Callable[..., CeleryWorker]
 ) -> None:
     worker = start_worker(extra_env={"APPLICATION_INIT": "task_prerun"})
-    assert worker.constructed() == {}, "nothing is constructed before the first task"
+    assert dict(worker.constructed()) == {}, "nothing is constructed before the first task"
     reports = group(client.signature("health", queue=worker.queue) for _ in range(40)).apply_async().get(timeout=60)
     by_pid = {report["pid"]: report["application"] for report in reports}
     assert len({(report["pid"], report["application"]) for report in reports}) == len(by_pid)
     assert set(by_pid) <= worker.child_pids()
-    assert worker.constructed() == by_pid  # exactly the children that ran a task, once each
+    assert dict(worker.constructed()) == by_pid  # exactly the children that ran a task, once each
     assert worker.stop(signal.SIGTERM) == 0
-    assert worker.closed() == by_pid
+    assert dict(worker.closed()) == by_pid
 
 
 def test_sigterm_finishes_or_requeues_tasks_and_closes_every_application(
@@ -58,8 +60,8 @@ def test_sigterm_finishes_or_requeues_tasks_and_closes_every_application(
     )
 
     assert first.stop(signal.SIGTERM, timeout=60) == 0  # warm shutdown
-    assert first.closed() == first.constructed()
-    assert set(first.constructed()) >= first.child_pids() | set(first.closed())
+    assert dict(first.closed()) == dict(first.constructed())
+    assert set(dict(first.constructed())) >= first.child_pids() | set(dict(first.closed()))
 
     # The messages it had not started went back to the queue: a new worker on
     # the same queue and database runs them, and every deposit lands once.
@@ -73,3 +75,31 @@ def test_sigterm_finishes_or_requeues_tasks_and_closes_every_application(
     succeeded_first = set(re.findall(r"Task deposit\[([\w-]+)\] succeeded", first.log()))
     received_again = set(re.findall(r"Task deposit\[([\w-]+)\] received", second.log()))
     print(f"delivered again after they had run: {len(succeeded_first & received_again)} deposit(s)")
+
+
+#: When the SIGTERM comes: as soon as the process exists (Python is importing the
+#: app), once it has begun to start (a prefork child forked, or the application
+#: constructed), and once it says it is ready for tasks.
+START_MOMENTS: dict[str, Callable[[CeleryWorker], bool] | None] = {
+    "importing": lambda worker: True,
+    "starting": lambda worker: bool(worker.child_pids() or worker.constructed()),
+    "ready": None,
+}
+
+
+@pytest.mark.parametrize("moment", START_MOMENTS)
+@pytest.mark.parametrize("pool", ["prefork", "solo", "threads"])
+def test_sigterm_right_after_start_stops_within_the_bound(
+    pool: str, moment: str, start_worker: Callable[..., CeleryWorker]
+) -> None:
+    """An orchestrator may stop a worker it has only just started: it stops, cleanly."""
+    worker = start_worker(pool=pool, until=START_MOMENTS[moment])
+    started = time.monotonic()
+    returncode = worker.stop(signal.SIGTERM, timeout=STOP_BOUND_SECONDS)
+    seconds = time.monotonic() - started
+    # Before Celery installs its handlers (while Python imports the app), SIGTERM's
+    # default action ends the process at once: nothing was constructed to close.
+    assert returncode == 0 or (returncode == -signal.SIGTERM and not worker.constructed()), returncode
+    assert sorted(worker.closed()) == sorted(worker.constructed())
+    assert not worker.left_behind(), "a pool child outlived the worker"
+    print(f"celery {pool} {moment}: stopped in {seconds:.2f}s with {returncode}")

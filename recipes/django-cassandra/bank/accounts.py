@@ -8,7 +8,7 @@ inherited session never gets an answer. So each process constructs its own
 application, and the session opens on its first query:
 
 - **WSGI servers**: in each worker, right after the fork, from ``wsgi.py``
-  (uWSGI's ``postfork``; gunicorn's ``post_fork`` in ``gunicorn.conf.py``);
+  (uWSGI's ``postfork``; gunicorn's ``post_worker_init`` in ``gunicorn.conf.py``);
   closed as the worker exits. Never in the master, which only imports
   ``wsgi.py``.
 - **Task-queue workers**: connect ``start_worker_process`` and

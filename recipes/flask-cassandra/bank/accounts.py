@@ -5,7 +5,7 @@ process does not get in working order. So the master creates the schema with
 a short-lived application that it closes (shutting its ``Cluster`` down)
 before the fork, and each worker constructs its own application and connects
 right after the fork, from a server hook: uWSGI's ``@postfork`` (``wsgi.py``)
-or gunicorn's ``post_fork`` (``gunicorn.conf.py``). The worker's exit hook
+or gunicorn's ``post_worker_init`` (``gunicorn.conf.py``). The worker's exit hook
 closes it, which shuts its ``Cluster`` down cleanly.
 
 Where Cassandra is, comes from the environment, which ``eventsourcing`` reads

@@ -29,11 +29,18 @@ def start_worker(redis_url: str, make_database_url: Callable[[], str]) -> Iterat
     """Start a real worker (or pool) on a new database, unless given one; stopped after the test."""
     workers: list[RQWorker] = []
 
-    def start(*, database_url: str | None = None, timeout: float = 60, **kwargs: object) -> RQWorker:
+    def start(
+        *,
+        database_url: str | None = None,
+        timeout: float = 60,
+        until: Callable[[RQWorker], bool] | None = None,
+        **kwargs: object,
+    ) -> RQWorker:
+        """``until``: when to return (default: every worker listens on its queue)."""
         env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url or make_database_url()}
         worker = RQWorker(env, **kwargs)  # type: ignore[arg-type]
         workers.append(worker)
-        worker.start(timeout=timeout)
+        worker.start(timeout=timeout, until=None if until is None else lambda: until(worker))
         return worker
 
     yield start

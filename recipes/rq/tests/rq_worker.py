@@ -1,8 +1,7 @@
-"""Test helpers: real ``rq worker`` and ``rq worker-pool`` processes, and what their logs say."""
+"""Test helpers: real ``rq worker`` and ``rq worker-pool`` processes."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from pathlib import Path
 
@@ -33,12 +32,3 @@ class RQWorker(ManagedProcess):
 
     def is_ready(self) -> bool:
         return self.log().count("*** Listening on") >= max(self.pool, 1)
-
-    def constructed(self) -> list[tuple[int, str]]:
-        """(pid, application id) for every application constructed, from bankaccounts.lifecycle's log lines."""
-        return [
-            (int(pid), app) for app, pid in re.findall(r"constructed application (\w+) in process (\d+)", self.log())
-        ]
-
-    def closed(self) -> list[tuple[int, str]]:
-        return [(int(pid), app) for app, pid in re.findall(r"closed application (\w+) in process (\d+)", self.log())]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 
 import pytest
@@ -12,7 +13,7 @@ from rq_worker import WORKER_CLASSES, RQWorker
 
 from client import call, enqueue, result
 from cookbook_testing.databases import count_rows
-from cookbook_testing.processes import wait_for
+from cookbook_testing.processes import STOP_BOUND_SECONDS, wait_for
 
 DEPOSITS = 120  # for the test under load; it stops the first worker after 20
 
@@ -101,3 +102,45 @@ def test_sigterm_under_load_loses_and_repeats_nothing(
     assert (final["balance"], final["version"]) == (DEPOSITS * 3, DEPOSITS + 1)
     assert all(len(job.results()) == 1 for job in jobs), "one run each"
     print(f"stopped after {statuses.count(JobStatus.FINISHED)} of {DEPOSITS} deposits; the second worker ran the rest")
+
+
+#: When the SIGTERM comes: as soon as the process exists (Python is importing),
+#: once it has begun to start (it logged its first line: RQ's own handlers are
+#: not yet certain to be in place), and once every worker listens on its queue.
+START_MOMENTS: dict[str, Callable[[RQWorker], bool] | None] = {
+    "importing": lambda worker: True,
+    "starting": lambda worker: bool(worker.log().strip()),
+    "listening": None,
+}
+
+
+@pytest.mark.parametrize("moment", START_MOMENTS)
+@pytest.mark.parametrize(("worker_class", "pool"), [(name, 0) for name in WORKER_CLASSES] + [("Worker", 2)])
+def test_sigterm_right_after_start_stops_within_the_bound(
+    worker_class: str, pool: int, moment: str, start_worker: Callable[..., RQWorker]
+) -> None:
+    """An orchestrator may stop a worker it has only just started: it stops, cleanly."""
+    worker = start_worker(worker_class=worker_class, pool=pool, until=START_MOMENTS[moment])
+    started = time.monotonic()
+    returncode = worker.stop(signal.SIGTERM, timeout=STOP_BOUND_SECONDS)
+    # Before RQ installs its handlers (while Python imports), SIGTERM's default
+    # action ends the process at once: nothing was constructed to close.
+    assert returncode == 0 or (returncode == -signal.SIGTERM and not worker.constructed()), returncode
+    assert sorted(worker.closed()) == sorted(worker.constructed())
+    # A pool ended that way leaves workers it had started; they must notice and stop.
+    remaining = STOP_BOUND_SECONDS - (time.monotonic() - started)
+    wait_for(lambda: not worker.left_behind(), remaining, "every process of the worker to exit")
+    seconds = time.monotonic() - started
+    print(f"rq {worker_class} pool={pool} {moment}: stopped in {seconds:.2f}s with {returncode}")
+
+
+def test_a_pools_workers_stop_when_the_pool_is_gone(start_worker: Callable[..., RQWorker]) -> None:
+    """The pool may die without stopping its workers (a SIGTERM while it starts them,
+    before RQ's handler exists, ends it at once; so does SIGKILL): they stop by themselves."""
+    pool = start_worker(worker_class="Worker", pool=2)
+    workers = pool.child_pids()
+    pool.stop(signal.SIGKILL)
+    started = time.monotonic()
+    wait_for(lambda: not pool.left_behind(), STOP_BOUND_SECONDS, "the pool's workers to notice and stop")
+    assert pool.log().count("is gone; stopping") == 2, workers
+    print(f"rq pool=2 orphaned: workers stopped in {time.monotonic() - started:.2f}s")

@@ -155,7 +155,7 @@ class ApplicationSlot(Generic[A]):
                 f"the application was constructed in process {self._owner_pid} and is being "
                 f"used in process {os.getpid()}, a child forked from it; processes must not "
                 "share database connections. Construct the application after fork: in a "
-                "post-fork hook (uWSGI @postfork, gunicorn post_fork, Celery "
+                "post-fork hook (uWSGI @postfork, gunicorn post_worker_init, Celery "
                 "worker_process_init), lazily on first use, or with uWSGI lazy-apps"
             )
             raise ApplicationForkedError(msg)

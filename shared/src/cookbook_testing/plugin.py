@@ -224,7 +224,8 @@ def start_server(
     """Start the recipe's server (on a new database); stopped after the test."""
     running: list[servers.ServerProcess] = []
 
-    def start(**kwargs: Any) -> servers.ServerProcess:
+    def start(until: Callable[[servers.ServerProcess], bool] | None = None, **kwargs: Any) -> servers.ServerProcess:
+        """``until``: when to return (default: every worker up), e.g. ``ServerProcess.is_listening``."""
         if "database_url" not in kwargs:
             kwargs["database_url"] = make_database_url()
             prepare_database(kwargs["database_url"])
@@ -232,7 +233,7 @@ def start_server(
         kwargs.setdefault("args", server_args)
         server = servers.ServerProcess(server_kind, recipe_dir, **kwargs)
         running.append(server)
-        return server.start()
+        return server.start(until=None if until is None else lambda: until(server))
 
     yield start
     for server in running:

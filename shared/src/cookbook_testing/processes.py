@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,11 @@ T = TypeVar("T")
 
 #: Every process started in this test session, so failures can show their logs.
 started: list[ManagedProcess] = []
+
+#: The longest a server or a queue worker may take to stop after SIGTERM, whenever
+#: the signal comes (docs/topics/servers.rst): requests or tasks in hand finish,
+#: workers still starting finish starting, and every application is closed.
+STOP_BOUND_SECONDS = 15.0
 
 
 def wait_for(condition: Callable[[], T], timeout: float, message: str, interval: float = 0.05) -> T:
@@ -69,7 +75,9 @@ class ManagedProcess:
     def is_ready(self) -> bool:
         return True
 
-    def start(self, timeout: float = 60.0) -> ManagedProcess:
+    def start(self, timeout: float = 60.0, until: Callable[[], bool] | None = None) -> ManagedProcess:
+        """Start the process; return once ``until`` (default: ``is_ready``) holds."""
+        ready = until or self.is_ready
         self.started_at = time.monotonic()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -81,18 +89,19 @@ class ManagedProcess:
                 start_new_session=True,  # signals to the test runner never reach it
             )
         started.append(self)
+
+        def ready_or_dead() -> bool:
+            if self.returncode is not None:
+                msg = f"{self.kind} exited with code {self.returncode} before it was ready"
+                raise AssertionError(msg)
+            return ready()
+
         try:
-            wait_for(self._ready_or_dead, timeout, f"{self.kind} to become ready")
+            wait_for(ready_or_dead, timeout, f"{self.kind} to become ready")
         except BaseException:
             self.kill()
             raise
         return self
-
-    def _ready_or_dead(self) -> bool:
-        if self.returncode is not None:
-            msg = f"{self.kind} exited with code {self.returncode} before it was ready"
-            raise AssertionError(msg)
-        return self.is_ready()
 
     @property
     def pid(self) -> int:
@@ -107,9 +116,17 @@ class ManagedProcess:
     def child_pids(self) -> set[int]:
         """Live child processes (a prefork server's workers, a pool's children)."""
         try:
-            return {child.pid for child in psutil.Process(self.pid).children() if child.status() != "zombie"}
+            children = psutil.Process(self.pid).children()
         except psutil.NoSuchProcess:
             return set()
+        pids = set()
+        for child in children:
+            # A child that exits between the listing and this look is not live
+            # either; it must not make the whole answer empty.
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    pids.add(child.pid)
+        return pids
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send ``signum`` and wait for the process to exit; return its exit code."""
@@ -124,6 +141,18 @@ class ManagedProcess:
         self.stopped_at = time.monotonic()
         return self.process.returncode
 
+    def left_behind(self) -> bool:
+        """Whether a process it started (a worker, a pool child) outlived it.
+
+        Every process it starts is in its session's process group, so after it
+        exits, a live member of the group is one it left behind.
+        """
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
     def kill(self) -> None:
         """Last resort: kill the whole process group, so no child outlives a test."""
         if self.process is None:
@@ -137,6 +166,14 @@ class ManagedProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def constructed(self) -> list[tuple[int, str]]:
+        """(pid, application id) of every application constructed, from ``bankaccounts.lifecycle``'s log."""
+        return _applications("constructed", self.log())
+
+    def closed(self) -> list[tuple[int, str]]:
+        """(pid, application id) of every application closed."""
+        return _applications("closed", self.log())
+
     def __enter__(self) -> ManagedProcess:
         return self.start()
 
@@ -145,3 +182,8 @@ class ManagedProcess:
             with contextlib.suppress(AssertionError):
                 self.stop()
         self.kill()
+
+
+def _applications(verb: str, log: str) -> list[tuple[int, str]]:
+    pattern = rf"{verb} application (\w+) in process (\d+)"
+    return [(int(pid), application_id) for application_id, pid in re.findall(pattern, log)]

@@ -10,10 +10,14 @@ failing test can show it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
+
+import psutil
 
 from cookbook_testing.http import HTTPClient
 from cookbook_testing.processes import ManagedProcess, started, wait_for
@@ -61,19 +65,30 @@ class ServerProcess(ManagedProcess):
         # args: after the program name; default: the recipe's own config file.
         super().__init__(kind, program, default_args if args is None else args, recipe_dir, env)
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
-        super().start(timeout)
+    def start(self, timeout: float = 60.0, until: Callable[[], bool] | None = None) -> ServerProcess:
+        super().start(timeout, until)
         return self
 
     def __enter__(self) -> ServerProcess:
         return self.start()
 
     def is_ready(self) -> bool:
+        return self.answers_health() and len(self.worker_pids()) == self.workers
+
+    def is_listening(self) -> bool:
+        """The master has bound its port (it may still be loading the app or forking)."""
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for connection in psutil.Process(self.pid).net_connections("tcp"):
+                if connection.status == psutil.CONN_LISTEN and connection.laddr.port == self.port:
+                    return True
+        return False
+
+    def answers_health(self) -> bool:
+        """Some worker answers ``/health`` (others may still be starting)."""
         try:
-            healthy = self.client.get("/health").status == 200
+            return self.client.get("/health").status == 200
         except OSError:
             return False
-        return healthy and len(self.worker_pids()) == self.workers
 
     def worker_pids(self) -> set[int]:
         return self.child_pids()

@@ -8,7 +8,6 @@ each with 4 worker processes on a free loopback port.
 
 from __future__ import annotations
 
-import re
 import signal
 import threading
 import time
@@ -22,11 +21,16 @@ import pytest
 from cookbook_testing.contract import HttpContract
 from cookbook_testing.databases import count_rows
 from cookbook_testing.http import Client, HTTPClient, Response
+from cookbook_testing.processes import STOP_BOUND_SECONDS
 from cookbook_testing.servers import ServerProcess, wait_for
 
 CLIENT_THREADS = 16
 DEPOSITS = 400
 DEPOSIT_CENTS = 7
+#: When the SIGTERM comes: as soon as the master has its port, as soon as /health
+#: first answers, once every worker serves, while a killed worker is being
+#: replaced, and under a load of deposits.
+STOP_MOMENTS = ["listening", "first-health", "serving", "respawning", "under-load"]
 
 
 def in_parallel(client: HTTPClient, requests: list[tuple[str, str, Any]]) -> list[Response]:
@@ -55,6 +59,42 @@ def applications_by_pid(server: ServerProcess, timeout: float = 60.0) -> dict[in
 
     wait_for(every_worker_answered, timeout, "every worker answering /health", interval=0)
     return dict(seen)
+
+
+class DepositLoad:
+    """Client threads depositing to an account each, until stopped (bounded by ``seconds``)."""
+
+    def __init__(self, server: ServerProcess, threads: int = CLIENT_THREADS // 2, seconds: float = 120.0) -> None:
+        self.server = server
+        self.deadline = time.monotonic() + seconds
+        self.account_ids = [
+            server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"}).json["id"]
+            for _ in range(threads)
+        ]
+        #: HTTP statuses, or the repr of the error for a request that got no answer.
+        self.outcomes: list[int | str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._deposit, args=(a,)) for a in self.account_ids]
+
+    def start(self) -> DepositLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def _deposit(self, account_id: str) -> None:
+        while not self._stop.is_set() and time.monotonic() < self.deadline:
+            try:
+                response = self.server.client.post(f"/accounts/{account_id}/deposit", json={"amount": 1})
+                self.outcomes.append(response.status)
+            except OSError as error:
+                self.outcomes.append(repr(error))
+                if self.server.returncode is not None:
+                    return
 
 
 class ContractOverServer(HttpContract):
@@ -95,19 +135,41 @@ class StandaloneChecks:
         assert len(set(all_ids)) == len(all_ids), "two workers share one application instance"
         assert server.pid not in seen, "the master process must not serve requests"
 
-    def test_sigterm_stops_cleanly_and_closes_every_application(
-        self, start_server: Callable[..., ServerProcess]
+    @pytest.mark.parametrize("moment", STOP_MOMENTS)
+    def test_sigterm_at_any_moment_stops_cleanly_within_the_bound(
+        self, moment: str, start_server: Callable[..., ServerProcess]
     ) -> None:
-        server = start_server()
-        seen = applications_by_pid(server)
-        returncode = server.stop(signal.SIGTERM)
+        """An orchestrator sends SIGTERM when it likes: the server stops, whenever it comes."""
+        if moment == "listening":  # the master has its port; workers may not exist yet
+            server = start_server(until=ServerProcess.is_listening)
+        elif moment == "first-health":  # one worker answers; others may still be starting
+            server = start_server(until=ServerProcess.answers_health)
+        else:
+            server = start_server()
+        killed: set[int] = set()
+        load = None
+        if moment == "serving":  # every worker has constructed its application
+            applications_by_pid(server)
+        elif moment == "respawning":  # a new worker is starting in place of a killed one
+            before = server.worker_pids()
+            killed.add(min(before))
+            server.signal_worker(min(before), signal.SIGKILL)
+            wait_for(lambda: server.worker_pids() - before, 30, "the master to fork a replacement")
+        elif moment == "under-load":
+            load = DepositLoad(server).start()
+            wait_for(lambda: len(load.outcomes) >= 20, 60, "load before the signal")
+
+        started = time.monotonic()
+        returncode = server.stop(signal.SIGTERM, timeout=STOP_BOUND_SECONDS)
+        seconds = time.monotonic() - started
+        if load is not None:
+            load.stop()
+            assert [o for o in load.outcomes if isinstance(o, int) and o != 200] == [], "a request failed"
         assert returncode == 0
-        log = server.log()
-        for pid, ids in seen.items():
-            (application_id,) = ids
-            assert re.search(rf"closed application {application_id} in process {pid}\b", log), (
-                f"worker {pid} did not close application {application_id}"
-            )
+        assert not server.left_behind(), "a worker outlived the master"
+        unclosed = [(pid, app) for pid, app in server.constructed() if (pid, app) not in server.closed()]
+        assert [(pid, app) for pid, app in unclosed if pid not in killed] == [], "an application was not closed"
+        print(f"{server.kind} {moment}: stopped in {seconds:.2f}s")
 
     def test_killed_worker_is_respawned_and_service_continues(self, start_server: Callable[..., ServerProcess]) -> None:
         server = start_server()
@@ -136,38 +198,18 @@ class StandaloneChecks:
         # reload, not write contention (test_concurrent_deposits_on_one_account
         # covers that). Sharing one account let a request in an old worker lose
         # every optimistic-concurrency retry while the new workers raced ahead.
-        account_ids = [
-            server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"}).json["id"]
-            for _ in range(CLIENT_THREADS // 2)
-        ]
-
-        outcomes: list[object] = []
-        stop = threading.Event()
-
-        def deposit_until_stopped(account_id: str) -> None:
-            while not stop.is_set():
-                try:
-                    response = server.client.post(f"/accounts/{account_id}/deposit", json={"amount": 1})
-                    outcomes.append(response.status)
-                except OSError as error:  # refused or reset: exactly what must not happen
-                    outcomes.append(repr(error))
-
-        threads = [threading.Thread(target=deposit_until_stopped, args=(account_id,)) for account_id in account_ids]
-        for thread in threads:
-            thread.start()
+        load = DepositLoad(server).start()
         try:
-            wait_for(lambda: len(outcomes) >= 20, 60, "load before the reload")
+            wait_for(lambda: len(load.outcomes) >= 20, 60, "load before the reload")
             server.reload()
             after = applications_by_pid(server)
-            served_before_reload_ended = len(outcomes)
-            wait_for(lambda: len(outcomes) >= served_before_reload_ended + 20, 60, "load after the reload")
+            served_before_reload_ended = len(load.outcomes)
+            wait_for(lambda: len(load.outcomes) >= served_before_reload_ended + 20, 60, "load after the reload")
         finally:
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=60)
-        assert [outcome for outcome in outcomes if outcome != 200] == []
+            load.stop()
+        assert [outcome for outcome in load.outcomes if outcome != 200] == []
         assert not set(after) & set(before), "the old workers are still serving"
         assert not set().union(*after.values()) & set().union(*before.values()), "an application survived the reload"
-        balances = [server.client.get(f"/accounts/{account_id}").json["balance"] for account_id in account_ids]
-        assert sum(balances) == len(outcomes), "every acknowledged deposit is recorded, once"
+        balances = [server.client.get(f"/accounts/{account_id}").json["balance"] for account_id in load.account_ids]
+        assert sum(balances) == len(load.outcomes), "every acknowledged deposit is recorded, once"
         assert server.returncode is None

@@ -1,0 +1,73 @@
+"""bankaccounts.uwsgi_signals: a forked child starts with SIGHUP and SIGTERM held.
+
+The module registers fork callbacks when imported, for the whole process, so
+each test imports it in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# A parent that imports the module, forks a child, and reports the signals each
+# one blocks; the child forks a grandchild of its own, which must not inherit
+# the holding (only the process that imported the module holds for its children).
+FORKS = """
+import json, os, signal
+
+{setup}
+
+def blocked():
+    return sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+def in_child(report):
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        os.write(writer, json.dumps(report()).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(pid, 0)
+    return json.loads(os.read(reader, 10_000))
+
+def child_report():
+    mine = blocked()
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])  # as uWSGI's hook-accepting releases them
+    return {{"child": mine, "grandchild": in_child(blocked)}}
+
+print(json.dumps({{"parent_before": blocked(), **in_child(child_report), "parent_after": blocked()}}))
+"""
+
+
+def masks(setup: str) -> dict[str, list[int]]:
+    code = FORKS.format(setup=setup)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(result.stdout)
+
+
+HUP_TERM = sorted([1, 15])
+
+
+def test_a_forked_child_starts_with_the_stop_signals_held() -> None:
+    seen = masks("import bankaccounts.uwsgi_signals")
+    assert seen["child"] == HUP_TERM
+    assert seen["parent_before"] == seen["parent_after"] == [], "the parent's own mask is restored"
+    assert seen["grandchild"] == [], "only the importing process holds them for its children"
+
+
+def test_without_it_a_child_has_nothing_held() -> None:
+    """The control: a plain fork holds nothing, so a stop sent to a starting child could be lost."""
+    seen = masks("")
+    assert seen["child"] == []
+
+
+@pytest.mark.parametrize("blocked_before", [[], [10]])
+def test_the_parent_keeps_whatever_it_blocked_itself(blocked_before: list[int]) -> None:
+    setup = f"signal.pthread_sigmask(signal.SIG_BLOCK, {blocked_before})\nimport bankaccounts.uwsgi_signals"
+    seen = masks(setup)
+    assert seen["parent_after"] == blocked_before
+    assert seen["child"] == sorted({*HUP_TERM, *blocked_before})
