@@ -64,8 +64,11 @@ class ApplicationSlot(Generic[A]):
 
     def __init__(self, factory: Callable[..., A]) -> None:
         self._factory = factory
-        self._application: A | None = None
-        self._owner_pid: int | None = None
+        # The application with the pid of the process that constructed it, in
+        # one attribute: a thread that reads it sees both or neither. (Two
+        # attributes, set one after the other, let a reader see the new
+        # application with no owner yet: a false ApplicationForkedError.)
+        self._held: tuple[A, int] | None = None
         self._lock = threading.Lock()
         # Inherited, never closed here: closing would close the parent's connections.
         self._inherited: list[A] = []
@@ -79,8 +82,8 @@ class ApplicationSlot(Generic[A]):
     def init(self, **kwargs: Any) -> A:
         """Construct the application; raise if this process already has one."""
         with self._lock:
-            if self._application is not None:
-                self._check_owner()
+            if self._held is not None:
+                self._check_owner(self._held)
                 msg = (
                     f"init_application() has already been called in process {os.getpid()}: "
                     "call get_application() to use it, or close_application() first"
@@ -90,35 +93,33 @@ class ApplicationSlot(Generic[A]):
 
     def get(self) -> A:
         """Return the application; raise if ``init()`` has not been called."""
-        application = self._application
-        if application is None:
+        held = self._held
+        if held is None:
             msg = (
                 f"no application in process {os.getpid()}: call init_application() first, "
                 "from a hook that runs once per process (after fork, under a prefork server)"
             )
             raise ApplicationNotInitialisedError(msg)
-        self._check_owner()
-        return application
+        return self._check_owner(held)
 
     def get_or_init(self, **kwargs: Any) -> A:
         """Return the application, constructing it on first use (thread-safe)."""
-        application = self._application
-        if application is None:
+        held = self._held
+        if held is None:
             with self._lock:
                 # Check again: another thread may have constructed it while we waited.
-                if self._application is None:
+                if self._held is None:
                     return self._construct(**kwargs)
-                application = self._application
-        self._check_owner()
-        return application
+                held = self._held
+        return self._check_owner(held)
 
     def close(self) -> None:
         """Close the application, if any, and empty the slot."""
         with self._lock:
-            application, self._application = self._application, None
-            owner_pid, self._owner_pid = self._owner_pid, None
-            if application is None:
+            held, self._held = self._held, None
+            if held is None:
                 return
+            application, owner_pid = held
             if owner_pid != os.getpid():
                 self._inherited.append(application)
                 logger.warning(
@@ -136,29 +137,31 @@ class ApplicationSlot(Generic[A]):
 
     @property
     def is_initialised(self) -> bool:
-        return self._application is not None
+        return self._held is not None
 
     def _construct(self, **kwargs: Any) -> A:
         application = self._factory(**kwargs)
-        self._application = application
-        self._owner_pid = os.getpid()
+        self._held = (application, os.getpid())
         logger.info(
             "constructed application %s in process %s",
             getattr(application, "instance_id", "?"),
-            self._owner_pid,
+            os.getpid(),
         )
         return application
 
-    def _check_owner(self) -> None:
-        if self._owner_pid != os.getpid():
+    @staticmethod
+    def _check_owner(held: tuple[A, int]) -> A:
+        application, owner_pid = held
+        if owner_pid != os.getpid():
             msg = (
-                f"the application was constructed in process {self._owner_pid} and is being "
+                f"the application was constructed in process {owner_pid} and is being "
                 f"used in process {os.getpid()}, a child forked from it; processes must not "
                 "share database connections. Construct the application after fork: in a "
                 "post-fork hook (uWSGI @postfork, gunicorn post_worker_init, Celery "
                 "worker_process_init), lazily on first use, or with uWSGI lazy-apps"
             )
             raise ApplicationForkedError(msg)
+        return application
 
 
 #: The process's ``BankAccounts`` application.
