@@ -19,6 +19,7 @@ from pyramid.router import Router
 from bank import main
 from bankaccounts.config import ConfigurationError
 from bankaccounts.lifecycle import close_application
+from bankaccounts.retry import RetryPolicy
 from cookbook_testing.http import HTTPClient
 from cookbook_testing.servers import free_port, wait_for
 
@@ -54,6 +55,14 @@ def test_development_ini_adds_the_debug_toolbar(loaded_apps: list[Router]) -> No
     loaded_apps.append(app)
     assert TOOLBAR_TWEEN in tweens(app)
     assert app.registry.settings["debugtoolbar.hosts"] == ["127.0.0.1", "::1"]
+
+
+@pytest.mark.parametrize("ini", ["production.ini", "development.ini"])
+def test_both_ini_files_retry_conflicts_as_the_shared_policy_does(ini: str, loaded_apps: list[Router]) -> None:
+    """One home for the number of attempts: the shared RetryPolicy, not a copy in each ini."""
+    app = get_app(str(RECIPE_DIR / ini), "main")
+    loaded_apps.append(app)
+    assert int(app.registry.settings["retry.attempts"]) == RetryPolicy().attempts
 
 
 def test_a_database_url_in_the_settings_is_refused(database_url: str, app_settings: dict[str, Any]) -> None:
