@@ -98,6 +98,29 @@ def test_every_uwsgi_ini_stops_the_same_way() -> None:
     assert "shared-import = bankaccounts.uwsgi_signals" in first
 
 
+def test_every_gunicorn_conf_holds_stop_signals_until_the_worker_has_handlers() -> None:
+    """The same copy in every recipe: held from the fork (at-fork callbacks registered in the
+    master), released first thing in post_worker_init, and before a SIGUSR2 re-exec."""
+    blocks = {}
+    for conf in sorted((ROOT / "recipes").glob("*/gunicorn.conf.py")):
+        text = conf.read_text()
+        match = re.search(
+            r"^# Never lose a stop signal\..*?^    release\(GUNICORN_STOP_SIGNALS\)$", text, flags=re.M | re.S
+        )
+        assert match, f"{conf}: no stop-signal holding"
+        blocks[conf.parent.name] = match.group(0)
+        hook = next(
+            node
+            for node in ast.parse(text).body
+            if isinstance(node, ast.FunctionDef) and node.name == "post_worker_init"
+        )
+        first = hook.body[1] if isinstance(hook.body[0].value, ast.Constant) else hook.body[0]  # type: ignore[attr-defined]
+        assert ast.unparse(first) == "release(GUNICORN_STOP_SIGNALS)", f"{conf}: post_worker_init must release first"
+    assert len(blocks) >= 6
+    first_block = next(iter(blocks.values()))
+    assert {name for name, block in blocks.items() if block != first_block} == set()
+
+
 LITERAL_BLOCK = re.compile(r"^(?!\s*\.\.).*::\s*$")
 ALLOWED_CODE_BLOCKS = {"text", "console", "shell", "bash"}
 

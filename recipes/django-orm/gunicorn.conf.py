@@ -8,6 +8,8 @@ see config/settings.py). Create the tables first: python manage.py migrate
 
 import os
 
+from bankaccounts.prefork_signals import GUNICORN_STOP_SIGNALS, hold_in_forked_children, release
+
 wsgi_app = "wsgi:application"
 bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or "4")
@@ -19,6 +21,7 @@ preload_app = True
 
 def post_worker_init(worker: object) -> None:
     """Runs in each worker after the fork, once it has loaded wsgi.py."""
+    release(GUNICORN_STOP_SIGNALS)  # the worker's handlers exist: a stop held till now acts
     import wsgi
 
     wsgi.construct_in_worker()
@@ -29,3 +32,15 @@ graceful_timeout = 30
 accesslog = "-"
 # gunicorn 27 opens a control socket under $HOME by default; not needed here.
 control_socket_disable = True
+
+# Never lose a stop signal. A new worker has the master's signal handlers until
+# its own are in place, and a SIGTERM that came then was lost: the master waited
+# graceful_timeout, then killed the worker with its application still open.
+# Each worker starts with its stop signals held instead, and post_worker_init
+# lets them in once the worker's handlers exist (bankaccounts/prefork_signals.py).
+hold_in_forked_children(GUNICORN_STOP_SIGNALS)
+
+
+def pre_exec(server):
+    """A master re-executed by SIGUSR2 must not start with its stop signals held."""
+    release(GUNICORN_STOP_SIGNALS)

@@ -7,6 +7,8 @@ worker processes), HOST (default 127.0.0.1), CASSANDRA_HOSTS (default
 
 import os
 
+from bankaccounts.prefork_signals import GUNICORN_STOP_SIGNALS, hold_in_forked_children, release
+
 wsgi_app = "wsgi:app"
 bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or "4")
@@ -21,6 +23,18 @@ accesslog = "-"
 # gunicorn 27 opens a control socket under $HOME by default; not needed here.
 control_socket_disable = True
 
+# Never lose a stop signal. A new worker has the master's signal handlers until
+# its own are in place, and a SIGTERM that came then was lost: the master waited
+# graceful_timeout, then killed the worker with its application still open.
+# Each worker starts with its stop signals held instead, and post_worker_init
+# lets them in once the worker's handlers exist (bankaccounts/prefork_signals.py).
+hold_in_forked_children(GUNICORN_STOP_SIGNALS)
+
+
+def pre_exec(server):
+    """A master re-executed by SIGUSR2 must not start with its stop signals held."""
+    release(GUNICORN_STOP_SIGNALS)
+
 
 def post_worker_init(worker):
     """Runs in each new worker once it has its own signal handlers: its own application and Cluster.
@@ -29,6 +43,7 @@ def post_worker_init(worker):
     handlers, so a SIGTERM arriving while it connects would be lost, and the
     master would wait ``graceful_timeout`` and then kill the worker.
     """
+    release(GUNICORN_STOP_SIGNALS)  # the worker's handlers exist: a stop held till now acts
     from bank.accounts import start_worker
 
     start_worker()

@@ -1,7 +1,7 @@
-"""bankaccounts.uwsgi_signals: a forked child starts with SIGHUP and SIGTERM held.
+"""bankaccounts.prefork_signals: a forked child starts with its stop signals held.
 
-The module registers fork callbacks when imported, for the whole process, so
-each test imports it in a fresh interpreter.
+Fork callbacks, once registered, stay for the whole process, so each test
+registers them in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def in_child(report):
 
 def child_report():
     mine = blocked()
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])  # as uWSGI's hook-accepting releases them
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])  # as the server releases them
     return {{"child": mine, "grandchild": in_child(blocked)}}
 
 print(json.dumps({{"parent_before": blocked(), **in_child(child_report), "parent_after": blocked()}}))
@@ -49,14 +49,25 @@ def masks(setup: str) -> dict[str, list[int]]:
     return json.loads(result.stdout)
 
 
-HUP_TERM = sorted([1, 15])
+HUP_TERM = [1, 15]
+INT_QUIT_TERM = [2, 3, 15]
 
 
-def test_a_forked_child_starts_with_the_stop_signals_held() -> None:
-    seen = masks("import bankaccounts.uwsgi_signals")
+def test_under_uwsgi_a_forked_child_starts_with_sighup_and_sigterm_held() -> None:
+    seen = masks("import bankaccounts.uwsgi_signals")  # what uwsgi.ini's shared-import does
     assert seen["child"] == HUP_TERM
     assert seen["parent_before"] == seen["parent_after"] == [], "the parent's own mask is restored"
-    assert seen["grandchild"] == [], "only the importing process holds them for its children"
+    assert seen["grandchild"] == [], "only the holding process holds them for its children"
+
+
+def test_under_gunicorn_a_forked_child_starts_with_its_stop_signals_held() -> None:
+    setup = (
+        "from bankaccounts.prefork_signals import GUNICORN_STOP_SIGNALS, hold_in_forked_children\n"
+        "hold_in_forked_children(GUNICORN_STOP_SIGNALS)"
+    )
+    seen = masks(setup)
+    assert seen["child"] == INT_QUIT_TERM
+    assert seen["parent_after"] == []
 
 
 def test_without_it_a_child_has_nothing_held() -> None:
@@ -71,3 +82,20 @@ def test_the_parent_keeps_whatever_it_blocked_itself(blocked_before: list[int]) 
     seen = masks(setup)
     assert seen["parent_after"] == blocked_before
     assert seen["child"] == sorted({*HUP_TERM, *blocked_before})
+
+
+def test_release_lets_a_held_signal_in() -> None:
+    """A SIGTERM that came while held is delivered, once, when released."""
+    code = """
+import os, signal
+from bankaccounts.prefork_signals import GUNICORN_STOP_SIGNALS, release
+got = []
+signal.signal(signal.SIGTERM, lambda *_: got.append("term"))
+signal.pthread_sigmask(signal.SIG_BLOCK, GUNICORN_STOP_SIGNALS)
+os.kill(os.getpid(), signal.SIGTERM)
+held = list(got)
+release(GUNICORN_STOP_SIGNALS)
+print(held, got)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.split() == ["[]", "['term']"]

@@ -1,0 +1,70 @@
+"""Hold stop signals in every worker a prefork server forks, until it can act on them.
+
+A prefork server installs a worker's own signal handlers some time after the
+fork: gunicorn in the worker's ``init_signals()``, uWSGI only when the worker
+is about to accept requests (after its ``@postfork`` functions, or its import
+of the app under ``lazy-apps``). Until then the worker has its master's
+handlers, or none: uWSGI's initial workers ignore SIGTERM and SIGHUP, a
+respawned one runs the master's handler, and gunicorn's master handler only
+queues the signal for a master loop the worker does not run. Either way a
+stop meant for a starting worker is lost. The worker goes on serving, and the
+master waits for it: gunicorn ``graceful_timeout`` and then SIGKILL (its
+application never closed), uWSGI 2.0 without any limit.
+
+So the recipes *hold* (block) the stop signals instead: a held signal waits,
+and is acted on when it is released, once the worker's handlers exist.
+``hold_in_forked_children()`` makes every child start with them held: the
+parent blocks them just before ``fork()``, so the child inherits the mask
+from its first instruction, and restores its own mask just after. No moment
+is left in which a signal can reach a new worker before its own handlers.
+Who releases them:
+
+- gunicorn: the recipes' ``post_worker_init`` hook (after ``init_signals()``),
+  and ``pre_exec`` for a master re-executed by SIGUSR2.
+- uWSGI: ``uwsgi.ini``'s ``hook-accepting``, in C, once the worker is ready.
+  ``uwsgi.ini`` imports :mod:`bankaccounts.uwsgi_signals` in the master to
+  hold them (with ``py-call-uwsgi-fork-hooks``, so that uWSGI's forks run
+  Python's fork callbacks), and holds them in the master itself from its
+  start (``hook-asap``) to its master-start hooks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterable
+
+#: What stops a uWSGI worker gracefully (SIGHUP) and the whole server (SIGTERM).
+UWSGI_STOP_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTERM})
+#: What stops a gunicorn worker: gracefully (SIGTERM), quickly (SIGINT, SIGQUIT).
+GUNICORN_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+
+
+def hold_in_forked_children(signals: Iterable[signal.Signals]) -> None:
+    """Make every child this process forks from now on start with ``signals`` blocked.
+
+    A signal sent to the parent in the moment of the fork waits, and is
+    delivered when the parent restores its mask. Forks made later by the
+    children themselves are not affected.
+    """
+    held = frozenset(signals)
+    parent = os.getpid()
+    saved: list[set[signal.Signals]] = []
+
+    def before() -> None:
+        if os.getpid() == parent:
+            saved.append(signal.pthread_sigmask(signal.SIG_BLOCK, held))
+
+    def after_in_parent() -> None:
+        if saved:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved.pop())
+
+    def after_in_child() -> None:
+        saved.clear()  # the child keeps them held until its server releases them
+
+    os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
+
+
+def release(signals: Iterable[signal.Signals]) -> None:
+    """Unblock ``signals`` in this thread: one that came while they were held is delivered now."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
