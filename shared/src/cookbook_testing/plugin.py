@@ -212,6 +212,20 @@ def prepare_database() -> Callable[[str], None]:
     return lambda database_url: None
 
 
+@pytest.fixture(scope="class")
+def class_database_url(
+    server_kind: str, make_database_url: Callable[[], str], prepare_database: Callable[[str], None]
+) -> str:
+    """One prepared database for a test class's servers, for tests that need no clean slate.
+
+    Preparing a database (Django's ``migrate``) takes seconds; tests that start
+    many servers to stop them again share one instead.
+    """
+    url = make_database_url()
+    prepare_database(url)
+    return url
+
+
 @pytest.fixture
 def start_server(
     server_kind: str,
