@@ -93,11 +93,18 @@ def test_threads_contending_on_one_account_all_succeed(app: BankAccounts) -> Non
 
 
 def _deposit_many(database_url: str, account_id: str, threads: int, deposits: int) -> None:
-    """Runs in a freshly spawned process: its own application, its own connections."""
+    """Runs in a freshly spawned process: its own application, its own connections.
+
+    The schema exists (the test's application created it), so this one must not
+    create it again: four processes doing so at once raced on PostgreSQL's
+    catalog ("tuple concurrently updated"), as the docs warn.
+    """
     import os
 
+    from bankaccounts.application import SCHEMA_EXISTS
+
     os.environ["DATABASE_URL"] = database_url
-    with construct_application() as app, ThreadPoolExecutor(max_workers=threads) as pool:
+    with construct_application(env=SCHEMA_EXISTS) as app, ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(lambda _: app.deposit(uuid.UUID(account_id), 5), range(deposits)))
 
 
