@@ -12,8 +12,8 @@ through this proxy, which forwards every byte until a test asks it to
   as a server that stopped, until it is back.
 
 The proxy reads the client's side of the PostgreSQL protocol only to find
-``COMMIT`` in simple-query messages (psycopg sends ``COMMIT`` that way, for
-every driver and framework here); it never changes a byte.
+``COMMIT`` (in a simple query, or parsed for the extended protocol, as psycopg
+does in a pipeline); it never changes a byte.
 """
 
 from __future__ import annotations
@@ -63,7 +63,14 @@ class _ClientMessages:
 
 
 def _is_commit(kind: bytes, body: bytes) -> bool:
-    return kind == b"Q" and body.rstrip(b"\0").strip().rstrip(b";").upper() in (b"COMMIT", b"END")
+    """A simple query (``Q``) or a parse (``P``, extended protocol: pipelines) of ``COMMIT``."""
+    if kind == b"Q":
+        query = body
+    elif kind == b"P":  # statement name, then the query, each ended by NUL
+        query = body.split(b"\0", 2)[1] if body.count(b"\0") >= 2 else b""
+    else:
+        return False
+    return query.rstrip(b"\0").strip().rstrip(b";").upper() in (b"COMMIT", b"END")
 
 
 class _Link:
