@@ -17,6 +17,7 @@ from typing import Any
 
 from bankaccounts.application import BankAccounts
 from bankaccounts.domain import BankAccountsError
+from bankaccounts.readiness import database_ready
 from bankaccounts.web import (
     MAX_BODY_BYTES,
     account_json,
@@ -42,6 +43,10 @@ class HTTPError(Exception):
 
 def health(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
     return 200, health_json(app)
+
+
+def ready(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    return database_ready()
 
 
 def open_account(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
@@ -82,6 +87,7 @@ def close_account(app: BankAccounts, params: dict[str, str], body: bytes) -> tup
 ACCOUNT = r"/accounts/(?P<account_id>[^/]+)"
 ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(r"/health"), {"GET": health}),
+    (re.compile(r"/ready"), {"GET": ready}),
     (re.compile(r"/accounts"), {"POST": open_account}),
     (re.compile(ACCOUNT), {"GET": get_account}),
     (re.compile(ACCOUNT + r"/deposit"), {"POST": deposit}),

@@ -160,6 +160,10 @@ class CassandraDatastore:
 
     # --- the session ---------------------------------------------------------------
 
+    def ping(self, timeout: float) -> None:
+        """Ask the cluster a trivial question (its release version); raise if no answer in ``timeout``."""
+        self.session().execute("SELECT release_version FROM system.local", timeout=timeout)
+
     def session(self) -> Session:
         with self._lock:
             if self._session is not None and self._pid == os.getpid():

@@ -33,6 +33,8 @@ from django.conf import settings
 
 from bankaccounts.application import BankAccounts
 from bankaccounts.lifecycle import ApplicationSlot
+from bankaccounts.readiness import READY_TIMEOUT_SECONDS, ReadinessProbe
+from eventsourcing_cassandra.factory import CassandraFactory
 
 
 def construct_bank_accounts(**_: Any) -> BankAccounts:
@@ -69,3 +71,14 @@ def start_worker_process(**_: Any) -> None:
 def stop_worker_process(**_: Any) -> None:
     """Task-queue hook: a worker process stops (Celery: ``worker_process_shutdown``)."""
     close_bank_accounts()
+
+
+def ask_cassandra() -> None:
+    """``/ready``'s question: this process's session answers a trivial query."""
+    factory = bank_accounts().factory
+    assert isinstance(factory, CassandraFactory)
+    factory.datastore.ping(READY_TIMEOUT_SECONDS)
+
+
+#: Asks in a helper thread, so ``/ready`` answers within a second whatever Cassandra does.
+readiness = ReadinessProbe(ask_cassandra)

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
-from bank.accounts import bank_accounts
+from bank.accounts import bank_accounts, readiness
 from bank.api import api_view, json_body
+from bankaccounts.readiness import ready_json
 from bankaccounts.web import account_json, health_json, parse_account_id
 
 
 @api_view("GET")
 def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse(health_json(bank_accounts()))
+
+
+@api_view("GET")
+def ready(request: HttpRequest) -> JsonResponse:
+    status, payload = ready_json(readiness.problem(), "cassandra")
+    return JsonResponse(payload, status=status)
 
 
 @api_view("POST")

@@ -82,11 +82,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 
 # HTTPS. The servers listen on loopback, behind a proxy that terminates TLS and
 # sets X-Forwarded-Proto (overwriting whatever the client sent); Django trusts
-# that header to know the original scheme. /health stays reachable over plain
-# HTTP for probes on the machine itself.
+# that header to know the original scheme. /health and /ready stay reachable
+# over plain HTTP for probes on the machine itself.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_flag("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^health$"]
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
 # HSTS starts at an hour, short enough to undo a mistake. Browsers' preload
 # lists accept a site only from a max-age of a year, so the preload flag
 # commits to nothing until DJANGO_SECURE_HSTS_SECONDS is raised that far.

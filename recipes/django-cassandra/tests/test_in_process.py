@@ -61,12 +61,13 @@ def test_the_application_is_constructed_once_per_process(keyspace: str) -> None:
     assert ids == {bank_accounts().instance_id}
 
 
-def test_plain_http_is_redirected_to_https_except_health(keyspace: str) -> None:
+def test_plain_http_is_redirected_to_https_except_the_probes(keyspace: str) -> None:
     client = DjangoClient()
     response = client.post("/accounts", {"full_name": "Ada", "email_address": "a@example.com"}, "application/json")
     assert response.status_code == 301
     assert response.headers["Location"] == "https://testserver/accounts"
     assert client.get("/health").status_code == 200  # probes on the machine itself use plain HTTP
+    assert client.get("/ready").status_code == 200
     secure = client.get("/health", headers=HTTPS)
     assert secure.headers["Strict-Transport-Security"] == "max-age=3600; includeSubDomains; preload"
 

@@ -6,6 +6,7 @@ from bank import views
 
 urlpatterns = [
     path("health", views.health),
+    path("ready", views.ready),
     path("accounts", views.open_account),
     path("accounts/<str:account_id>", views.get_account),
     path("accounts/<str:account_id>/deposit", views.deposit),

@@ -14,6 +14,7 @@ from bank.api import api_view, json_body
 from bank.models import AuditEntry
 from bank.transactions import atomic_with_retries
 from bankaccounts.domain import Account
+from bankaccounts.readiness import database_ready
 from bankaccounts.web import account_json, health_json, parse_account_id
 
 
@@ -26,6 +27,12 @@ def audited(action: str, account: Account, status: int = 200) -> JsonResponse:
 @api_view("GET")
 def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse(health_json(bank_accounts()))
+
+
+@api_view("GET")
+def ready(request: HttpRequest) -> JsonResponse:
+    status, payload = database_ready()
+    return JsonResponse(payload, status=status)
 
 
 @api_view("POST")

@@ -160,12 +160,13 @@ def test_the_application_is_constructed_once_per_process(django_database: str) -
     assert ids == {bank_accounts().instance_id}
 
 
-def test_plain_http_is_redirected_to_https_except_health(django_database: str) -> None:
+def test_plain_http_is_redirected_to_https_except_the_probes(django_database: str) -> None:
     client = DjangoClient()
     response = client.post("/accounts", {"full_name": "Ada", "email_address": "a@example.com"}, "application/json")
     assert response.status_code == 301
     assert response.headers["Location"] == "https://testserver/accounts"
     assert client.get("/health").status_code == 200  # probes on the machine itself use plain HTTP
+    assert client.get("/ready").status_code == 200
     secure = client.get("/health", headers=HTTPS)
     assert secure.headers["Strict-Transport-Security"] == "max-age=3600; includeSubDomains; preload"
 

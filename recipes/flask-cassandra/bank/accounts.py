@@ -23,6 +23,7 @@ from eventsourcing.persistence import PersistenceError
 from bankaccounts.application import BankAccounts
 from bankaccounts.application import create_schema as create_event_store_schema
 from bankaccounts.lifecycle import close_application, get_application, init_application
+from bankaccounts.readiness import READY_TIMEOUT_SECONDS, ReadinessProbe
 from eventsourcing_cassandra.factory import CassandraFactory
 
 logger = logging.getLogger(__name__)
@@ -73,3 +74,14 @@ def stop_worker() -> None:
 def bank() -> BankAccounts:
     """This worker's application; ``start_worker()`` must have run in this process."""
     return get_application()
+
+
+def ask_cassandra() -> None:
+    """``/ready``'s question: this worker's session answers a trivial query."""
+    factory = bank().factory
+    assert isinstance(factory, CassandraFactory)
+    factory.datastore.ping(READY_TIMEOUT_SECONDS)
+
+
+#: Asks in a helper thread, so ``/ready`` answers within a second whatever Cassandra does.
+readiness = ReadinessProbe(ask_cassandra)

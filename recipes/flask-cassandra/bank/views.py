@@ -13,8 +13,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from bank.accounts import bank
+from bank.accounts import bank, readiness
 from bankaccounts.domain import BankAccountsError
+from bankaccounts.readiness import ready_json
 from bankaccounts.web import (
     account_json,
     error_json,
@@ -34,6 +35,12 @@ def body() -> Any:
 @api.get("/health")
 def health() -> dict[str, Any]:
     return health_json(bank())
+
+
+@api.get("/ready")
+def ready() -> tuple[dict[str, Any], int]:
+    status, payload = ready_json(readiness.problem(), "cassandra")
+    return payload, status
 
 
 @api.post("/accounts")

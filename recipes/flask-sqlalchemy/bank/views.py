@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from bank.accounts import bank, in_transaction
 from bankaccounts.domain import BankAccountsError
+from bankaccounts.readiness import database_ready
 from bankaccounts.web import (
     account_json,
     error_json,
@@ -28,6 +29,12 @@ def body() -> Any:
 @api.get("/health")
 def health() -> dict[str, Any]:
     return health_json(bank())
+
+
+@api.get("/ready")
+def ready() -> tuple[dict[str, Any], int]:
+    status, payload = database_ready()
+    return payload, status
 
 
 @api.post("/accounts")

@@ -12,6 +12,7 @@ from pyramid.request import Request
 #: methods in their ``request_method``; this table also feeds the ``Allow`` header.
 ROUTES = (
     ("health", "/health", ("GET",)),
+    ("ready", "/ready", ("GET",)),
     ("accounts", "/accounts", ("POST",)),
     ("account", "/accounts/{account_id}", ("GET",)),
     ("deposit", "/accounts/{account_id}/deposit", ("POST",)),

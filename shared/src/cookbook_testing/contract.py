@@ -89,6 +89,12 @@ class HttpContract:
         assert body["application"]
         assert body["store"] == expected_store
 
+    def test_ready_when_the_store_answers(self, api: Client, expected_store: str) -> None:
+        response = api.get("/ready")
+        assert response.status == 200, response.body[:500]
+        assert response.headers.get("content-type", "").startswith("application/json")
+        assert response.json == {"status": "ready", "store": expected_store}
+
     # --- open and get ------------------------------------------------------
 
     def test_open_account(self, api: Client, count_events: Callable[[], int]) -> None:
@@ -316,6 +322,7 @@ class HttpContract:
         ("method", "path"),
         [
             ("POST", "/health"),
+            ("POST", "/ready"),
             ("GET", "/accounts"),
             ("DELETE", "/accounts"),
             ("PUT", "/accounts/ID"),

@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from bankaccounts.readiness import READY_TIMEOUT_SECONDS
 from cookbook_testing.contract import HttpContract
 from cookbook_testing.databases import count_rows
+from cookbook_testing.faults import FaultProxy
 from cookbook_testing.http import Client, HTTPClient, Response
 from cookbook_testing.processes import STOP_BOUND_SECONDS
 from cookbook_testing.servers import ServerProcess, wait_for
@@ -168,6 +170,32 @@ class StandaloneChecks:
         unclosed = [(pid, app) for pid, app in server.constructed() if (pid, app) not in server.closed()]
         assert [(pid, app) for pid, app in unclosed if pid not in killed] == [], "an application was not closed"
         print(f"{server.kind} {moment}: stopped in {seconds:.2f}s")
+
+    @pytest.mark.requires_postgresql
+    def test_ready_follows_the_database(
+        self,
+        start_server: Callable[..., ServerProcess],
+        make_database_url: Callable[[], str],
+        prepare_database: Callable[[str], None],
+    ) -> None:
+        """/ready says 503 within its second when the database is down or hangs, and 200 when it is back;
+        /health, a liveness check, says 200 throughout."""
+        database_url = make_database_url()
+        prepare_database(database_url)
+        with FaultProxy(database_url) as database:
+            server = start_server(database_url=database.url)
+            wait_for(lambda: server.client.get("/ready").status == 200, 30, "/ready to answer 200")
+            for go_wrong, put_right in ((database.go_down, database.come_back), (database.freeze, database.thaw)):
+                go_wrong()
+                for _ in range(server.workers * 2):  # reach every worker's own probe
+                    started = time.monotonic()
+                    response = server.client.get("/ready")
+                    assert response.status == 503, response.body
+                    assert response.json["error"].startswith("not ready: ")
+                    assert time.monotonic() - started < READY_TIMEOUT_SECONDS + 1.0
+                    assert server.client.get("/health").status == 200
+                put_right()
+                wait_for(lambda: server.client.get("/ready").status == 200, 30, "/ready to answer 200 again")
 
     def test_killed_worker_is_respawned_and_service_continues(self, start_server: Callable[..., ServerProcess]) -> None:
         server = start_server()

@@ -15,6 +15,7 @@ from pyramid.view import view_config
 from bank.body import json_body
 from bank.models import AuditEntry
 from bankaccounts.domain import Account
+from bankaccounts.readiness import database_ready
 from bankaccounts.web import account_json, health_json, parse_account_id
 
 
@@ -29,6 +30,13 @@ def audited(request: Request, action: str, account: Account) -> dict[str, Any]:
 @view_config(route_name="health", request_method="GET", renderer="json")
 def health(request: Request) -> dict[str, Any]:
     return health_json(request.bank)
+
+
+@view_config(route_name="ready", request_method="GET", renderer="json")
+def ready(request: Request) -> dict[str, Any]:
+    status, payload = database_ready()
+    request.response.status_code = status
+    return payload
 
 
 @view_config(route_name="accounts", request_method="POST", renderer="json")
