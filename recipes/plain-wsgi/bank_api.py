@@ -20,12 +20,15 @@ from bankaccounts.domain import BankAccountsError
 from bankaccounts.readiness import database_ready
 from bankaccounts.web import (
     MAX_BODY_BYTES,
+    RETRY_AFTER_SECONDS,
     account_json,
     error_json,
     health_json,
     parse_account_id,
     parse_json_object,
     status_for,
+    store_unavailable,
+    unavailable_json,
 )
 
 logger = logging.getLogger(__name__)
@@ -129,9 +132,19 @@ def make_app(get_application: Callable[[], BankAccounts]) -> Callable[[dict[str,
             status, payload, headers = error.status, error_json(str(error)), error.headers
         except BankAccountsError as error:
             status, payload = status_for(error), error_json(str(error))
-        except Exception:
-            logger.exception("unhandled error in %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
-            status, payload = 500, error_json("internal server error")
+        except Exception as error:
+            if store_unavailable(error):  # down, cut off, or too slow: the client may retry
+                logger.warning(
+                    "%s %s: the store is unavailable: %s",
+                    environ.get("REQUEST_METHOD"),
+                    environ.get("PATH_INFO"),
+                    error,
+                )
+                status, payload = 503, unavailable_json()
+                headers = [("Retry-After", str(RETRY_AFTER_SECONDS))]
+            else:
+                logger.exception("unhandled error in %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+                status, payload = 500, error_json("internal server error")
         data = json.dumps(payload).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers]
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)

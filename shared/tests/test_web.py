@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from bankaccounts.domain import (
     InvalidRequestError,
 )
 from bankaccounts.retry import ConflictUnresolvedError
-from bankaccounts.web import MAX_BODY_BYTES, parse_account_id, parse_json_object, status_for
+from bankaccounts.web import MAX_BODY_BYTES, parse_account_id, parse_json_object, status_for, store_unavailable
 
 
 @pytest.mark.parametrize(
@@ -56,3 +57,45 @@ def test_malformed_account_ids_name_no_account() -> None:
 )
 def test_status_codes(error: Exception, status: int) -> None:
     assert status_for(error) == status  # type: ignore[arg-type]
+
+
+def test_a_refused_postgresql_connection_is_unavailable_through_every_wrapper() -> None:
+    """A real refusal (nothing listens on the port), as psycopg raises it, and as a store re-raises it."""
+    import socket
+
+    import psycopg
+    from eventsourcing.persistence import OperationalError
+
+    with socket.socket() as sock:  # a port with nothing behind it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(psycopg.OperationalError) as refused:
+        psycopg.connect(f"postgresql://nobody@127.0.0.1:{port}/none", connect_timeout=2)
+    assert store_unavailable(refused.value)
+    try:
+        raise OperationalError(str(refused.value)) from refused.value  # as eventsourcing wraps it
+    except OperationalError as wrapped:
+        assert store_unavailable(wrapped)
+
+
+def test_sqlite_is_unavailable_when_locked_but_not_when_a_table_is_missing(tmp_path: Any) -> None:
+    import sqlite3
+
+    path = tmp_path / "db.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")  # hold the write lock
+    waiter = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError) as locked:
+        waiter.execute("BEGIN IMMEDIATE")
+    assert store_unavailable(locked.value)
+    with pytest.raises(sqlite3.OperationalError) as missing:
+        waiter.execute("SELECT * FROM no_such_table")
+    assert not store_unavailable(missing.value)
+    holder.close()
+    waiter.close()
+
+
+def test_errors_of_the_application_are_not_unavailability() -> None:
+    assert not store_unavailable(InsufficientFundsError("x"))
+    assert not store_unavailable(ValueError("x"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,18 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from bankaccounts.domain import BankAccountsError
-from bankaccounts.web import MAX_BODY_BYTES, JSONBody, error_json, parse_json_object, status_for
+from bankaccounts.web import (
+    MAX_BODY_BYTES,
+    RETRY_AFTER_SECONDS,
+    JSONBody,
+    error_json,
+    parse_json_object,
+    status_for,
+    store_unavailable,
+    unavailable_json,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def error_response(message: str, status: int) -> JsonResponse:
@@ -49,6 +61,14 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
                 return error_response(str(error), status_for(error))
             except RequestDataTooBig:
                 return error_response(f"request body is larger than {MAX_BODY_BYTES} bytes", 413)
+            except Exception as error:
+                if not store_unavailable(error):
+                    raise  # Django logs it and answers 500 (server_error, below)
+                # Down, cut off, or too slow: the client may retry.
+                logger.warning("%s %s: the store is unavailable: %s", request.method, request.path, error)
+                response = JsonResponse(unavailable_json(), status=503)
+                response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+                return response
 
         return json_view
 

@@ -13,7 +13,16 @@ from django.views.decorators.csrf import csrf_exempt
 from eventsourcing.persistence import IntegrityError
 
 from bankaccounts.domain import BankAccountsError
-from bankaccounts.web import MAX_BODY_BYTES, JSONBody, error_json, parse_json_object, status_for
+from bankaccounts.web import (
+    MAX_BODY_BYTES,
+    RETRY_AFTER_SECONDS,
+    JSONBody,
+    error_json,
+    parse_json_object,
+    status_for,
+    store_unavailable,
+    unavailable_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +59,14 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
                 return error_response(str(error), status_for(error))
             except RequestDataTooBig:
                 return error_response(f"request body is larger than {MAX_BODY_BYTES} bytes", 413)
+            except Exception as error:
+                if not store_unavailable(error):
+                    raise  # Django logs it and answers 500 (server_error, below)
+                # Down, cut off, or too slow: the client may retry.
+                logger.warning("%s %s: the store is unavailable: %s", request.method, request.path, error)
+                response = JsonResponse(unavailable_json(), status=503)
+                response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+                return response
             except IntegrityError:
                 # Only reaches here when a caller owns the transaction (see
                 # bank.transactions), which then rolls back: ask for a retry.

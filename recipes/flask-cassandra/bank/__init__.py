@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from bank.views import api, domain_error, http_error
+from bank.views import api, domain_error, http_error, unavailable_store
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.web import MAX_BODY_BYTES
 
@@ -27,4 +27,5 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api)
     app.register_error_handler(BankAccountsError, domain_error)
     app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unavailable_store)
     return app

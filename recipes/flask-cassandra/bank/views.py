@@ -8,6 +8,7 @@ answering 409 only if it keeps losing.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -17,13 +18,18 @@ from bank.accounts import bank, readiness
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.readiness import ready_json
 from bankaccounts.web import (
+    RETRY_AFTER_SECONDS,
     account_json,
     error_json,
     health_json,
     parse_account_id,
     parse_json_object,
     status_for,
+    store_unavailable,
+    unavailable_json,
 )
+
+logger = logging.getLogger(__name__)
 
 api = Blueprint("api", __name__)
 
@@ -95,3 +101,11 @@ def http_error(error: HTTPException) -> Response:
     response.set_data(jsonify(error_json(error.description or error.name)).get_data())
     response.content_type = "application/json"
     return response
+
+
+def unavailable_store(error: Exception) -> tuple[Response, int, dict[str, str]]:
+    """503 when the store is down, cut off or too slow, so the client may retry; anything else is a 500."""
+    if not store_unavailable(error):
+        raise error  # Flask logs it and answers 500 (http_error makes that JSON)
+    logger.warning("%s %s: the store is unavailable: %s", request.method, request.path, error)
+    return jsonify(unavailable_json()), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}

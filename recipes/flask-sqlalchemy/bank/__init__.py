@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from bank.accounts import EVENTSOURCING_ENV
 from bank.db import db
-from bank.views import api, domain_error, http_error
+from bank.views import api, domain_error, http_error, unavailable_store
 from bankaccounts.application import construct_application
 from bankaccounts.config import DatabaseConfig
 from bankaccounts.domain import BankAccountsError
@@ -35,6 +35,7 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api)
     app.register_error_handler(BankAccountsError, domain_error)
     app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unavailable_store)
     with app.app_context():
         create_schema()
         # Connections opened here must not be inherited by forked workers.

@@ -33,6 +33,8 @@ DEPOSIT_CENTS = 7
 #: first answers, while a killed worker is being replaced (once every worker
 #: has served), and under a load of deposits.
 STOP_MOMENTS = ["listening", "first-health", "respawning", "under-load"]
+#: How long the database is unreachable in the outage check.
+OUTAGE_SECONDS = 3.0
 
 
 def in_parallel(client: HTTPClient, requests: list[tuple[str, str, Any]]) -> list[Response]:
@@ -75,6 +77,7 @@ class DepositLoad:
         ]
         #: HTTP statuses, or the repr of the error for a request that got no answer.
         self.outcomes: list[int | str] = []
+        self._responses: list[Response] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._deposit, args=(a,)) for a in self.account_ids]
 
@@ -82,6 +85,10 @@ class DepositLoad:
         for thread in self._threads:
             thread.start()
         return self
+
+    def responses(self, status: int) -> list[Response]:
+        """The responses with ``status`` (other than 200: those are only counted)."""
+        return [response for response in self._responses if response.status == status]
 
     def stop(self) -> None:
         self._stop.set()
@@ -93,6 +100,8 @@ class DepositLoad:
             try:
                 response = self.server.client.post(f"/accounts/{account_id}/deposit", json={"amount": 1})
                 self.outcomes.append(response.status)
+                if response.status != 200:
+                    self._responses.append(response)
             except OSError as error:
                 self.outcomes.append(repr(error))
                 if self.server.returncode is not None:
@@ -196,6 +205,36 @@ class StandaloneChecks:
                     assert server.client.get("/health").status == 200
                 put_right()
                 wait_for(lambda: server.client.get("/ready").status == 200, 30, "/ready to answer 200 again")
+
+    @pytest.mark.requires_postgresql
+    def test_a_database_outage_is_503_and_service_comes_back_by_itself(
+        self,
+        start_server: Callable[..., ServerProcess],
+        make_database_url: Callable[[], str],
+        prepare_database: Callable[[str], None],
+    ) -> None:
+        """While PostgreSQL is unreachable, requests answer 503 (JSON, ``Retry-After``), never
+        another 5xx; when it is back, they succeed again, with no restart of the server."""
+        database_url = make_database_url()
+        prepare_database(database_url)
+        with FaultProxy(database_url) as database:
+            server = start_server(database_url=database.url)
+            load = DepositLoad(server, threads=4).start()
+            try:
+                wait_for(lambda: load.outcomes.count(200) >= 20, 60, "deposits before the outage")
+                database.go_down()
+                time.sleep(OUTAGE_SECONDS)  # the outage itself: a length of time, not a wait for an event
+                database.come_back()
+                recovered_from = len(load.outcomes)
+                wait_for(lambda: load.outcomes[recovered_from:].count(200) >= 20, 60, "deposits after the outage")
+            finally:
+                load.stop()
+            balances = [server.client.get(f"/accounts/{account_id}").json["balance"] for account_id in load.account_ids]
+        unavailable = load.responses(503)
+        assert sorted({o for o in load.outcomes if not isinstance(o, int) or o not in (200, 503)}, key=str) == []
+        assert all(r.headers.get("retry-after") and set(r.json) == {"error"} for r in unavailable)
+        assert sum(balances) >= load.outcomes.count(200), "an acknowledged deposit was lost"
+        print(f"{server.kind}: outage of {OUTAGE_SECONDS}s: {load.outcomes.count(200)} x 200, {len(unavailable)} x 503")
 
     def test_killed_worker_is_respawned_and_service_continues(self, start_server: Callable[..., ServerProcess]) -> None:
         server = start_server()

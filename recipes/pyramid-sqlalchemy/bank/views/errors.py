@@ -18,7 +18,7 @@ from pyramid_retry import is_last_attempt
 
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.retry import ConflictUnresolvedError
-from bankaccounts.web import error_json, status_for
+from bankaccounts.web import RETRY_AFTER_SECONDS, error_json, status_for, store_unavailable, unavailable_json
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,12 @@ def http_error(error: HTTPError, request: Request) -> Response:
 
 @exception_view_config(Exception)
 def unexpected_error(error: Exception, request: Request) -> Response:
-    """Anything else: log it with its traceback, tell the client nothing about it."""
+    """The store down, cut off or too slow: 503, so the client may retry.
+    Anything else: log it with its traceback, tell the client nothing about it."""
+    if store_unavailable(error):
+        logger.warning("%s %s: the store is unavailable: %s", request.method, request.path_qs, error)
+        response = Response(status=503, json_body=unavailable_json())
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     logger.error("%s %s failed", request.method, request.path_qs, exc_info=request.exc_info)
     return json_error(500, "internal server error")
