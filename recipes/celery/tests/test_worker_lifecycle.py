@@ -78,11 +78,11 @@ def test_sigterm_finishes_or_requeues_tasks_and_closes_every_application(
 
 
 #: When the SIGTERM comes: as soon as the process exists (Python is importing the
-#: app), once it has begun to start (a prefork child forked, or the application
-#: constructed), and once it says it is ready for tasks.
+#: app), once the first application is constructed (in a prefork child, or in
+#: the main process for the other pools), and once it says it is ready for tasks.
 START_MOMENTS: dict[str, Callable[[CeleryWorker], bool] | None] = {
     "importing": lambda worker: True,
-    "starting": lambda worker: bool(worker.child_pids() or worker.constructed()),
+    "starting": lambda worker: bool(worker.constructed()),
     "ready": None,
 }
 
@@ -101,5 +101,7 @@ def test_sigterm_right_after_start_stops_within_the_bound(
     # default action ends the process at once: nothing was constructed to close.
     assert returncode == 0 or (returncode == -signal.SIGTERM and not worker.constructed()), returncode
     assert sorted(worker.closed()) == sorted(worker.constructed())
-    assert not worker.left_behind(), "a pool child outlived the worker"
+    # Whatever it started (pool children; Python's platform module runs `uname -p`) ends too.
+    remaining = STOP_BOUND_SECONDS - (time.monotonic() - started)
+    wait_for(lambda: not worker.left_behind(), remaining, "every process of the worker to exit")
     print(f"celery {pool} {moment}: stopped in {seconds:.2f}s with {returncode}")
