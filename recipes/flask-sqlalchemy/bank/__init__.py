@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,8 @@ from bankaccounts.config import DatabaseConfig
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.web import MAX_BODY_BYTES
 
+logger = logging.getLogger(__name__)
+
 
 def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app. Cheap and connection-free when it returns, so it is
@@ -32,6 +35,23 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(settings or {})
     db.init_app(app)
+
+    @app.teardown_appcontext
+    def remove_session(error: BaseException | None) -> None:
+        """End the request's session before Flask-SQLAlchemy's own teardown does.
+
+        That teardown rolls back, and when the database has gone away meanwhile
+        the rollback raises from the teardown itself, after the 503 was
+        decided: the client got the server's HTML 500 instead. Flask runs the
+        last-registered teardown first, so this one removes the session, and
+        drops it if even that fails (its broken connection is discarded).
+        """
+        try:
+            db.session.remove()
+        except SQLAlchemyError as failure:
+            logger.warning("could not end the request's session cleanly: %s", failure)
+            db.session.registry.clear()
+
     app.register_blueprint(api)
     app.register_error_handler(BankAccountsError, domain_error)
     app.register_error_handler(HTTPException, http_error)

@@ -206,9 +206,12 @@ def construct_application(
 
 #: For processes that use a schema created before they started (see create_schema).
 SCHEMA_EXISTS = {"CREATE_TABLE": "n"}
+#: Pauses between attempts to create the schema: eight processes at once on
+#: PostgreSQL ("tuple concurrently updated") needed more than three fixed ones.
+SCHEMA_RETRY = RetryPolicy(attempts=10, base_delay=0.05, max_delay=0.5)
 
 
-def create_schema(env: Mapping[str, str] | None = None, attempts: int = 3) -> None:
+def create_schema(env: Mapping[str, str] | None = None, attempts: int = 10) -> None:
     """Create the event store's tables, if missing, with a short-lived application.
 
     Call it once, before worker processes start (in a prefork server's or a
@@ -219,7 +222,8 @@ def create_schema(env: Mapping[str, str] | None = None, attempts: int = 3) -> No
     importing the app): PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` is not safe
     against concurrent creators, and on a new SQLite file all but one of them
     fail to switch it to WAL mode (``database is locked``, raised as sqlite3's
-    own error). The losers look again, and find the tables there.
+    own error). The losers look again, after a random pause (so that they do
+    not race each other again), and find the tables there.
     """
     for attempt in range(1, attempts + 1):
         try:
@@ -228,4 +232,4 @@ def create_schema(env: Mapping[str, str] | None = None, attempts: int = 3) -> No
         except (PersistenceError, sqlite3.OperationalError):
             if attempt == attempts:
                 raise
-            time.sleep(0.1 * attempt)
+            time.sleep(SCHEMA_RETRY.delay(attempt))

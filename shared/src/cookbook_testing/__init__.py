@@ -1,1 +1,8 @@
 """Test kit shared by every recipe: contract suite, real-server harness, real databases."""
+
+import pytest
+
+# The suites here are installed as a package, not collected from a test folder,
+# so pytest would not rewrite their asserts: a failure would say only
+# "AssertionError". Register them before they are imported.
+pytest.register_assert_rewrite("cookbook_testing.contract", "cookbook_testing.standalone")
