@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -181,59 +181,58 @@ class StandaloneChecks:
         assert [(pid, app) for pid, app in unclosed if pid not in killed] == [], "an application was not closed"
         print(f"{server.kind} {moment}: stopped in {seconds:.2f}s")
 
-    @pytest.mark.requires_postgresql
-    def test_ready_follows_the_database(
+    @pytest.fixture
+    def behind_a_fault_proxy(
         self,
         start_server: Callable[..., ServerProcess],
         make_database_url: Callable[[], str],
         prepare_database: Callable[[str], None],
-    ) -> None:
-        """/ready says 503 within its second when the database is down or hangs, and 200 when it is back;
-        /health, a liveness check, says 200 throughout."""
+    ) -> Iterator[tuple[ServerProcess, FaultProxy]]:
+        """The recipe's server on a new PostgreSQL database that it reaches through a fault proxy."""
         database_url = make_database_url()
         prepare_database(database_url)
         with FaultProxy(database_url) as database:
-            server = start_server(database_url=database.url)
-            wait_for(lambda: server.client.get("/ready").status == 200, 30, "/ready to answer 200")
-            for go_wrong, put_right in ((database.go_down, database.come_back), (database.freeze, database.thaw)):
-                go_wrong()
-                for _ in range(server.workers * 2):  # reach every worker's own probe
-                    started = time.monotonic()
-                    response = server.client.get("/ready")
-                    assert response.status == 503, response.body
-                    assert response.json["error"].startswith("not ready: ")
-                    assert time.monotonic() - started < READY_TIMEOUT_SECONDS + 1.0
-                    assert server.client.get("/health").status == 200
-                put_right()
-                wait_for(lambda: server.client.get("/ready").status == 200, 30, "/ready to answer 200 again")
+            yield start_server(database_url=database.url), database
+
+    @pytest.mark.requires_postgresql
+    def test_ready_follows_the_database(self, behind_a_fault_proxy: tuple[ServerProcess, FaultProxy]) -> None:
+        """/ready says 503 within its second when the database is down or hangs, and 200 when it is back;
+        /health, a liveness check, says 200 throughout."""
+        server, database = behind_a_fault_proxy
+        wait_for(lambda: server.client.get("/ready").status == 200, 30, "/ready to answer 200")
+        for go_wrong, put_right in ((database.go_down, database.come_back), (database.freeze, database.thaw)):
+            go_wrong()
+            for _ in range(server.workers * 2):  # reach every worker's own probe
+                started = time.monotonic()
+                response = server.client.get("/ready")
+                assert response.status == 503, response.body
+                assert response.json["error"].startswith("not ready: ")
+                assert time.monotonic() - started < READY_TIMEOUT_SECONDS + 1.0
+                assert server.client.get("/health").status == 200
+            put_right()
+            wait_for(lambda: server.client.get("/ready").status == 200, 30, "/ready to answer 200 again")
 
     @pytest.mark.requires_postgresql
     def test_a_database_outage_is_503_and_service_comes_back_by_itself(
-        self,
-        start_server: Callable[..., ServerProcess],
-        make_database_url: Callable[[], str],
-        prepare_database: Callable[[str], None],
+        self, behind_a_fault_proxy: tuple[ServerProcess, FaultProxy]
     ) -> None:
         """While PostgreSQL is unreachable, requests answer 503 (JSON, ``Retry-After``), never
         another 5xx; when it is back, they succeed again, with no restart of the server."""
-        database_url = make_database_url()
-        prepare_database(database_url)
-        with FaultProxy(database_url) as database:
-            server = start_server(database_url=database.url)
-            load = DepositLoad(server, threads=4).start()
-            try:
-                wait_for(lambda: load.outcomes.count(200) >= 20, 60, "deposits before the outage")
-                database.go_down()
-                time.sleep(OUTAGE_SECONDS)  # the outage itself: a length of time, not a wait for an event
-                database.come_back()
-                recovered_from = len(load.outcomes)
-                wait_for(lambda: load.outcomes[recovered_from:].count(200) >= 20, 60, "deposits after the outage")
-            finally:
-                load.stop()
-            balances = [server.client.get(f"/accounts/{account_id}").json["balance"] for account_id in load.account_ids]
+        server, database = behind_a_fault_proxy
+        load = DepositLoad(server, threads=4).start()
+        try:
+            wait_for(lambda: load.outcomes.count(200) >= 20, 60, "deposits before the outage")
+            database.go_down()
+            time.sleep(OUTAGE_SECONDS)  # the outage itself: a length of time, not a wait for an event
+            database.come_back()
+            recovered_from = len(load.outcomes)
+            wait_for(lambda: load.outcomes[recovered_from:].count(200) >= 20, 60, "deposits after the outage")
+        finally:
+            load.stop()
         unavailable = load.responses(503)
         assert sorted({o for o in load.outcomes if not isinstance(o, int) or o not in (200, 503)}, key=str) == []
         assert all(r.headers.get("retry-after") and set(r.json) == {"error"} for r in unavailable)
+        balances = [server.client.get(f"/accounts/{account_id}").json["balance"] for account_id in load.account_ids]
         assert sum(balances) >= load.outcomes.count(200), "an acknowledged deposit was lost"
         print(f"{server.kind}: outage of {OUTAGE_SECONDS}s: {load.outcomes.count(200)} x 200, {len(unavailable)} x 503")
 
