@@ -3,7 +3,7 @@
 ``ServerProcess`` runs ``uwsgi --ini uwsgi.ini`` or ``gunicorn -c
 gunicorn.conf.py`` from the recipe folder, exactly as the recipe's README
 tells users to, with ``PORT``, ``WEB_CONCURRENCY`` and ``DATABASE_URL`` in the
-environment. It is ready when ``/health`` answers and every worker is up; it
+environment. It is ready when every worker has answered ``/health``; it
 knows the worker pids and can reload, and it keeps the server's log so that a
 failing test can show it.
 """
@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -55,6 +56,7 @@ class ServerProcess(ManagedProcess):
         self.database_url = database_url
         self.recipe_dir = recipe_dir
         self.client = HTTPClient("127.0.0.1", self.port)
+        self._answered: set[int] = set()  # worker pids that have answered /health
         program, *default_args = COMMANDS[kind]
         env = {
             "PORT": str(self.port),
@@ -73,7 +75,27 @@ class ServerProcess(ManagedProcess):
         return self.start()
 
     def is_ready(self) -> bool:
-        return self.answers_health() and len(self.worker_pids()) == self.workers
+        """Every worker has answered ``/health``: each one has finished starting.
+
+        A worker process exists before its post-fork hook has constructed its
+        application; counting processes alone let a test begin (and take the
+        database away) while some workers were still starting.
+        """
+        workers = self.worker_pids()
+        if len(workers) != self.workers:
+            return False
+        # From several threads at once: one idle worker would take sequential requests.
+        with ThreadPoolExecutor(max_workers=self.workers * 2) as pool:
+            answers = list(pool.map(lambda _: self._health_pid(), range(self.workers * 4)))
+        self._answered.update(pid for pid in answers if pid is not None)
+        return workers <= self._answered
+
+    def _health_pid(self) -> int | None:
+        try:
+            response = self.client.get("/health")
+        except OSError:
+            return None
+        return int(response.json["pid"]) if response.status == 200 else None
 
     def is_listening(self) -> bool:
         """The master has bound its port (it may still be loading the app or forking)."""

@@ -182,23 +182,23 @@ class StandaloneChecks:
         print(f"{server.kind} {moment}: stopped in {seconds:.2f}s")
 
     @pytest.fixture
-    def behind_a_fault_proxy(
-        self,
-        start_server: Callable[..., ServerProcess],
-        make_database_url: Callable[[], str],
-        prepare_database: Callable[[str], None],
-    ) -> Iterator[tuple[ServerProcess, FaultProxy]]:
-        """The recipe's server on a new PostgreSQL database that it reaches through a fault proxy."""
+    def database_behind_a_fault_proxy(
+        self, make_database_url: Callable[[], str], prepare_database: Callable[[str], None]
+    ) -> Iterator[FaultProxy]:
+        """A new PostgreSQL database, reached through a fault proxy (its ``url``)."""
         database_url = make_database_url()
         prepare_database(database_url)
         with FaultProxy(database_url) as database:
-            yield start_server(database_url=database.url), database
+            yield database
 
     @pytest.mark.requires_postgresql
-    def test_ready_follows_the_database(self, behind_a_fault_proxy: tuple[ServerProcess, FaultProxy]) -> None:
+    def test_ready_follows_the_database(
+        self, start_server: Callable[..., ServerProcess], database_behind_a_fault_proxy: FaultProxy
+    ) -> None:
         """/ready says 503 within its second when the database is down or hangs, and 200 when it is back;
         /health, a liveness check, says 200 throughout."""
-        server, database = behind_a_fault_proxy
+        database = database_behind_a_fault_proxy
+        server = start_server(database_url=database.url)
         wait_for(lambda: server.client.get("/ready").status == 200, 30, "/ready to answer 200")
         for go_wrong, put_right in ((database.go_down, database.come_back), (database.freeze, database.thaw)):
             go_wrong()
@@ -214,11 +214,12 @@ class StandaloneChecks:
 
     @pytest.mark.requires_postgresql
     def test_a_database_outage_is_503_and_service_comes_back_by_itself(
-        self, behind_a_fault_proxy: tuple[ServerProcess, FaultProxy]
+        self, start_server: Callable[..., ServerProcess], database_behind_a_fault_proxy: FaultProxy
     ) -> None:
         """While PostgreSQL is unreachable, requests answer 503 (JSON, ``Retry-After``), never
         another 5xx; when it is back, they succeed again, with no restart of the server."""
-        server, database = behind_a_fault_proxy
+        database = database_behind_a_fault_proxy
+        server = start_server(database_url=database.url)
         load = DepositLoad(server, threads=4).start()
         try:
             wait_for(lambda: load.outcomes.count(200) >= 20, 60, "deposits before the outage")
