@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from typing import Any
 
@@ -76,6 +77,25 @@ def json_only(serializer: Any) -> type[JSONSerializer]:
     return JSONSerializer
 
 
+# RQ installs a worker's SIGINT and SIGTERM handlers only after it has started
+# (and forked) its scheduler. Until then a pool's worker has Python's default
+# SIGINT handler, and the pool stops its workers with SIGINT: the
+# KeyboardInterrupt it raises, when it lands in a fork callback while the worker
+# forks its scheduler, is printed as "Exception ignored" and dropped. The worker
+# then ran on, and its pool waited for it for ever (2 starts in 15, under load).
+# So the recipe's workers install RQ's handlers first thing in bootstrap(); the
+# handler only sets a flag the work loop looks at (see _shutdown below).
+
+
+def _child_starts_like_a_horse() -> None:
+    """In a process the worker forks (a work horse, the scheduler): SIGINT
+    ignored, SIGTERM's default action, as RQ's horse sets them itself. Not the
+    worker's handler, which would note a stop in a copy of the worker that
+    nobody reads, and lose the SIGTERM that stops the scheduler."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class _RecipeWorker(rq.worker.BaseWorker):
     """What the three classes share: JSON, the schema at start, the application per job."""
 
@@ -91,6 +111,9 @@ class _RecipeWorker(rq.worker.BaseWorker):
         date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
         log_format: str = DEFAULT_LOGGING_FORMAT,
     ) -> None:
+        # Act on a stop request from the start (see _child_starts_like_a_horse).
+        self._install_signal_handlers()
+        os.register_at_fork(after_in_child=_child_starts_like_a_horse)
         # Log where applications are constructed and closed, next to RQ's own lines.
         setup_loghandlers(logging_level or "INFO", date_format, log_format, name="bankaccounts")
         create_schema()  # in the worker process, before it registers and before any fork

@@ -136,10 +136,36 @@ class ManagedProcess:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
+                where = self.describe()  # before the kill, for the failure report
                 self.kill()
-                raise AssertionError(f"{self.kind} did not exit within {timeout}s of signal {signum}") from None
+                msg = f"{self.kind} did not exit within {timeout}s of signal {signum}; its processes then:\n{where}"
+                raise AssertionError(msg) from None
         self.stopped_at = time.monotonic()
         return self.process.returncode
+
+    def describe(self) -> str:
+        """One line per live process of its group: what it waits in, and its signals.
+
+        For a process that does not stop: a signal it blocks (``SigBlk``) or has
+        pending (``SigPnd``, ``ShdPnd``) and the kernel function it sleeps in
+        (``wchan``) usually say why. Masks are hexadecimal, bit ``n - 1`` for
+        signal ``n`` (SIGHUP 0x1, SIGINT 0x2, SIGTERM 0x4000).
+        """
+        lines = []
+        for process in psutil.process_iter(["pid", "name", "status"]):
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getpgid(process.pid) != self.pid:
+                    continue
+                status = Path(f"/proc/{process.pid}/status").read_text()
+                fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+                masks = " ".join(f"{key}={fields.get(key, '?').strip()}" for key in ("SigBlk", "SigPnd", "ShdPnd"))
+                wchan = Path(f"/proc/{process.pid}/wchan").read_text().strip() or "-"
+                parent = process.ppid()
+                lines.append(
+                    f"  pid {process.pid} (parent {parent}) {process.info['name']} {process.info['status']}"
+                    f" wchan={wchan} {masks}"
+                )
+        return "\n".join(lines) or "  (none left)"
 
     def left_behind(self) -> bool:
         """Whether a process it started (a worker, a pool child) outlived it.
