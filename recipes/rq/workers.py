@@ -50,6 +50,7 @@ from rq.worker import WorkerStatus
 import jobs
 from bankaccounts.application import SCHEMA_EXISTS, create_schema
 from bankaccounts.lifecycle import close_application, get_or_init_application
+from bankaccounts.prefork_signals import hold_in_forked_children, release
 
 #: The only functions these workers run, by the name a client enqueues.
 JOB_NAMES = frozenset(f"jobs.{name}" for name in jobs.__all__)
@@ -85,15 +86,23 @@ def json_only(serializer: Any) -> type[JSONSerializer]:
 # then ran on, and its pool waited for it for ever (2 starts in 15, under load).
 # So the recipe's workers install RQ's handlers first thing in bootstrap(); the
 # handler only sets a flag the work loop looks at (see _shutdown below).
+#
+# A process the worker forks (a work horse, the scheduler) must not keep that
+# handler: it would note a stop in its copy of the worker, which nobody reads,
+# and the SIGTERM that stops the scheduler was lost (the worker then waited for
+# its scheduler for ever). So the worker holds both signals across every fork,
+# and the child sets them as RQ's horse sets itself before it lets them in.
+
+#: The signals that stop a worker (SIGTERM) or its whole process group (Ctrl+C).
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 def _child_starts_like_a_horse() -> None:
-    """In a process the worker forks (a work horse, the scheduler): SIGINT
-    ignored, SIGTERM's default action, as RQ's horse sets them itself. Not the
-    worker's handler, which would note a stop in a copy of the worker that
-    nobody reads, and lose the SIGTERM that stops the scheduler."""
+    """In a child of the worker: SIGINT ignored, SIGTERM's default action, then
+    the signals that came during the fork are let in."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    release(STOP_SIGNALS)
 
 
 class _RecipeWorker(rq.worker.BaseWorker):
@@ -113,6 +122,7 @@ class _RecipeWorker(rq.worker.BaseWorker):
     ) -> None:
         # Act on a stop request from the start (see _child_starts_like_a_horse).
         self._install_signal_handlers()
+        hold_in_forked_children(STOP_SIGNALS)  # its callbacks run first: registered first
         os.register_at_fork(after_in_child=_child_starts_like_a_horse)
         # Log where applications are constructed and closed, next to RQ's own lines.
         setup_loghandlers(logging_level or "INFO", date_format, log_format, name="bankaccounts")

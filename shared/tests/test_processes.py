@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_testing.processes import ManagedProcess, wait_for
+from cookbook_testing.processes import ManagedProcess
 
 # A parent that ignores SIGTERM and holds SIGHUP, with a child, both waiting.
 STUBBORN = """
@@ -45,4 +45,4 @@ def test_a_process_that_does_not_stop_is_described_then_killed(tmp_path: Path) -
     assert "SigBlk=0000000000000001" in parent  # SIGHUP held ...
     assert "ShdPnd=0000000000000001" in parent or "SigPnd=0000000000000001" in parent  # ... and pending
     # Killed, with its child (which init reaps in its own time).
-    wait_for(lambda: not process.left_behind(), 10, "the child to be gone")
+    process.wait_until_gone(10, "its child")

@@ -103,5 +103,5 @@ def test_sigterm_right_after_start_stops_within_the_bound(
     assert sorted(worker.closed()) == sorted(worker.constructed())
     # Whatever it started (pool children; Python's platform module runs `uname -p`) ends too.
     remaining = STOP_BOUND_SECONDS - (time.monotonic() - started)
-    wait_for(lambda: not worker.left_behind(), remaining, "every process of the worker to exit")
+    worker.wait_until_gone(remaining)
     print(f"celery {pool} {moment}: stopped in {seconds:.2f}s with {returncode}")

@@ -129,7 +129,7 @@ def test_sigterm_right_after_start_stops_within_the_bound(
     assert sorted(worker.closed()) == sorted(worker.constructed())
     # A pool ended that way leaves workers it had started; they must notice and stop.
     remaining = STOP_BOUND_SECONDS - (time.monotonic() - started)
-    wait_for(lambda: not worker.left_behind(), remaining, "every process of the worker to exit")
+    worker.wait_until_gone(remaining)
     seconds = time.monotonic() - started
     print(f"rq {worker_class} pool={pool} {moment}: stopped in {seconds:.2f}s with {returncode}")
 
@@ -141,6 +141,6 @@ def test_a_pools_workers_stop_when_the_pool_is_gone(start_worker: Callable[..., 
     workers = pool.child_pids()
     pool.stop(signal.SIGKILL)
     started = time.monotonic()
-    wait_for(lambda: not pool.left_behind(), STOP_BOUND_SECONDS, "the pool's workers to notice and stop")
+    pool.wait_until_gone(STOP_BOUND_SECONDS, "the pool's workers")
     assert pool.log().count("is gone; stopping") == 2, workers
     print(f"rq pool=2 orphaned: workers stopped in {time.monotonic() - started:.2f}s")

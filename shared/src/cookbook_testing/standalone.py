@@ -176,7 +176,7 @@ class StandaloneChecks:
             assert [o for o in load.outcomes if isinstance(o, int) and o != 200] == [], "a request failed"
         assert returncode == 0
         remaining = STOP_BOUND_SECONDS - (time.monotonic() - started)
-        wait_for(lambda: not server.left_behind(), remaining, "every worker to exit with the master")
+        server.wait_until_gone(remaining, "every worker")
         unclosed = [(pid, app) for pid, app in server.constructed() if (pid, app) not in server.closed()]
         assert [(pid, app) for pid, app in unclosed if pid not in killed] == [], "an application was not closed"
         print(f"{server.kind} {moment}: stopped in {seconds:.2f}s")
