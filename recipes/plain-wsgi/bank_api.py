@@ -19,9 +19,11 @@ from bankaccounts.application import BankAccounts
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.readiness import database_ready
 from bankaccounts.web import (
+    IDEMPOTENCY_KEY_ENVIRON,
     MAX_BODY_BYTES,
     RETRY_AFTER_SECONDS,
     account_json,
+    command_id_for,
     error_json,
     health_json,
     parse_account_id,
@@ -34,6 +36,8 @@ from bankaccounts.web import (
 logger = logging.getLogger(__name__)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+#: A handler's arguments: the application, the parts of the path (and, for a
+#: write, its ``command_id``), and the request body.
 Handler = Callable[[BankAccounts, dict[str, str], bytes], tuple[int, dict[str, Any]]]
 
 
@@ -54,7 +58,8 @@ def ready(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, 
 
 def open_account(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
     fields = parse_json_object(body)
-    account = app.open_account(fields.string("full_name"), fields.string("email_address"))
+    full_name, email_address = fields.string("full_name"), fields.string("email_address")
+    account = app.open_account(full_name, email_address, command_id=params["command_id"])
     return 201, account_json(account)
 
 
@@ -64,27 +69,29 @@ def get_account(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple
 
 def deposit(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
     account_id, amount = parse_account_id(params["account_id"]), parse_json_object(body).integer("amount")
-    return 200, account_json(app.deposit(account_id, amount))
+    return 200, account_json(app.deposit(account_id, amount, command_id=params["command_id"]))
 
 
 def withdraw(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
     account_id, amount = parse_account_id(params["account_id"]), parse_json_object(body).integer("amount")
-    return 200, account_json(app.withdraw(account_id, amount))
+    return 200, account_json(app.withdraw(account_id, amount, command_id=params["command_id"]))
 
 
 def transfer(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
     account_id, fields = parse_account_id(params["account_id"]), parse_json_object(body)
     to_account_id, amount = fields.uuid("to_account_id"), fields.integer("amount")
-    return 200, account_json(app.transfer(account_id, to_account_id, amount))
+    account = app.transfer(account_id, to_account_id, amount, command_id=params["command_id"])
+    return 200, account_json(account)
 
 
 def set_overdraft_limit(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
     account_id, limit = parse_account_id(params["account_id"]), parse_json_object(body).integer("limit")
-    return 200, account_json(app.set_overdraft_limit(account_id, limit))
+    return 200, account_json(app.set_overdraft_limit(account_id, limit, command_id=params["command_id"]))
 
 
 def close_account(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-    return 200, account_json(app.close_account(parse_account_id(params["account_id"])))
+    account_id = parse_account_id(params["account_id"])
+    return 200, account_json(app.close_account(account_id, command_id=params["command_id"]))
 
 
 ACCOUNT = r"/accounts/(?P<account_id>[^/]+)"
@@ -127,6 +134,8 @@ def make_app(get_application: Callable[[], BankAccounts]) -> Callable[[dict[str,
         headers: list[tuple[str, str]] = []
         try:
             handler, params = route(environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/")
+            if environ["REQUEST_METHOD"] == "POST":  # a write: its command id, from the client's key or new
+                params["command_id"] = command_id_for(environ.get(IDEMPOTENCY_KEY_ENVIRON))
             status, payload = handler(get_application(), params, read_body(environ))
         except HTTPError as error:
             status, payload, headers = error.status, error_json(str(error)), error.headers

@@ -12,6 +12,7 @@ from bankaccounts.application import BankAccounts, construct_application
 from bankaccounts.domain import (
     AccountClosedError,
     AccountNotFoundError,
+    CommandIdReusedError,
     InsufficientFundsError,
     InvalidAmountError,
     TransferToSameAccountError,
@@ -183,6 +184,32 @@ def test_a_command_id_applies_a_command_once(app: BankAccounts, count_events: Ca
     app.deposit(account.id, 100)  # no command id: applied every time
     app.deposit(account.id, 100)
     assert app.get_account(account.id).balance == 250
+    for _ in range(2):
+        app.set_overdraft_limit(account.id, 500, command_id="limit-1")
+        app.close_account(other.id, command_id="close-1")  # the second is not "already closed"
+    assert app.get_account(account.id).version == 7  # opened, five moves of money, one new limit
+    assert app.is_applied("close-1") and not app.is_applied("close-2")
+
+
+@pytest.mark.parametrize(
+    "other_request",
+    [
+        lambda app, ids: app.deposit(ids[0], 101, command_id="key-1"),  # another amount
+        lambda app, ids: app.deposit(ids[1], 100, command_id="key-1"),  # another account
+        lambda app, ids: app.withdraw(ids[0], 100, command_id="key-1"),  # another command
+        lambda app, ids: app.open_account("Ada", "ada@example.com", command_id="key-1"),
+    ],
+)
+def test_a_command_id_used_for_another_request_is_refused_and_changes_nothing(
+    app: BankAccounts, count_events: Callable[[], int], other_request: Callable[..., object]
+) -> None:
+    ids = [app.open_account("Ada", "ada@example.com").id, app.open_account("Grace", "grace@example.com").id]
+    app.deposit(ids[0], 100, command_id="key-1")
+    before = count_events()
+    with pytest.raises(CommandIdReusedError, match="key-1"):
+        other_request(app, ids)
+    assert count_events() == before
+    assert app.deposit(ids[0], 100, command_id="key-1").balance == 100  # the same request is still answered
 
 
 def test_duplicates_racing_each_other_apply_once(app: BankAccounts) -> None:

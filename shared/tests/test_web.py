@@ -8,12 +8,21 @@ import pytest
 from bankaccounts.domain import (
     AccountClosedError,
     AccountNotFoundError,
+    CommandIdReusedError,
     InsufficientFundsError,
     InvalidAmountError,
     InvalidRequestError,
 )
 from bankaccounts.retry import ConflictUnresolvedError
-from bankaccounts.web import MAX_BODY_BYTES, parse_account_id, parse_json_object, status_for, store_unavailable
+from bankaccounts.web import (
+    MAX_BODY_BYTES,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    command_id_for,
+    parse_account_id,
+    parse_json_object,
+    status_for,
+    store_unavailable,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +54,23 @@ def test_malformed_account_ids_name_no_account() -> None:
     assert parse_account_id(str(uuid.UUID(int=3))) == uuid.UUID(int=3)
 
 
+def test_a_write_without_a_key_gets_an_id_of_its_own() -> None:
+    assert command_id_for(None).startswith("request:")
+    assert command_id_for(None) != command_id_for(None)
+
+
+def test_a_key_is_the_command_id_in_its_own_namespace() -> None:
+    key = str(uuid.uuid4())
+    assert command_id_for(key) == command_id_for(f" {key} ") == f"idempotency-key:{key}"
+    assert command_id_for("request:x") != "request:x"  # a key never names a generated id
+
+
+@pytest.mark.parametrize("key", ["", "   ", "a b", "caf\u00e9", "x\x00", "k" * (MAX_IDEMPOTENCY_KEY_LENGTH + 1)])
+def test_keys_that_are_not_short_visible_ascii_are_refused(key: str) -> None:
+    with pytest.raises(InvalidRequestError, match="Idempotency-Key"):
+        command_id_for(key)
+
+
 @pytest.mark.parametrize(
     ("error", "status"),
     [
@@ -53,6 +79,7 @@ def test_malformed_account_ids_name_no_account() -> None:
         (AccountClosedError("x"), 409),
         (InsufficientFundsError("x"), 409),
         (ConflictUnresolvedError("x"), 409),
+        (CommandIdReusedError("x"), 422),
     ],
 )
 def test_status_codes(error: Exception, status: int) -> None:

@@ -14,9 +14,11 @@ from eventsourcing.persistence import IntegrityError
 
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.web import (
+    IDEMPOTENCY_KEY_HEADER,
     MAX_BODY_BYTES,
     RETRY_AFTER_SECONDS,
     JSONBody,
+    command_id_for,
     error_json,
     parse_json_object,
     status_for,
@@ -34,6 +36,11 @@ def error_response(message: str, status: int) -> JsonResponse:
 def json_body(request: HttpRequest) -> JSONBody:
     """The request body as a JSON object; ``InvalidRequestError`` (400) otherwise."""
     return parse_json_object(request.body)
+
+
+def command_id(request: HttpRequest) -> str:
+    """A write's command id: its ``Idempotency-Key``, or a new id of its own."""
+    return command_id_for(request.headers.get(IDEMPOTENCY_KEY_HEADER))
 
 
 def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:

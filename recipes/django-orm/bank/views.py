@@ -7,10 +7,12 @@ Reading views need no transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest, JsonResponse
 
 from bank.accounts import bank_accounts
-from bank.api import api_view, json_body
+from bank.api import api_view, command_id, json_body
 from bank.models import AuditEntry
 from bank.transactions import atomic_with_retries
 from bankaccounts.domain import Account
@@ -18,9 +20,15 @@ from bankaccounts.readiness import database_ready
 from bankaccounts.web import account_json, health_json, parse_account_id
 
 
-def audited(action: str, account: Account, status: int = 200) -> JsonResponse:
-    """Record an audit row in the view's transaction; answer with the account."""
-    AuditEntry.objects.create(action=action, account_id=account.id)
+def audited(request: HttpRequest, action: str, command: Callable[[str], Account], status: int = 200) -> JsonResponse:
+    """Run ``command`` with the request's command id, record an audit row in the
+    view's transaction, and answer with the account. A request sent again with
+    its ``Idempotency-Key`` is answered, and changes and audits nothing."""
+    request_command_id = command_id(request)
+    sent_again = bank_accounts().is_applied(request_command_id)
+    account = command(request_command_id)
+    if not sent_again:
+        AuditEntry.objects.create(action=action, account_id=account.id)
     return JsonResponse(account_json(account), status=status)
 
 
@@ -40,7 +48,12 @@ def ready(request: HttpRequest) -> JsonResponse:
 def open_account(request: HttpRequest) -> JsonResponse:
     fields = json_body(request)
     full_name, email_address = fields.string("full_name"), fields.string("email_address")
-    return audited("open", bank_accounts().open_account(full_name, email_address), status=201)
+    return audited(
+        request,
+        "open",
+        lambda command_id: bank_accounts().open_account(full_name, email_address, command_id=command_id),
+        status=201,
+    )
 
 
 @api_view("GET")
@@ -52,14 +65,18 @@ def get_account(request: HttpRequest, account_id: str) -> JsonResponse:
 @atomic_with_retries
 def deposit(request: HttpRequest, account_id: str) -> JsonResponse:
     account_uuid, amount = parse_account_id(account_id), json_body(request).integer("amount")
-    return audited("deposit", bank_accounts().deposit(account_uuid, amount))
+    return audited(
+        request, "deposit", lambda command_id: bank_accounts().deposit(account_uuid, amount, command_id=command_id)
+    )
 
 
 @api_view("POST")
 @atomic_with_retries
 def withdraw(request: HttpRequest, account_id: str) -> JsonResponse:
     account_uuid, amount = parse_account_id(account_id), json_body(request).integer("amount")
-    return audited("withdraw", bank_accounts().withdraw(account_uuid, amount))
+    return audited(
+        request, "withdraw", lambda command_id: bank_accounts().withdraw(account_uuid, amount, command_id=command_id)
+    )
 
 
 @api_view("POST")
@@ -67,17 +84,28 @@ def withdraw(request: HttpRequest, account_id: str) -> JsonResponse:
 def transfer(request: HttpRequest, account_id: str) -> JsonResponse:
     account_uuid, fields = parse_account_id(account_id), json_body(request)
     to_account_id, amount = fields.uuid("to_account_id"), fields.integer("amount")
-    return audited("transfer", bank_accounts().transfer(account_uuid, to_account_id, amount))
+    return audited(
+        request,
+        "transfer",
+        lambda command_id: bank_accounts().transfer(account_uuid, to_account_id, amount, command_id=command_id),
+    )
 
 
 @api_view("POST")
 @atomic_with_retries
 def set_overdraft_limit(request: HttpRequest, account_id: str) -> JsonResponse:
     account_uuid, limit = parse_account_id(account_id), json_body(request).integer("limit")
-    return audited("overdraft-limit", bank_accounts().set_overdraft_limit(account_uuid, limit))
+    return audited(
+        request,
+        "overdraft-limit",
+        lambda command_id: bank_accounts().set_overdraft_limit(account_uuid, limit, command_id=command_id),
+    )
 
 
 @api_view("POST")
 @atomic_with_retries
 def close_account(request: HttpRequest, account_id: str) -> JsonResponse:
-    return audited("close", bank_accounts().close_account(parse_account_id(account_id)))
+    account_uuid = parse_account_id(account_id)
+    return audited(
+        request, "close", lambda command_id: bank_accounts().close_account(account_uuid, command_id=command_id)
+    )

@@ -119,7 +119,7 @@ class DjangoTestClient(Client):
             path,
             data=body or b"",
             content_type=headers.get("Content-Type", "application/octet-stream"),
-            headers={"X-Forwarded-Proto": "https"},
+            headers={"X-Forwarded-Proto": "https", **{k: v for k, v in headers.items() if k != "Content-Type"}},
         )
         return Response(
             status=response.status_code,

@@ -18,8 +18,10 @@ from bank.accounts import bank, readiness
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.readiness import ready_json
 from bankaccounts.web import (
+    IDEMPOTENCY_KEY_HEADER,
     RETRY_AFTER_SECONDS,
     account_json,
+    command_id_for,
     error_json,
     health_json,
     parse_account_id,
@@ -38,6 +40,11 @@ def body() -> Any:
     return parse_json_object(request.get_data(cache=False))
 
 
+def command_id() -> str:
+    """A write's command id: its ``Idempotency-Key``, or a new id of its own."""
+    return command_id_for(request.headers.get(IDEMPOTENCY_KEY_HEADER))
+
+
 @api.get("/health")
 def health() -> dict[str, Any]:
     return health_json(bank())
@@ -52,7 +59,8 @@ def ready() -> tuple[dict[str, Any], int]:
 @api.post("/accounts")
 def open_account() -> tuple[dict[str, Any], int]:
     fields = body()
-    account = bank().open_account(fields.string("full_name"), fields.string("email_address"))
+    full_name, email_address = fields.string("full_name"), fields.string("email_address")
+    account = bank().open_account(full_name, email_address, command_id=command_id())
     return account_json(account), 201
 
 
@@ -64,31 +72,31 @@ def get_account(account_id: str) -> dict[str, Any]:
 @api.post("/accounts/<account_id>/deposit")
 def deposit(account_id: str) -> dict[str, Any]:
     account_uuid, amount = parse_account_id(account_id), body().integer("amount")
-    return account_json(bank().deposit(account_uuid, amount))
+    return account_json(bank().deposit(account_uuid, amount, command_id=command_id()))
 
 
 @api.post("/accounts/<account_id>/withdraw")
 def withdraw(account_id: str) -> dict[str, Any]:
     account_uuid, amount = parse_account_id(account_id), body().integer("amount")
-    return account_json(bank().withdraw(account_uuid, amount))
+    return account_json(bank().withdraw(account_uuid, amount, command_id=command_id()))
 
 
 @api.post("/accounts/<account_id>/transfer")
 def transfer(account_id: str) -> dict[str, Any]:
     account_uuid, fields = parse_account_id(account_id), body()
     to_account_id, amount = fields.uuid("to_account_id"), fields.integer("amount")
-    return account_json(bank().transfer(account_uuid, to_account_id, amount))
+    return account_json(bank().transfer(account_uuid, to_account_id, amount, command_id=command_id()))
 
 
 @api.post("/accounts/<account_id>/overdraft-limit")
 def set_overdraft_limit(account_id: str) -> dict[str, Any]:
     account_uuid, limit = parse_account_id(account_id), body().integer("limit")
-    return account_json(bank().set_overdraft_limit(account_uuid, limit))
+    return account_json(bank().set_overdraft_limit(account_uuid, limit, command_id=command_id()))
 
 
 @api.post("/accounts/<account_id>/close")
 def close_account(account_id: str) -> dict[str, Any]:
-    return account_json(bank().close_account(parse_account_id(account_id)))
+    return account_json(bank().close_account(parse_account_id(account_id), command_id=command_id()))
 
 
 def domain_error(error: BankAccountsError) -> tuple[Response, int]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from eventsourcing.utils import get_topic
+from flask import has_request_context, request
 
 from bank.db import AuditEntry, db, request_session
 from bankaccounts.application import BankAccounts
 from bankaccounts.domain import Account
 from bankaccounts.lifecycle import get_or_init_application
 from bankaccounts.retry import RetryPolicy
+from bankaccounts.web import IDEMPOTENCY_KEY_HEADER, command_id_for
 
 #: Settings laid over those derived from DATABASE_URL (see bankaccounts.config).
 EVENTSOURCING_ENV = {
@@ -37,18 +39,26 @@ def bank() -> BankAccounts:
     return get_or_init_application(env=EVENTSOURCING_ENV, retry=None)
 
 
-def in_transaction(action: str, command: Callable[[], Account]) -> Account:
+def in_transaction(action: str, command: Callable[[str], Account]) -> Account:
     """Run ``command``, record an audit row, and commit both in one transaction.
+
+    ``command`` gets the request's command id: its ``Idempotency-Key``, or a
+    new id (outside a request, always a new one). A request sent again with its key is answered, and changes and
+    audits nothing.
 
     ``eventsourcing_sqlalchemy`` never commits a session it was given: that is
     the owner's job, here. A write conflict (``IntegrityError``) leaves the
     transaction unusable, so roll it back and run the command again from the
     start, with fresh reads, a bounded number of times.
     """
+    key = request.headers.get(IDEMPOTENCY_KEY_HEADER) if has_request_context() else None
+    command_id = command_id_for(key)
 
     def unit_of_work() -> Account:
-        account = command()
-        db.session.add(AuditEntry(action=action, account_id=str(account.id)))
+        sent_again = bank().is_applied(command_id)
+        account = command(command_id)
+        if not sent_again:
+            db.session.add(AuditEntry(action=action, account_id=str(account.id)))
         db.session.commit()
         return account
 

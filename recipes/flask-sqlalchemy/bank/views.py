@@ -47,7 +47,9 @@ def ready() -> tuple[dict[str, Any], int]:
 def open_account() -> tuple[dict[str, Any], int]:
     fields = body()
     full_name, email_address = fields.string("full_name"), fields.string("email_address")
-    account = in_transaction("open", lambda: bank().open_account(full_name, email_address))
+    account = in_transaction(
+        "open", lambda command_id: bank().open_account(full_name, email_address, command_id=command_id)
+    )
     return account_json(account), 201
 
 
@@ -59,33 +61,44 @@ def get_account(account_id: str) -> dict[str, Any]:
 @api.post("/accounts/<account_id>/deposit")
 def deposit(account_id: str) -> dict[str, Any]:
     account_uuid, amount = parse_account_id(account_id), body().integer("amount")
-    return account_json(in_transaction("deposit", lambda: bank().deposit(account_uuid, amount)))
+    return account_json(
+        in_transaction("deposit", lambda command_id: bank().deposit(account_uuid, amount, command_id=command_id))
+    )
 
 
 @api.post("/accounts/<account_id>/withdraw")
 def withdraw(account_id: str) -> dict[str, Any]:
     account_uuid, amount = parse_account_id(account_id), body().integer("amount")
-    return account_json(in_transaction("withdraw", lambda: bank().withdraw(account_uuid, amount)))
+    return account_json(
+        in_transaction("withdraw", lambda command_id: bank().withdraw(account_uuid, amount, command_id=command_id))
+    )
 
 
 @api.post("/accounts/<account_id>/transfer")
 def transfer(account_id: str) -> dict[str, Any]:
     account_uuid, fields = parse_account_id(account_id), body()
     to_account_id, amount = fields.uuid("to_account_id"), fields.integer("amount")
-    account = in_transaction("transfer", lambda: bank().transfer(account_uuid, to_account_id, amount))
+    account = in_transaction(
+        "transfer", lambda command_id: bank().transfer(account_uuid, to_account_id, amount, command_id=command_id)
+    )
     return account_json(account)
 
 
 @api.post("/accounts/<account_id>/overdraft-limit")
 def set_overdraft_limit(account_id: str) -> dict[str, Any]:
     account_uuid, limit = parse_account_id(account_id), body().integer("limit")
-    return account_json(in_transaction("overdraft-limit", lambda: bank().set_overdraft_limit(account_uuid, limit)))
+    account = in_transaction(
+        "overdraft-limit", lambda command_id: bank().set_overdraft_limit(account_uuid, limit, command_id=command_id)
+    )
+    return account_json(account)
 
 
 @api.post("/accounts/<account_id>/close")
 def close_account(account_id: str) -> dict[str, Any]:
     account_uuid = parse_account_id(account_id)
-    return account_json(in_transaction("close", lambda: bank().close_account(account_uuid)))
+    return account_json(
+        in_transaction("close", lambda command_id: bank().close_account(account_uuid, command_id=command_id))
+    )
 
 
 def domain_error(error: BankAccountsError) -> tuple[Response, int]:

@@ -27,9 +27,12 @@ def test_events_and_orm_rows_commit_together(app: Flask, count_events: Callable[
     client = app.test_client()
     account = client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"}).json
     assert account is not None
-    response = client.post(f"/accounts/{account['id']}/deposit", json={"amount": 100})
-    assert response.status_code == 200
-    assert count_events() == 2
+    for _ in range(2):  # sent again with its key: answered, and nothing more is written
+        response = client.post(
+            f"/accounts/{account['id']}/deposit", json={"amount": 100}, headers={"Idempotency-Key": "deposit-1"}
+        )
+        assert response.status_code == 200
+    assert count_events() == 4  # each write's event, and its command's record
     assert audit_rows(app) == 2
 
 
@@ -62,17 +65,17 @@ def test_a_request_that_fails_after_saving_events_stores_nothing(app: Flask, cou
 
 def test_a_conflict_rolls_back_and_reruns_the_whole_unit_of_work(app: Flask) -> None:
     with app.app_context():
-        account_id = in_transaction("open", lambda: bank().open_account("Ada", "ada@example.com")).id
+        account_id = in_transaction("open", lambda _: bank().open_account("Ada", "ada@example.com")).id
     attempts: list[int] = []
 
-    def deposit_racing_another_request() -> Account:
+    def deposit_racing_another_request(command_id: str) -> Account:
         attempts.append(len(attempts) + 1)
         account = bank().get_account(account_id)  # reads version 1 on the first attempt
         if len(attempts) == 1:
             # Another request (its own app context, its own session) commits
             # version 2 first, so this attempt's version 2 must conflict.
             with app.app_context():
-                in_transaction("deposit", lambda: bank().deposit(account_id, 5))
+                in_transaction("deposit", lambda _: bank().deposit(account_id, 5))
         account.deposit(10)
         bank().save(account)
         return account

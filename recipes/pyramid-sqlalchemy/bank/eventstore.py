@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from bankaccounts.application import SCHEMA_EXISTS, BankAccounts
 from bankaccounts.lifecycle import get_or_init_application
+from bankaccounts.web import IDEMPOTENCY_KEY_HEADER, command_id_for
 
 
 class NoCurrentRequestError(RuntimeError):
@@ -98,5 +99,11 @@ def bank_application(request: Request) -> BankAccounts:
     return get_or_init_application(env=EVENTSOURCING_ENV, retry=None)
 
 
+def command_id(request: Request) -> str:
+    """``request.command_id``: the write's ``Idempotency-Key``, or a new id of its own."""
+    return command_id_for(request.headers.get(IDEMPOTENCY_KEY_HEADER))
+
+
 def includeme(config: Configurator) -> None:
     config.add_request_method(bank_application, "bank", reify=True)
+    config.add_request_method(command_id, reify=True)

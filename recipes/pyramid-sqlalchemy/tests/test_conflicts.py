@@ -77,8 +77,9 @@ def test_a_conflicting_request_is_retried_whole_and_applies_once(
     assert attempts == [0, 1]
     assert (response.json["balance"], response.json["version"]) == (15, 3)
     assert testapp.get(f"/accounts/{account['id']}").json == response.json
-    # open, the other request's deposit, and this request's deposit, once:
-    assert count_events() == 3
+    # open and the other request's deposit, each with its command's record, and
+    # this request's deposit, once (the test view names no command):
+    assert count_events() == 2 + 2 + 1
     # open, the other deposit, one racing-deposit: the first attempt's row was aborted.
     assert audit_rows() == 3
 
@@ -97,7 +98,7 @@ def test_a_request_still_conflicting_after_the_last_attempt_gets_409_and_stores_
     assert [record.getMessage().endswith("unresolved after 3 attempts") for record in caplog.records] == [True]
     # Only the three other deposits were stored, none of this request's.
     assert testapp.get(f"/accounts/{account['id']}").json["balance"] == 15
-    assert count_events() == 1 + 3
+    assert count_events() == 2 * (1 + 3)  # each with its command's record
     assert audit_rows() == 1 + 3
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sqlite3
 import time
@@ -17,6 +19,7 @@ from bankaccounts.domain import (
     Account,
     AccountNotFoundError,
     AppliedCommand,
+    CommandIdReusedError,
     TransferToSameAccountError,
     check_amount,
     check_overdraft_limit,
@@ -42,10 +45,13 @@ class BankAccounts(Application[UUID]):
 
     ``command_id`` makes a command idempotent. Queues deliver messages at least
     once: a worker that finished a task but had not yet acknowledged it when it
-    stopped will see the message again. Given the same ``command_id`` (a task or
-    message id), a command that was already applied is not applied again; the
-    account is returned as it is now. The record of the command is saved in the
-    same ``save()`` as its effects, so it exists if and only if they do.
+    stopped will see the message again; an HTTP client that lost an answer
+    sends its request again. Given the same ``command_id`` (a task or message
+    id, an ``Idempotency-Key``), a command that was already applied is not
+    applied again; the account is returned as it is now. The record of the
+    command is saved in the same ``save()`` as its effects, so it exists if and
+    only if they do. The same id with other arguments raises
+    ``CommandIdReusedError``.
 
     ``retry`` re-runs a command that lost an optimistic-concurrency race. Pass
     ``retry=None`` when the application runs inside a transaction it does not
@@ -81,11 +87,13 @@ class BankAccounts(Application[UUID]):
         return STORE_NAMES.get(module, module)
 
     def open_account(self, full_name: str, email_address: str, *, command_id: str | None = None) -> Account:
+        command = Command(command_id, "open_account", full_name, email_address)
+
         def unit_of_work() -> Account:
-            if command_id is not None and (applied := self._applied_command(command_id)) is not None:
+            if (applied := self._applied_command(command)) is not None:
                 return self.get_account(applied.account_id)
             account = Account.open(full_name, email_address)
-            self.save(account, *self._command_record(command_id, "open_account", account.id))
+            self.save(account, *command.record(account.id))
             return account
 
         return self._run(unit_of_work)
@@ -102,24 +110,26 @@ class BankAccounts(Application[UUID]):
 
     def deposit(self, account_id: UUID, amount: int, *, command_id: str | None = None) -> Account:
         check_amount(amount)
+        command = Command(command_id, "deposit", account_id, amount)
 
         def unit_of_work() -> Account:
             account = self.get_account(account_id)
-            if not self._is_applied(command_id):
+            if self._applied_command(command) is None:
                 account.deposit(amount)
-                self.save(account, *self._command_record(command_id, "deposit", account_id))
+                self.save(account, *command.record(account_id))
             return account
 
         return self._run(unit_of_work)
 
     def withdraw(self, account_id: UUID, amount: int, *, command_id: str | None = None) -> Account:
         check_amount(amount)
+        command = Command(command_id, "withdraw", account_id, amount)
 
         def unit_of_work() -> Account:
             account = self.get_account(account_id)
-            if not self._is_applied(command_id):
+            if self._applied_command(command) is None:
                 account.withdraw(amount)
-                self.save(account, *self._command_record(command_id, "withdraw", account_id))
+                self.save(account, *command.record(account_id))
             return account
 
         return self._run(unit_of_work)
@@ -131,57 +141,85 @@ class BankAccounts(Application[UUID]):
             msg = "cannot transfer from an account to itself"
             raise TransferToSameAccountError(msg)
 
+        command = Command(command_id, "transfer", account_id, to_account_id, amount)
+
         def unit_of_work() -> Account:
             source = self.get_account(account_id)
             destination = self.get_account(to_account_id)
-            if not self._is_applied(command_id):
+            if self._applied_command(command) is None:
                 source.send_transfer(to_account_id, amount)
                 destination.receive_transfer(account_id, amount)
                 # One atomic recording of both events (and of the command, if named).
-                self.save(source, destination, *self._command_record(command_id, "transfer", account_id))
+                self.save(source, destination, *command.record(account_id))
             return source
 
         return self._run(unit_of_work)
 
-    def set_overdraft_limit(self, account_id: UUID, limit: int) -> Account:
+    def set_overdraft_limit(self, account_id: UUID, limit: int, *, command_id: str | None = None) -> Account:
         check_overdraft_limit(limit)
+        command = Command(command_id, "set_overdraft_limit", account_id, limit)
 
         def unit_of_work() -> Account:
             account = self.get_account(account_id)
-            account.set_overdraft_limit(limit)
-            self.save(account)
+            if self._applied_command(command) is None:
+                account.set_overdraft_limit(limit)
+                self.save(account, *command.record(account_id))
             return account
 
         return self._run(unit_of_work)
 
-    def close_account(self, account_id: UUID) -> Account:
+    def close_account(self, account_id: UUID, *, command_id: str | None = None) -> Account:
+        command = Command(command_id, "close_account", account_id)
+
         def unit_of_work() -> Account:
             account = self.get_account(account_id)
-            account.close()
-            self.save(account)
+            if self._applied_command(command) is None:
+                account.close()
+                self.save(account, *command.record(account_id))
             return account
 
         return self._run(unit_of_work)
 
-    def _applied_command(self, command_id: str) -> AppliedCommand | None:
+    def is_applied(self, command_id: str) -> bool:
+        """Whether a command with this id has been applied (with any arguments)."""
         try:
-            applied = self.repository.get(AppliedCommand.create_id(command_id))
+            self.repository.get(AppliedCommand.create_id(command_id))
+        except AggregateNotFoundError:
+            return False
+        return True
+
+    def _applied_command(self, command: Command) -> AppliedCommand | None:
+        """The record of ``command`` if it was applied; ``CommandIdReusedError`` if its id names another."""
+        if command.id is None:
+            return None
+        try:
+            applied = self.repository.get(AppliedCommand.create_id(command.id))
         except AggregateNotFoundError:
             return None
         assert isinstance(applied, AppliedCommand)
+        if applied.fingerprint and applied.fingerprint != command.fingerprint:
+            msg = f"command id {command.id!r} was already used for a different request ({applied.name})"
+            raise CommandIdReusedError(msg)
         return applied
-
-    def _is_applied(self, command_id: str | None) -> bool:
-        return command_id is not None and self._applied_command(command_id) is not None
-
-    @staticmethod
-    def _command_record(command_id: str | None, name: str, account_id: UUID) -> list[AppliedCommand]:
-        return [] if command_id is None else [AppliedCommand(command_id, name, account_id)]
 
     def _run(self, unit_of_work: Callable[[], T]) -> T:
         if self.retry is None:
             return unit_of_work()
         return self.retry.run(unit_of_work)
+
+
+class Command:
+    """A command's id, if it has one, and the fingerprint of its name and arguments."""
+
+    def __init__(self, command_id: str | None, name: str, *arguments: object) -> None:
+        self.id = command_id
+        self.name = name
+        text = json.dumps([name, *map(str, arguments)])
+        self.fingerprint = hashlib.sha256(text.encode()).hexdigest()
+
+    def record(self, account_id: UUID) -> list[AppliedCommand]:
+        """What to save with the command's effects: its record, if it has an id."""
+        return [] if self.id is None else [AppliedCommand(self.id, self.name, account_id, self.fingerprint)]
 
 
 def construct_application(

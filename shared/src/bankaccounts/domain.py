@@ -41,6 +41,10 @@ class TransferToSameAccountError(InvalidRequestError):
     """A transfer names the same account as source and destination."""
 
 
+class CommandIdReusedError(InvalidRequestError):
+    """A command id (an HTTP ``Idempotency-Key``) already names a different command."""
+
+
 class AccountNotFoundError(BankAccountsError, LookupError):
     """No account has the given id."""
 
@@ -84,13 +88,17 @@ class AppliedCommand(Aggregate):
     Its id is derived from the command id, so a second attempt to apply the same
     command would record version 1 of the same aggregate again: the event
     store's unique constraint refuses that, atomically with the rest of the save.
+    ``fingerprint`` identifies the command's arguments, so that the same id sent
+    with other arguments is refused instead of answered as if it were the same
+    (records saved before it existed have none, and are not compared).
     """
 
     @event("Applied")
-    def __init__(self, command_id: str, name: str, account_id: UUID) -> None:
+    def __init__(self, command_id: str, name: str, account_id: UUID, fingerprint: str = "") -> None:
         self.command_id = command_id
         self.name = name
         self.account_id = account_id
+        self.fingerprint = fingerprint
 
     @staticmethod
     def create_id(command_id: str) -> UUID:

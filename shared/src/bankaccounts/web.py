@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from bankaccounts.application import BankAccounts
 from bankaccounts.domain import (
@@ -19,6 +19,7 @@ from bankaccounts.domain import (
     AccountClosedError,
     AccountNotFoundError,
     BankAccountsError,
+    CommandIdReusedError,
     InsufficientFundsError,
     InvalidRequestError,
 )
@@ -82,6 +83,37 @@ def parse_json_object(raw: bytes) -> JSONBody:
         msg = "request body must be a JSON object"
         raise InvalidRequestError(msg)
     return JSONBody(value)
+
+
+#: The request header that makes a write safe to send again (the IETF's
+#: draft-ietf-httpapi-idempotency-key-header): every request with the same key
+#: is applied once. A client that got no answer (a timeout, a 503, a reset
+#: connection) sends the request again with the same key; a random UUID per
+#: intended write is the right key.
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+#: WSGI's name for the same header, for recipes that read ``environ``.
+IDEMPOTENCY_KEY_ENVIRON = "HTTP_IDEMPOTENCY_KEY"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+def command_id_for(idempotency_key: str | None) -> str:
+    """The command id of a write request: its ``Idempotency-Key``, or a new one of its own.
+
+    A request without a key gets an id too, so that a retry *inside* the
+    request finds its write already applied: eventsourcing's PostgreSQL
+    recorder reconnects and inserts again when a COMMIT's answer is lost, and
+    the conflict retry that follows then returns the account instead of
+    applying the command a second time. Keys and generated ids never meet: they
+    have different prefixes.
+    """
+    if idempotency_key is None:
+        return f"request:{uuid4()}"
+    key = idempotency_key.strip()
+    printable = all("!" <= character <= "~" for character in key)  # visible ASCII, no spaces
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not printable:
+        msg = f"{IDEMPOTENCY_KEY_HEADER} must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters"
+        raise InvalidRequestError(msg)
+    return f"idempotency-key:{key}"
 
 
 def parse_account_id(text: str) -> UUID:
@@ -166,6 +198,8 @@ def unavailable_json() -> dict[str, str]:
 
 def status_for(error: BankAccountsError) -> int:
     """The HTTP status code for an error the application raised on purpose."""
+    if isinstance(error, CommandIdReusedError):
+        return 422  # the same key with another request: the IETF draft's answer
     if isinstance(error, InvalidRequestError):
         return 400
     if isinstance(error, AccountNotFoundError):

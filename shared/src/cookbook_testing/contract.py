@@ -111,7 +111,7 @@ class HttpContract:
         assert account["overdraft_limit"] == 0
         assert account["is_closed"] is False
         assert account["version"] == 1
-        assert count_events() == before + 1
+        assert count_events() == before + 2  # the account's event, and the record of the command
         assert self.get_account(api, account["id"]) == account
 
     def test_open_account_at_the_length_limits(self, api: Client) -> None:
@@ -166,7 +166,7 @@ class HttpContract:
         response = api.post(f"/accounts/{account['id']}/deposit", json={"amount": 1250})
         assert response.status == 200
         assert response.json == {**account, "balance": 1250, "version": 2}
-        assert count_events() == before + 1
+        assert count_events() == before + 2  # the account's event, and the record of the command
         response = api.post(f"/accounts/{account['id']}/deposit", json={"amount": MAX})
         assert response.status == 200
         assert response.json["balance"] == MAX + 1250
@@ -247,7 +247,7 @@ class HttpContract:
             "balance": 300,
             "version": destination["version"] + 1,
         }
-        assert count_events() == before + 2
+        assert count_events() == before + 3  # one event per account, and the record of the command
 
     @pytest.mark.parametrize(
         "body",
@@ -315,6 +315,71 @@ class HttpContract:
             )
             assert_error(response, 409)
             assert_error(api.post(f"/accounts/{account['id']}/close"), 409)
+
+    # --- idempotency keys ----------------------------------------------------
+
+    @staticmethod
+    def keyed(key: str) -> dict[str, str]:
+        return {"Idempotency-Key": key}
+
+    def test_a_write_sent_again_with_its_key_is_applied_once(
+        self, api: Client, count_events: Callable[[], int]
+    ) -> None:
+        key = str(uuid.uuid4())
+        details = {"full_name": "Ada", "email_address": "ada@example.com"}
+        before = count_events()
+        opened = [api.post("/accounts", json=details, headers=self.keyed(f"open-{key}")) for _ in range(2)]
+        assert [response.status for response in opened] == [201, 201], [response.body for response in opened]
+        account = opened[0].json
+        assert opened[1].json == account
+        assert count_events() == before + 2  # one account
+        other = self.open_account(api)
+        writes = [
+            ("deposit", {"amount": 100}),
+            ("withdraw", {"amount": 30}),
+            ("transfer", {"to_account_id": other["id"], "amount": 20}),
+            ("overdraft-limit", {"limit": 500}),
+            ("close", None),
+        ]
+        before = count_events()
+        for action, body in writes:
+            path, headers = f"/accounts/{account['id']}/{action}", self.keyed(f"{action}-{key}")
+            # The client sent it three times: it lost the answers, or it was impatient.
+            answers = [api.post(path, json=body, headers=headers) for _ in range(3)]
+            assert [answer.status for answer in answers] == [200] * 3, [answer.body[:300] for answer in answers]
+            assert answers[0].json == answers[1].json == answers[2].json
+        assert count_events() == before + 6 + 5  # each write's events once (a transfer has two), its record once
+        final = self.get_account(api, account["id"])
+        assert (final["balance"], final["overdraft_limit"], final["is_closed"]) == (50, 500, True)
+        assert self.get_account(api, other["id"])["balance"] == 20
+
+    def test_the_same_key_for_another_request_is_422_and_changes_nothing(
+        self, api: Client, count_events: Callable[[], int]
+    ) -> None:
+        account, other = self.funded_account(api, 100), self.open_account(api)
+        key = self.keyed(str(uuid.uuid4()))
+        assert api.post(f"/accounts/{account['id']}/deposit", json={"amount": 10}, headers=key).status == 200
+        deposited = self.get_account(api, account["id"])
+        with self.nothing_changes(api, count_events, deposited, other):
+            for path, body in [
+                (f"/accounts/{account['id']}/deposit", {"amount": 11}),  # another amount
+                (f"/accounts/{other['id']}/deposit", {"amount": 10}),  # another account
+                (f"/accounts/{account['id']}/withdraw", {"amount": 10}),  # another command
+                ("/accounts", {"full_name": "Ada", "email_address": "ada@example.com"}),
+            ]:
+                assert_error(api.post(path, json=body, headers=key), 422)
+
+    @pytest.mark.parametrize("key", ["two words", "caf\u00e9", "k" * 256])
+    def test_a_malformed_key_is_400_and_changes_nothing(
+        self, api: Client, count_events: Callable[[], int], key: str
+    ) -> None:
+        account = self.open_account(api)
+        with self.nothing_changes(api, count_events, account):
+            response = api.post(
+                f"/accounts/{account['id']}/deposit", json={"amount": 10}, headers={"Idempotency-Key": key}
+            )
+            assert_error(response, 400)
+            assert "Idempotency-Key" in response.json["error"]
 
     # --- methods and paths -------------------------------------------------
 

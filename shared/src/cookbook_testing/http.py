@@ -39,8 +39,16 @@ class Client:
     def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
         raise NotImplementedError
 
-    def request(self, method: str, path: str, *, json: Any = NO_BODY, data: bytes | None = None) -> Response:
-        headers: dict[str, str] = {}
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = NO_BODY,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        headers = dict(headers or {})
         if json is not NO_BODY:
             data = jsonlib.dumps(json).encode()
         if data is not None:
@@ -50,8 +58,10 @@ class Client:
     def get(self, path: str) -> Response:
         return self.request("GET", path)
 
-    def post(self, path: str, *, json: Any = NO_BODY, data: bytes | None = None) -> Response:
-        return self.request("POST", path, json=json, data=data)
+    def post(
+        self, path: str, *, json: Any = NO_BODY, data: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        return self.request("POST", path, json=json, data=data, headers=headers)
 
 
 class WSGIClient(Client):

@@ -8,9 +8,11 @@ each with 4 worker processes on a free loopback port.
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -236,6 +238,53 @@ class StandaloneChecks:
         balances = [server.client.get(f"/accounts/{account_id}").json["balance"] for account_id in load.account_ids]
         assert sum(balances) >= load.outcomes.count(200), "an acknowledged deposit was lost"
         print(f"{server.kind}: outage of {OUTAGE_SECONDS}s: {load.outcomes.count(200)} x 200, {len(unavailable)} x 503")
+
+    @pytest.mark.requires_postgresql
+    def test_a_write_whose_commit_answer_is_lost_is_applied_once(
+        self, start_server: Callable[..., ServerProcess], database_behind_a_fault_proxy: FaultProxy
+    ) -> None:
+        """PostgreSQL commits a deposit, and the connection drops before its answer arrives.
+        The server answers 200 (a retry inside the request found the deposit applied) or 503.
+        A client that sends it again with its Idempotency-Key has deposited once; a client
+        that sent no key and got 200 has deposited once too."""
+        database = database_behind_a_fault_proxy
+        server = start_server(database_url=database.url)
+        opened = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
+        account_id = opened.json["id"]
+        deposit, expected, first_answers = f"/accounts/{account_id}/deposit", 0, []
+
+        def until_not_503(send: Callable[[], Response]) -> list[Response]:
+            """A patient client: it sends again after a 503, up to ten times."""
+            answers = [send()]
+            while answers[-1].status == 503 and len(answers) < 10:
+                time.sleep(0.2)  # a client's pause between tries, not a wait for an event
+                answers.append(send())
+            return answers
+
+        def balance() -> int:
+            answer = until_not_503(lambda: server.client.get(f"/accounts/{account_id}"))[-1]
+            assert answer.status == 200, answer.body
+            return int(answer.json["balance"])
+
+        for _ in range(3):  # with a key: sent again until it is answered 200
+            key = {"Idempotency-Key": str(uuid.uuid4())}
+            database.lose_next_commit_reply()
+            send = functools.partial(server.client.post, deposit, json={"amount": 100}, headers=key)
+            statuses = [answer.status for answer in until_not_503(send)]
+            assert statuses[-1] == 200 and set(statuses) <= {200, 503}, statuses
+            expected += 100
+            first_answers.append(statuses[0])
+            assert balance() == expected, statuses
+        for _ in range(3):  # without a key: a 200 is one deposit; after a 503, at most one
+            database.lose_next_commit_reply()
+            status = server.client.post(deposit, json={"amount": 100}).status
+            assert status in (200, 503), status
+            now = balance()
+            assert now == expected + 100 if status == 200 else now in (expected, expected + 100)
+            expected = now
+            first_answers.append(status)
+        assert database.commits_lost == 6
+        print(f"{server.kind}: first answers to deposits whose COMMIT answer was lost: {first_answers}")
 
     def test_killed_worker_is_respawned_and_service_continues(self, start_server: Callable[..., ServerProcess]) -> None:
         server = start_server()

@@ -7,6 +7,7 @@ anything raised, and then the events and the audit row go, or stay, together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pyramid.request import Request
@@ -19,11 +20,16 @@ from bankaccounts.readiness import database_ready
 from bankaccounts.web import account_json, health_json, parse_account_id
 
 
-def audited(request: Request, action: str, account: Account) -> dict[str, Any]:
-    """Record what was done in an ordinary table, in the request's transaction."""
-    # Added after the application saved: it is flushed at commit, so a fault in
-    # this row is never mistaken for a write conflict on the events.
-    request.dbsession.add(AuditEntry(action=action, account_id=str(account.id)))
+def audited(request: Request, action: str, command: Callable[[str], Account]) -> dict[str, Any]:
+    """Run ``command`` with the request's command id, and record what was done in
+    an ordinary table, in the request's transaction. A request sent again with
+    its ``Idempotency-Key`` is answered, and changes and audits nothing."""
+    sent_again = request.bank.is_applied(request.command_id)
+    account = command(request.command_id)
+    if not sent_again:
+        # Added after the application saved: it is flushed at commit, so a fault in
+        # this row is never mistaken for a write conflict on the events.
+        request.dbsession.add(AuditEntry(action=action, account_id=str(account.id)))
     return account_json(account)
 
 
@@ -43,9 +49,10 @@ def ready(request: Request) -> dict[str, Any]:
 def open_account(request: Request) -> dict[str, Any]:
     fields = json_body(request)
     full_name, email_address = fields.string("full_name"), fields.string("email_address")
-    account = request.bank.open_account(full_name, email_address)
     request.response.status_code = 201
-    return audited(request, "open", account)
+    return audited(
+        request, "open", lambda command_id: request.bank.open_account(full_name, email_address, command_id=command_id)
+    )
 
 
 @view_config(route_name="account", request_method="GET", renderer="json")
@@ -56,29 +63,41 @@ def get_account(request: Request) -> dict[str, Any]:
 @view_config(route_name="deposit", request_method="POST", renderer="json")
 def deposit(request: Request) -> dict[str, Any]:
     account_id, amount = parse_account_id(request.matchdict["account_id"]), json_body(request).integer("amount")
-    return audited(request, "deposit", request.bank.deposit(account_id, amount))
+    return audited(
+        request, "deposit", lambda command_id: request.bank.deposit(account_id, amount, command_id=command_id)
+    )
 
 
 @view_config(route_name="withdraw", request_method="POST", renderer="json")
 def withdraw(request: Request) -> dict[str, Any]:
     account_id, amount = parse_account_id(request.matchdict["account_id"]), json_body(request).integer("amount")
-    return audited(request, "withdraw", request.bank.withdraw(account_id, amount))
+    return audited(
+        request, "withdraw", lambda command_id: request.bank.withdraw(account_id, amount, command_id=command_id)
+    )
 
 
 @view_config(route_name="transfer", request_method="POST", renderer="json")
 def transfer(request: Request) -> dict[str, Any]:
     account_id, fields = parse_account_id(request.matchdict["account_id"]), json_body(request)
     to_account_id, amount = fields.uuid("to_account_id"), fields.integer("amount")
-    return audited(request, "transfer", request.bank.transfer(account_id, to_account_id, amount))
+    return audited(
+        request,
+        "transfer",
+        lambda command_id: request.bank.transfer(account_id, to_account_id, amount, command_id=command_id),
+    )
 
 
 @view_config(route_name="overdraft_limit", request_method="POST", renderer="json")
 def set_overdraft_limit(request: Request) -> dict[str, Any]:
     account_id, limit = parse_account_id(request.matchdict["account_id"]), json_body(request).integer("limit")
-    return audited(request, "overdraft-limit", request.bank.set_overdraft_limit(account_id, limit))
+    return audited(
+        request,
+        "overdraft-limit",
+        lambda command_id: request.bank.set_overdraft_limit(account_id, limit, command_id=command_id),
+    )
 
 
 @view_config(route_name="close", request_method="POST", renderer="json")
 def close_account(request: Request) -> dict[str, Any]:
     account_id = parse_account_id(request.matchdict["account_id"])
-    return audited(request, "close", request.bank.close_account(account_id))
+    return audited(request, "close", lambda command_id: request.bank.close_account(account_id, command_id=command_id))
