@@ -1,9 +1,9 @@
 """The HTTP contract as a plain WSGI callable: standard library only, no framework.
 
 ``make_app(get_application)`` returns the WSGI callable. It asks
-``get_application`` for the process's ``BankAccounts`` on every request and
-never constructs one itself: constructing it is the job of a hook that runs
-in each worker process after the fork (see ``process.py``).
+``get_application`` for the process's ``BankAccounts`` on every request;
+constructing it is the job of a hook that runs in each worker process after
+the fork (see ``process.py``).
 """
 
 from __future__ import annotations

@@ -15,13 +15,12 @@ import atexit
 import logging
 
 from bank_api import make_app
-from bankaccounts.lifecycle import get_application
-from process import create_schema, start_worker, stop_worker
+from process import create_schema, start_worker, stop_worker, worker_application
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(name)s %(levelname)s: %(message)s")
 
 create_schema()
-application = make_app(get_application)
+application = make_app(worker_application)
 
 
 def start_uwsgi_worker() -> None:

@@ -43,6 +43,7 @@ def test_postgresql_url() -> None:
         "POSTGRES_PORT": "5433",
         "POSTGRES_USER": "bank",
         "POSTGRES_PASSWORD": "s@cret",
+        "POSTGRES_CONNECT_TIMEOUT": "2",  # not eventsourcing's 30 s: a down database is a prompt 503
     }
     assert config.sqlalchemy_url() == "postgresql+psycopg://bank:s%40cret@127.0.0.1:5433/accounts"
 

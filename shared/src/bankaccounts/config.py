@@ -21,6 +21,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_SQLITE_PATH = Path("var") / "bankaccounts.sqlite3"
 
+#: The longest eventsourcing's PostgreSQL store waits for a connection (its
+#: pool's wait, which includes connecting). Its recorders try each statement up
+#: to ten times when the connection fails, so with the database down a request
+#: answers 503 after about ten of these waits. Its default is 30 s: a worker
+#: started during an outage then took 30 s to start, and a request 5 minutes.
+POSTGRES_CONNECTION_WAIT_SECONDS = 2
+
 
 class ConfigurationError(ValueError):
     """A setting is missing or malformed; the message says which and how to fix it."""
@@ -112,6 +119,7 @@ class DatabaseConfig:
             "POSTGRES_HOST": self.host,
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_CONNECT_TIMEOUT": str(POSTGRES_CONNECTION_WAIT_SECONDS),
         }
         if self.port:
             env["POSTGRES_PORT"] = self.port
