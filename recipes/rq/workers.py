@@ -96,6 +96,15 @@ def json_only(serializer: Any) -> type[JSONSerializer]:
 #: The signals that stop a worker (SIGTERM) or its whole process group (Ctrl+C).
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
+# The same holds for a pool's worker: the pool forks it and may send SIGINT at
+# once, and CPython drops a signal that reaches a child between the fork and
+# its own set-up of signals (the worker then ran on, and the pool waited for it
+# for ever: twice in one CI run). So whatever imports this module (the pool, or
+# a lone worker) forks its children with both signals held; a worker lets them
+# in once RQ's handlers are in place (bootstrap), any other child once it has
+# set them as a horse does.
+hold_in_forked_children(STOP_SIGNALS)
+
 
 def _child_starts_like_a_horse() -> None:
     """In a child of the worker: SIGINT ignored, SIGTERM's default action, then
@@ -120,9 +129,11 @@ class _RecipeWorker(rq.worker.BaseWorker):
         date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
         log_format: str = DEFAULT_LOGGING_FORMAT,
     ) -> None:
-        # Act on a stop request from the start (see _child_starts_like_a_horse).
+        # Act on a stop request from the start (see the notes above STOP_SIGNALS):
+        # one that came while the signals were held is acted on now.
         self._install_signal_handlers()
-        hold_in_forked_children(STOP_SIGNALS)  # its callbacks run first: registered first
+        release(STOP_SIGNALS)
+        hold_in_forked_children(STOP_SIGNALS)  # for its own children; its callbacks run first
         os.register_at_fork(after_in_child=_child_starts_like_a_horse)
         # Log where applications are constructed and closed, next to RQ's own lines.
         setup_loghandlers(logging_level or "INFO", date_format, log_format, name="bankaccounts")
