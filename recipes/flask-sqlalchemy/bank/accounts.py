@@ -43,8 +43,8 @@ def in_transaction(action: str, command: Callable[[str], Account]) -> Account:
     """Run ``command``, record an audit row, and commit both in one transaction.
 
     ``command`` gets the request's command id: its ``Idempotency-Key``, or a
-    new id (outside a request, always a new one). A request sent again with its key is answered, and changes and
-    audits nothing.
+    new id (outside a request, always a new one). A request sent again with
+    its key is answered, and changes and audits nothing.
 
     ``eventsourcing_sqlalchemy`` never commits a session it was given: that is
     the owner's job, here. A write conflict (``IntegrityError``) leaves the
