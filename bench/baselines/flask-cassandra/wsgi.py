@@ -118,7 +118,7 @@ def create_app() -> Flask:
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok"}
+        return {"status": "ok", "pid": os.getpid()}
 
     @app.post("/accounts")
     def open_account() -> tuple[dict[str, Any], int]:

@@ -10,6 +10,7 @@ and a read is ``session.get()``. Served with the recipe's own uwsgi.ini
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -76,7 +77,7 @@ def create_app() -> Flask:
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok"}
+        return {"status": "ok", "pid": os.getpid()}
 
     @app.post("/accounts")
     def open_account() -> tuple[dict[str, Any], int]:

@@ -11,6 +11,7 @@ the engine disposed of, before the workers fork.
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -67,7 +68,7 @@ class AuditEntry(Base):
 
 @view_config(route_name="health", request_method="GET", renderer="json")
 def health(request: Request) -> dict[str, Any]:
-    return {"status": "ok"}
+    return {"status": "ok", "pid": os.getpid()}
 
 
 @view_config(route_name="accounts", request_method="POST", renderer="json")

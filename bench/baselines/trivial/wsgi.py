@@ -8,10 +8,14 @@ accept-and-respond loop and the loopback, which no recipe can beat.
 import json
 import os
 
-BODY = json.dumps({"status": "ok", "pid": os.getpid()}).encode()
+#: The body, per process: the pid is the worker's (this module is imported in
+#: uWSGI's master, before the fork), so the harness can tell every worker answered.
+BODIES = {}
 
 
 def application(environ, start_response):
     environ["wsgi.input"].read()
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))])
-    return [BODY]
+    pid = os.getpid()
+    body = BODIES.get(pid) or BODIES.setdefault(pid, json.dumps({"status": "ok", "pid": pid}).encode())
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]

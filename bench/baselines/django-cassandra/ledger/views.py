@@ -13,6 +13,7 @@ recipe writes none.
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -37,7 +38,7 @@ def as_json(row: Any) -> dict[str, Any]:
 
 
 def health(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
+    return JsonResponse({"status": "ok", "pid": os.getpid()})
 
 
 @csrf_exempt

@@ -7,6 +7,8 @@ plus the recipe's audit row, in one ``transaction.atomic()``; a read is one
 
 from __future__ import annotations
 
+import os
+
 from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest, JsonResponse
@@ -22,7 +24,7 @@ def error(exception: BankAccountsError) -> JsonResponse:
 
 
 def health(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
+    return JsonResponse({"status": "ok", "pid": os.getpid()})
 
 
 @csrf_exempt
