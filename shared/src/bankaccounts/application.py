@@ -182,21 +182,21 @@ class BankAccounts(Application[UUID]):
 
     def is_applied(self, command_id: str) -> bool:
         """Whether a command with this id has been applied (with any arguments)."""
-        try:
-            self.repository.get(AppliedCommand.create_id(command_id))
-        except AggregateNotFoundError:
-            return False
-        return True
+        return self._record_of(command_id) is not None
 
-    def _applied_command(self, command: Command) -> AppliedCommand | None:
-        """The record of ``command`` if it was applied; ``CommandIdReusedError`` if its id names another."""
-        if command.id is None:
-            return None
+    def _record_of(self, command_id: str) -> AppliedCommand | None:
         try:
-            applied = self.repository.get(AppliedCommand.create_id(command.id))
+            applied = self.repository.get(AppliedCommand.create_id(command_id))
         except AggregateNotFoundError:
             return None
         assert isinstance(applied, AppliedCommand)
+        return applied
+
+    def _applied_command(self, command: Command) -> AppliedCommand | None:
+        """The record of ``command`` if it was applied; ``CommandIdReusedError`` if its id names another."""
+        applied = None if command.id is None else self._record_of(command.id)
+        if applied is None:
+            return None
         if applied.fingerprint and applied.fingerprint != command.fingerprint:
             msg = f"command id {command.id!r} was already used for a different request ({applied.name})"
             raise CommandIdReusedError(msg)

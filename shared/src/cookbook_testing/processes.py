@@ -181,14 +181,10 @@ class ManagedProcess:
 
     def wait_until_gone(self, timeout: float, what: str = "every process of its group") -> None:
         """Wait for ``what`` to exit (after the process itself): fail with what is still running."""
-        deadline = time.monotonic() + timeout
-        while self.left_behind():
-            if time.monotonic() > deadline:
-                msg = (
-                    f"timed out after {timeout:.1f}s: {what} of {self.kind} to exit; still running:\n{self.describe()}"
-                )
-                raise AssertionError(msg)
-            time.sleep(0.05)
+        try:
+            wait_for(lambda: not self.left_behind(), timeout, f"{what} of {self.kind} to exit")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; still running:\n{self.describe()}") from None
 
     def kill(self) -> None:
         """Last resort: kill the whole process group, so no child outlives a test."""

@@ -353,6 +353,5 @@ class StandaloneChecks:
         assert [outcome for outcome in load.outcomes if outcome != 200] == []
         assert not set(after) & set(before), "the old workers are still serving"
         assert not set().union(*after.values()) & set().union(*before.values()), "an application survived the reload"
-        balances = [server.client.get(f"/accounts/{account_id}").json["balance"] for account_id in load.account_ids]
-        assert sum(balances) == len(load.outcomes), "every acknowledged deposit is recorded, once"
+        load.assert_every_deposit_applied_once()  # every acknowledged deposit is recorded, once
         assert server.returncode is None
