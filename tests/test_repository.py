@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bankaccounts.timeouts import DEFAULT_REQUEST_TIMEOUT_SECONDS, SERVER_TIMEOUT_MARGIN_SECONDS, SERVER_TIMEOUT_SIGNAL
 from conftest import RECIPES, ROOT
 from cookbook_testing.contract import ACCOUNT_FIELDS
 
@@ -119,6 +120,31 @@ def test_every_gunicorn_conf_holds_stop_signals_until_the_worker_has_handlers() 
     assert len(blocks) >= 6
     first_block = next(iter(blocks.values()))
     assert {name for name, block in blocks.items() if block != first_block} == set()
+
+
+def test_every_server_stops_a_request_at_the_same_time_after_request_timeout() -> None:
+    """``REQUEST_TIMEOUT`` (default and margin from ``bankaccounts.timeouts``) sets uWSGI's
+    ``harakiri`` and gunicorn's ``timeout`` in every recipe, and both end the request with
+    ``SERVER_TIMEOUT_SIGNAL``, made a 503 (the stand-alone hang check shows it)."""
+    knob = (
+        "if-env = REQUEST_TIMEOUT\nset-ph = request_timeout=%(_)\nendif =\n"
+        f"if-not-env = REQUEST_TIMEOUT\nset-ph = request_timeout={DEFAULT_REQUEST_TIMEOUT_SECONDS}\nendif =\n"
+    )
+    harakiri = (
+        f"\nharakiri = %(request_timeout + {SERVER_TIMEOUT_MARGIN_SECONDS})\n"
+        f"harakiri-graceful-signal = {SERVER_TIMEOUT_SIGNAL.value}\nharakiri-graceful-timeout = 1\n"
+    )
+    inis = sorted((ROOT / "recipes").glob("*/uwsgi.ini"))
+    assert [ini.parent.name for ini in inis if knob not in ini.read_text() or harakiri not in ini.read_text()] == []
+    confs = sorted((ROOT / "recipes").glob("*/gunicorn.conf.py"))
+    assert [conf.parent.name for conf in confs if "\ntimeout = server_timeout()\n" not in conf.read_text()] == []
+    abort = (
+        "\n\ndef worker_abort(worker):\n"
+        '    """SIGABRT: this worker\'s request ran past ``timeout``. End it with a 503."""\n'
+        "    raise_request_timeout()\n"
+    )
+    assert [conf.parent.name for conf in confs if abort not in conf.read_text()] == []
+    assert len(inis) == len(confs) >= 6
 
 
 LITERAL_BLOCK = re.compile(r"^(?!\s*\.\.).*::\s*$")

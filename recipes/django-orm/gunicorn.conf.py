@@ -1,14 +1,16 @@
 """gunicorn for the Django recipe. Start it from this folder: gunicorn -c gunicorn.conf.py
 
 Knobs, from the environment: PORT (default 8000), WEB_CONCURRENCY (default 4
-worker processes), HOST (default 127.0.0.1), DATABASE_URL (default: an SQLite
-file under ./var), and Django's own (DJANGO_SECRET_KEY, ALLOWED_HOSTS, ...:
-see config/settings.py). Create the tables first: python manage.py migrate
+worker processes), HOST (default 127.0.0.1), REQUEST_TIMEOUT (default 10
+seconds), DATABASE_URL (default: an SQLite file under ./var), and Django's own
+(DJANGO_SECRET_KEY, ALLOWED_HOSTS, ...: see config/settings.py). Create the
+tables first: python manage.py migrate
 """
 
 import os
 
 from bankaccounts.prefork_signals import GUNICORN_STOP_SIGNALS, hold_in_forked_children, release
+from bankaccounts.timeouts import raise_request_timeout, server_timeout
 
 wsgi_app = "wsgi:application"
 bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
@@ -29,6 +31,11 @@ def post_worker_init(worker: object) -> None:
 
 # SIGTERM lets workers finish their requests for up to this many seconds.
 graceful_timeout = 30
+# A request may take REQUEST_TIMEOUT seconds. One that runs 5 s longer (a
+# database that hangs) is ended: its worker gets SIGABRT, and worker_abort
+# makes that a 503 answer; the worker then exits and is replaced, and one still
+# busy a second later is killed (bankaccounts/timeouts.py).
+timeout = server_timeout()
 accesslog = "-"
 # gunicorn 27 opens a control socket under $HOME by default; not needed here.
 control_socket_disable = True
@@ -44,3 +51,8 @@ hold_in_forked_children(GUNICORN_STOP_SIGNALS)
 def pre_exec(server):
     """A master re-executed by SIGUSR2 must not start with its stop signals held."""
     release(GUNICORN_STOP_SIGNALS)
+
+
+def worker_abort(worker):
+    """SIGABRT: this worker's request ran past ``timeout``. End it with a 503."""
+    raise_request_timeout()

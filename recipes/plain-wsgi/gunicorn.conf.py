@@ -1,13 +1,14 @@
 """gunicorn for the plain WSGI recipe. Start it from this folder: gunicorn -c gunicorn.conf.py
 
 Knobs, from the environment: PORT (default 8000), WEB_CONCURRENCY (default 4
-worker processes), HOST (default 127.0.0.1), DATABASE_URL (default: an SQLite
-file under ./var).
+worker processes), HOST (default 127.0.0.1), REQUEST_TIMEOUT (default 10
+seconds), DATABASE_URL (default: an SQLite file under ./var).
 """
 
 import os
 
 from bankaccounts.prefork_signals import GUNICORN_STOP_SIGNALS, hold_in_forked_children, release
+from bankaccounts.timeouts import raise_request_timeout, server_timeout
 
 wsgi_app = "wsgi:application"
 bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
@@ -16,6 +17,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or "4")
 # Import wsgi.py once, in the master, like uWSGI does; it constructs nothing.
 preload_app = True
 graceful_timeout = 30
+# A request may take REQUEST_TIMEOUT seconds. One that runs 5 s longer (a
+# database that hangs) is ended: its worker gets SIGABRT, and worker_abort
+# makes that a 503 answer; the worker then exits and is replaced, and one still
+# busy a second later is killed (bankaccounts/timeouts.py).
+timeout = server_timeout()
 accesslog = "-"
 # gunicorn 27 opens a control socket under $HOME by default; not needed here.
 control_socket_disable = True
@@ -51,3 +57,8 @@ def worker_exit(server, worker):
     from process import stop_worker
 
     stop_worker()
+
+
+def worker_abort(worker):
+    """SIGABRT: this worker's request ran past ``timeout``. End it with a 503."""
+    raise_request_timeout()

@@ -1,14 +1,15 @@
 """gunicorn for the Pyramid recipe. Start it from this folder: gunicorn -c gunicorn.conf.py
 
 Knobs, from the environment: PORT (default 8000), WEB_CONCURRENCY (default 4
-worker processes), HOST (default 127.0.0.1), DATABASE_URL (default: an SQLite
-file under ./var). Pyramid's own settings are in production.ini, which
-wsgi.py loads.
+worker processes), HOST (default 127.0.0.1), REQUEST_TIMEOUT (default 10
+seconds), DATABASE_URL (default: an SQLite file under ./var). Pyramid's own
+settings are in production.ini, which wsgi.py loads.
 """
 
 import os
 
 from bankaccounts.prefork_signals import GUNICORN_STOP_SIGNALS, hold_in_forked_children, release
+from bankaccounts.timeouts import raise_request_timeout, server_timeout
 
 wsgi_app = "wsgi:app"
 bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"
@@ -22,6 +23,11 @@ preload_app = True
 
 # SIGTERM lets workers finish their requests for up to this many seconds.
 graceful_timeout = 30
+# A request may take REQUEST_TIMEOUT seconds. One that runs 5 s longer (a
+# database that hangs) is ended: its worker gets SIGABRT, and worker_abort
+# makes that a 503 answer; the worker then exits and is replaced, and one still
+# busy a second later is killed (bankaccounts/timeouts.py).
+timeout = server_timeout()
 accesslog = "-"
 # gunicorn 27 opens a control socket under $HOME by default; not needed here.
 control_socket_disable = True
@@ -42,3 +48,8 @@ def pre_exec(server):
 def post_worker_init(worker):
     """Runs in each new worker once it has its own signal handlers."""
     release(GUNICORN_STOP_SIGNALS)  # the worker's handlers exist: a stop held till now acts
+
+
+def worker_abort(worker):
+    """SIGABRT: this worker's request ran past ``timeout``. End it with a 503."""
+    raise_request_timeout()

@@ -99,3 +99,47 @@ print(held, got)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.split() == ["[]", "['term']"]
+
+
+def test_a_signal_that_arrives_during_a_fork_is_reported_before_it_is_let_in() -> None:
+    """``on_arrival`` sees a held signal that came during the fork (uWSGI: pass it on to the
+    new worker, which the master has not recorded yet), before the parent's handler runs;
+    a signal the parent blocked itself is not reported, as it is not let in."""
+    code = """
+import os, signal
+from bankaccounts.prefork_signals import hold_in_forked_children
+events = []
+signal.signal(signal.SIGUSR1, lambda *_: events.append("handled"))
+signal.signal(signal.SIGUSR2, lambda *_: events.append("handled USR2"))
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+# Fork callbacks 'before' run last-registered first: this one runs once the holding is in place.
+os.register_at_fork(before=lambda: (os.kill(os.getpid(), signal.SIGUSR1), os.kill(os.getpid(), signal.SIGUSR2)))
+hold_in_forked_children({signal.SIGUSR1, signal.SIGUSR2}, on_arrival=lambda s: events.append(sorted(map(int, s))))
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print(events)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[[10], 'handled']"
+
+
+def test_under_uwsgi_a_stop_that_arrives_during_a_fork_is_sent_to_the_new_worker_too() -> None:
+    """The new child gets SIGHUP (held until its handlers exist); uWSGI's recorded workers do not."""
+    code = """
+import os, signal, sys, types
+sys.modules["uwsgi"] = types.SimpleNamespace(workers=lambda: ({"pid": 0},))  # the new worker is not recorded yet
+master = []
+signal.signal(signal.SIGTERM, lambda *_: master.append("SIGTERM"))
+os.register_at_fork(before=lambda: os.kill(os.getpid(), signal.SIGTERM))  # runs after the holding's
+import bankaccounts.uwsgi_signals
+pid = os.fork()
+if pid == 0:
+    got = signal.sigtimedwait([signal.SIGHUP], 10)
+    os._exit(0 if got and got.si_signo == signal.SIGHUP else 1)
+_, status = os.waitpid(pid, 0)
+print("master:", *master, "worker:", "SIGHUP" if os.waitstatus_to_exitcode(status) == 0 else "nothing")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "master: SIGTERM worker: SIGHUP"

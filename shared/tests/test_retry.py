@@ -44,6 +44,31 @@ def test_gives_up_after_the_last_attempt() -> None:
     assert len(pauses) == 3  # but not slept after
 
 
+def test_gives_up_when_the_next_attempt_would_start_after_the_time_budget() -> None:
+    now = [100.0]
+    starts: list[float] = []
+
+    def unit_of_work() -> None:
+        starts.append(now[0] - 100.0)
+        now[0] += 1.0  # each attempt takes a second, and conflicts
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with pytest.raises(ConflictUnresolvedError, match=r"after 3 attempts in 3\.0s"):
+        RetryPolicy(time_budget=3.0).run(unit_of_work, sleep=sleep, clock=lambda: now[0])
+    assert len(starts) == 3  # at about 0, 1 and 2 s: a fourth would start after 3 s
+    assert max(starts) <= 3.0
+
+
+def test_the_time_budget_is_request_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUEST_TIMEOUT", "7")
+    assert RetryPolicy().time_budget == 7.0
+    monkeypatch.delenv("REQUEST_TIMEOUT")
+    assert RetryPolicy().time_budget == 10.0
+
+
 def test_other_errors_are_not_retried() -> None:
     calls: list[int] = []
 
@@ -61,7 +86,9 @@ def test_jitter_spreads_the_pauses() -> None:
     assert len(pauses) > 40
 
 
-@pytest.mark.parametrize("kwargs", [{"attempts": 0}, {"base_delay": -1}, {"base_delay": 1, "max_delay": 0.5}])
+@pytest.mark.parametrize(
+    "kwargs", [{"attempts": 0}, {"base_delay": -1}, {"base_delay": 1, "max_delay": 0.5}, {"time_budget": 0}]
+)
 def test_invalid_policies_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ new one. ``pyramid_retry`` does exactly that, with a fresh request, a fresh
 module marks the conflict retryable and adds what ``pyramid_retry`` lacks:
 a short random pause between attempts, so that competitors spread out.
 
-When the attempts run out, the last conflict is answered with ``409``
+When the attempts run out, or ``REQUEST_TIMEOUT`` has passed since the first
+attempt started, the last conflict is answered with ``409``
 (``bank.views.errors``).
 """
 
@@ -21,6 +22,7 @@ import time
 
 from eventsourcing.persistence import IntegrityError
 from pyramid.config import Configurator
+from pyramid.events import NewRequest
 from pyramid.httpexceptions import HTTPError
 from pyramid.request import Request
 from pyramid_retry import IBeforeRetry, mark_error_retryable
@@ -30,14 +32,32 @@ from bankaccounts.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
-#: The pauses between attempts; the number of attempts is ``retry.attempts``.
+#: The pauses between attempts and the time they may take; the number of
+#: attempts is ``retry.attempts``.
 PAUSES = RetryPolicy()
+#: Where a request keeps when its first attempt started: every attempt shares its environ.
+FIRST_ATTEMPT_STARTED = "bank.first_attempt_started"
+
+
+def last_attempt_once_out_of_time(event: NewRequest) -> None:
+    """An attempt that starts after the time budget is the last: its conflict is 409.
+
+    ``pyramid_retry`` counts attempts only; it reads ``retry.attempts`` from the
+    environ to decide whether an error may be retried.
+    """
+    environ = event.request.environ
+    started = environ.setdefault(FIRST_ATTEMPT_STARTED, time.monotonic())
+    attempt = environ.get("retry.attempt")
+    if attempt is not None and PAUSES.out_of_time(started):
+        environ["retry.attempts"] = attempt + 1
 
 
 def pause_before_retry(event: IBeforeRetry) -> None:
     """Sleep a random, growing while before the next attempt ("full jitter")."""
     failed_attempt = event.environ["retry.attempt"] + 1  # pyramid_retry counts from 0
     pause = PAUSES.delay(failed_attempt)
+    if PAUSES.out_of_time(event.environ[FIRST_ATTEMPT_STARTED], pause):
+        pause = 0.0  # the next attempt is the last (last_attempt_once_out_of_time): no need to wait
     logger.debug("attempt %d of %s conflicted; retrying in %.4fs", failed_attempt, event.request.path, pause)
     time.sleep(pause)
 
@@ -70,3 +90,4 @@ def includeme(config: Configurator) -> None:
     # as one of SQLAlchemy's errors, which is not retried.
     mark_error_retryable(IntegrityError)
     config.add_subscriber(pause_before_retry, IBeforeRetry)
+    config.add_subscriber(last_attempt_once_out_of_time, NewRequest)

@@ -17,6 +17,7 @@ from webtest import TestApp
 from bank.conflicts import attempts_for
 from bank.models import AuditEntry
 from bankaccounts.lifecycle import get_application
+from bankaccounts.retry import RetryPolicy
 from bankaccounts.web import MAX_BODY_BYTES, account_json
 from cookbook_testing.databases import count_rows
 
@@ -65,6 +66,24 @@ def audit_rows(database_url: str) -> Callable[[], int]:
 
 def open_account(testapp: TestApp) -> dict[str, Any]:
     return testapp.post_json("/accounts", {"full_name": "Ada", "email_address": "ada@example.com"}).json
+
+
+def test_no_attempt_follows_one_that_started_after_the_time_budget(
+    make_app: Callable[..., Router], monkeypatch: pytest.MonkeyPatch, count_events: Callable[[], int]
+) -> None:
+    """With attempts to spare but the time spent, the conflict is answered 409, and nothing is written."""
+    monkeypatch.setattr("bank.conflicts.PAUSES", RetryPolicy(time_budget=0.001))
+    attempts.clear()
+    testapp = TestApp(make_app(add_test_views, **{"retry.attempts": "100"}))
+    account = open_account(testapp)
+    events = count_events()
+
+    response = testapp.post(f"/test/accounts/{account['id']}/racing-deposit/100", status=409)
+
+    assert attempts == [0, 1]  # the second started after the budget: the last
+    assert response.json == {"error": "write conflict still unresolved after 2 attempts"}
+    assert testapp.get(f"/accounts/{account['id']}").json["balance"] == 10  # the two racing deposits of 5 only
+    assert count_events() == events + 4  # those two deposits and their commands' records
 
 
 def test_a_conflicting_request_is_retried_whole_and_applies_once(

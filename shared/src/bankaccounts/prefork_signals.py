@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 #: What stops a uWSGI worker gracefully (SIGHUP) and the whole server (SIGTERM).
 UWSGI_STOP_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTERM})
@@ -40,12 +40,16 @@ UWSGI_STOP_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTERM})
 GUNICORN_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 
 
-def hold_in_forked_children(signals: Iterable[signal.Signals]) -> None:
+def hold_in_forked_children(
+    signals: Iterable[signal.Signals],
+    on_arrival: Callable[[set[signal.Signals]], object] | None = None,
+) -> None:
     """Make every child this process forks from now on start with ``signals`` blocked.
 
     A signal sent to the parent in the moment of the fork waits, and is
-    delivered when the parent restores its mask. Forks made later by the
-    children themselves are not affected.
+    delivered when the parent restores its mask; ``on_arrival`` is called with
+    such signals just before that. Forks made later by the children themselves
+    are not affected.
     """
     held = frozenset(signals)
     parent = os.getpid()
@@ -57,7 +61,11 @@ def hold_in_forked_children(signals: Iterable[signal.Signals]) -> None:
 
     def after_in_parent() -> None:
         if saved:
-            signal.pthread_sigmask(signal.SIG_SETMASK, saved.pop())
+            mask = saved.pop()
+            arrived = (signal.sigpending() & held) - mask  # pending, and not blocked once restored
+            if arrived and on_arrival is not None:
+                on_arrival(arrived)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def after_in_child() -> None:
         saved.clear()  # the child keeps them held until its server releases them

@@ -6,8 +6,9 @@ constraint rejects the second with ``eventsourcing.persistence.IntegrityError``.
 The right response is to run the *whole* unit of work again (load, decide,
 save), after a short random pause so that the competitors spread out.
 
-``RetryPolicy`` does exactly that, a bounded number of times, with "full
-jitter" exponential backoff. When the attempts run out it raises
+``RetryPolicy`` does exactly that, with "full jitter" exponential backoff,
+a bounded number of times and for a bounded time (``REQUEST_TIMEOUT``, see
+``bankaccounts.timeouts``). When either runs out it raises
 ``ConflictUnresolvedError``, which web recipes answer with 409.
 
 Where the unit of work is a database transaction owned by someone else (a web
@@ -21,12 +22,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
 from bankaccounts.domain import BankAccountsError
+from bankaccounts.timeouts import request_timeout
 
 T = TypeVar("T")
 
@@ -45,10 +47,14 @@ class RetryPolicy:
     # unluckiest command needed 24 attempts with these pauses on a quiet
     # machine, and more than 50 on one loaded to six times its cores (every
     # read of the account is slower there, so more writes land in between).
-    # The bound is 100; the worst case waits about 45 s in all before giving up.
+    # The bound is 100, and the time the retries may take is bounded too.
     attempts: int = 100
     base_delay: float = 0.005  # seconds: the ceiling of the first pause
     max_delay: float = 0.5  # no single pause is longer than this
+    #: Seconds from the first attempt after which no new attempt starts:
+    #: ``REQUEST_TIMEOUT`` (read when the policy is made), so that a request
+    #: that keeps losing answers 409 while its client still waits.
+    time_budget: float = field(default_factory=lambda: float(request_timeout()))
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -57,11 +63,21 @@ class RetryPolicy:
         if not 0 <= self.base_delay <= self.max_delay:
             msg = "delays must satisfy 0 <= base_delay <= max_delay"
             raise ValueError(msg)
+        if self.time_budget <= 0:
+            msg = "time_budget must be positive"
+            raise ValueError(msg)
 
     def delay(self, attempt: int) -> float:
         """Pause after failed attempt number ``attempt`` (1-based): full jitter."""
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+    def out_of_time(self, started: float, pause: float = 0.0, clock: Callable[[], float] = time.monotonic) -> bool:
+        """Would an attempt after ``pause`` start later than the budget allows?
+
+        ``started`` is the ``clock()`` reading when the first attempt began.
+        """
+        return clock() + pause - started > self.time_budget
 
     def run(
         self,
@@ -69,22 +85,24 @@ class RetryPolicy:
         *,
         on_conflict: Callable[[], object] | None = None,
         sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> T:
         """Call ``unit_of_work`` until it does not raise ``IntegrityError``.
 
         ``on_conflict`` runs after every conflict, before the pause: the place
         to roll back a transaction that the failed attempt left open.
         """
+        started = clock()
         for attempt in range(1, self.attempts + 1):
             try:
                 return unit_of_work()
             except IntegrityError as error:
                 if on_conflict is not None:
                     on_conflict()
-                if attempt == self.attempts:
-                    msg = f"write conflict still unresolved after {attempt} attempts"
-                    raise ConflictUnresolvedError(msg) from error
                 pause = self.delay(attempt)
+                if attempt == self.attempts or self.out_of_time(started, pause, clock):
+                    msg = f"write conflict still unresolved after {attempt} attempts in {clock() - started:.1f}s"
+                    raise ConflictUnresolvedError(msg) from error
                 logger.debug("write conflict on attempt %d, retrying in %.4fs", attempt, pause)
                 sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -167,6 +167,7 @@ UNAVAILABLE_ERRORS = frozenset(
         "cassandra.Unavailable",
         "cassandra.ReadTimeout",
         "cassandra.WriteTimeout",
+        "bankaccounts.timeouts.RequestTimeoutError",  # the server's limit for the request ran out
     }
 )
 #: SQLite says "operational error" for a missing table too; only these are about availability.

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from bankaccounts.readiness import READY_TIMEOUT_SECONDS
+from bankaccounts.timeouts import REQUEST_TIMEOUT_ENV, server_timeout
 from cookbook_testing.contract import HttpContract
 from cookbook_testing.databases import count_rows
 from cookbook_testing.faults import FaultProxy
@@ -37,6 +38,8 @@ DEPOSIT_CENTS = 7
 STOP_MOMENTS = ["listening", "first-health", "respawning", "under-load"]
 #: How long the database is unreachable in the outage check.
 OUTAGE_SECONDS = 3.0
+#: REQUEST_TIMEOUT in the hang check, short to keep the check short.
+HANG_REQUEST_TIMEOUT = 2
 
 
 def in_parallel(client: HTTPClient, requests: list[tuple[str, str, Any]]) -> list[Response]:
@@ -313,6 +316,47 @@ class StandaloneChecks:
             first_answers.append(status)
         assert database.commits_lost == 6
         print(f"{server.kind}: first answers to deposits whose COMMIT answer was lost: {first_answers}")
+
+    @pytest.mark.requires_postgresql
+    def test_a_database_that_hangs_holds_a_request_no_longer_than_the_server_timeout(
+        self, start_server: Callable[..., ServerProcess], database_behind_a_fault_proxy: FaultProxy
+    ) -> None:
+        """PostgreSQL stops answering in the middle of a deposit. Nothing in the worker gives up
+        on a query the server has accepted, so the server's own limit ends the request: uWSGI's
+        ``harakiri`` or gunicorn's ``timeout``, ``REQUEST_TIMEOUT`` + 5 s after it began, with
+        a 503; the worker is then replaced. Once the database answers again, the deposit sent
+        again with its key counts once."""
+        database = database_behind_a_fault_proxy
+        env = {REQUEST_TIMEOUT_ENV: str(HANG_REQUEST_TIMEOUT)}
+        limit = server_timeout(env)
+        server = start_server(database_url=database.url, extra_env=env)
+        opened = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
+        account_id = opened.json["id"]
+        workers = server.worker_pids()
+        deposit = functools.partial(
+            server.client.post,
+            f"/accounts/{account_id}/deposit",
+            json={"amount": 100},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+
+        database.freeze()
+        started = time.monotonic()
+        answer = deposit()
+        seconds = time.monotonic() - started
+        database.thaw()
+
+        assert answer.status == 503, answer.body
+        assert answer.headers.get("retry-after") and set(answer.json) == {"error"}
+        assert seconds < limit + 3.0, f"the request lasted {seconds:.1f}s; the server's limit is {limit}s"
+        wait_for(lambda: server.worker_pids() - workers, 30, "a new worker in place of the stopped one")
+        answers = [deposit()]
+        while answers[-1].status == 503 and len(answers) < 20:
+            time.sleep(0.5)  # a client's pause between tries, not a wait for an event
+            answers.append(deposit())
+        assert [answer.status for answer in answers][-1] == 200, [answer.status for answer in answers]
+        assert server.client.get(f"/accounts/{account_id}").json["balance"] == 100
+        print(f"{server.kind}: a request to a hung database answered 503 after {seconds:.1f}s; limit {limit}s")
 
     def test_killed_worker_is_respawned_and_service_continues(self, start_server: Callable[..., ServerProcess]) -> None:
         server = start_server()

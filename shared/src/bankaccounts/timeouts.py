@@ -1,0 +1,88 @@
+"""``REQUEST_TIMEOUT``: one knob for how long a request may take.
+
+Whole seconds, default 10. The limits that depend on how long a client will
+wait for an answer all come from it:
+
+- write conflicts are retried for at most ``REQUEST_TIMEOUT`` seconds, then
+  answered 409 (``bankaccounts.retry``);
+- the servers end a request that has run ``REQUEST_TIMEOUT`` plus
+  ``SERVER_TIMEOUT_MARGIN_SECONDS`` (uWSGI's ``harakiri``, gunicorn's
+  ``timeout``). That is the last resort for a database that hangs: a client
+  library waits for ever for the answer to a query the server has accepted,
+  and neither a statement timeout nor TCP keepalive helps when the database's
+  machine still acknowledges every packet.
+
+How a server ends such a request: it sends the worker ``SERVER_TIMEOUT_SIGNAL``
+(SIGABRT), and the recipes turn that signal into ``RequestTimeoutError``,
+raised in the request where it waits. The request answers 503, like any
+other "the store is unavailable" error, and the worker exits once it has
+answered, to be replaced by a fresh one (its connections may be mid-query).
+gunicorn calls the ``worker_abort`` hook (``gunicorn.conf.py`` raises
+there); uWSGI sends the signal as its graceful harakiri, and
+:mod:`bankaccounts.uwsgi_signals` installs ``end_request_on_server_timeout``.
+A worker that is still busy a second later is killed (SIGKILL) by either
+server: its client's connection is closed with no answer.
+
+The limits that do not depend on clients are constants where they are used:
+``POSTGRES_CONNECTION_WAIT_SECONDS`` (``bankaccounts.config``) and
+``READY_TIMEOUT_SECONDS`` (``bankaccounts.readiness``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping
+from types import FrameType
+from typing import NoReturn
+
+from bankaccounts.config import ConfigurationError
+
+REQUEST_TIMEOUT_ENV = "REQUEST_TIMEOUT"
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 10
+MAX_REQUEST_TIMEOUT_SECONDS = 3600
+#: How much longer than the request budget a server lets a request run before
+#: it stops the worker: long enough for a request whose conflict retries used
+#: the whole budget to write its answer. ``uwsgi.ini`` repeats this number.
+SERVER_TIMEOUT_MARGIN_SECONDS = 5
+#: What uWSGI and gunicorn send a worker whose request ran out of time.
+SERVER_TIMEOUT_SIGNAL = signal.SIGABRT
+
+
+class RequestTimeoutError(Exception):
+    """The server's time limit for this request ran out while it waited (a database that hangs)."""
+
+
+def request_timeout(environ: Mapping[str, str] | None = None) -> int:
+    """``REQUEST_TIMEOUT`` in seconds; unset or empty means the default."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(REQUEST_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_REQUEST_TIMEOUT_SECONDS
+    seconds = int(raw) if raw.isascii() and raw.isdigit() else 0
+    if not 1 <= seconds <= MAX_REQUEST_TIMEOUT_SECONDS:
+        msg = (
+            f"{REQUEST_TIMEOUT_ENV} must be a whole number of seconds from 1 to "
+            f"{MAX_REQUEST_TIMEOUT_SECONDS}, not {raw!r}"
+        )
+        raise ConfigurationError(msg)
+    return seconds
+
+
+def server_timeout(environ: Mapping[str, str] | None = None) -> int:
+    """How long uWSGI and gunicorn let one request run before they stop its worker."""
+    return request_timeout(environ) + SERVER_TIMEOUT_MARGIN_SECONDS
+
+
+def raise_request_timeout() -> NoReturn:
+    """End the current request: for gunicorn's ``worker_abort`` hook, which runs in the
+    signal handler; gunicorn has already marked the worker to exit after the request."""
+    msg = "the request ran out of time: the server's limit is REQUEST_TIMEOUT + 5 s"
+    raise RequestTimeoutError(msg)
+
+
+def end_request_on_server_timeout(signum: int, frame: FrameType | None) -> NoReturn:
+    """uWSGI's graceful harakiri: leave once this request is answered (SIGHUP is uWSGI's
+    "finish the request, then exit" for a worker), and end the request now."""
+    os.kill(os.getpid(), signal.SIGHUP)
+    raise_request_timeout()
