@@ -32,3 +32,20 @@ def test_an_unknown_store_is_a_usage_error(pytester: pytest.Pytester, monkeypatc
     result = pytester.runpytest_inprocess("-p", "cookbook_testing.plugin")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*COOKBOOK_TEST_STORE must be one of*"])
+
+
+@pytest.mark.parametrize(
+    ("line", "is_a_request"),
+    [
+        ("[pid: 17914|app: 0|req: 67/299] 127.0.0.1 () {26 vars in 389 bytes} POST /accounts", True),
+        ('127.0.0.1 - - [01/Dec/2026:23:46:31 +0000] "POST /accounts HTTP/1.1" 200 165 "-" "-"', True),
+        ("Wed Dec  2 00:02:46 2026 - graceful shutdown triggered...", False),
+        ("[2026-12-01 23:46:31 +0000] [123] [INFO] Booting worker with pid: 123", False),
+        ("2026-12-02 00:02:45,875 [3214] bankaccounts.lifecycle INFO: constructed application", False),
+    ],
+)
+def test_a_failed_test_s_server_log_leaves_out_request_lines(line: str, is_a_request: bool) -> None:
+    """What the server did at the end (a shutdown, a worker that died) is what a failure needs."""
+    from cookbook_testing.plugin import REQUEST_LINE
+
+    assert bool(REQUEST_LINE.match(line)) is is_a_request

@@ -16,6 +16,7 @@ hide a missing service. Tests that only make sense on PostgreSQL are marked
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -103,9 +104,17 @@ def pytest_runtest_makereport(
         report.longrepr = f"skipped under CI=true, which counts as a failure: {report.longrepr}"
     if report.failed:
         for server in _processes_of(item):
-            lines = server.log().splitlines()[-200:]
-            report.sections.append((f"{server.kind} log (last {len(lines)} lines)", "\n".join(lines)))
+            lines = server.log().splitlines()
+            messages = [line for line in lines if not REQUEST_LINE.match(line)][-200:]
+            title = f"{server.kind} log (last {len(messages)} lines; {len(lines) - len(messages)} request lines left out)"
+            report.sections.append((title, "\n".join(messages)))
     return report
+
+
+#: One request in uWSGI's request log ("[pid: 42|app: 0|req: 7/9] 127.0.0.1 ...") or gunicorn's
+#: access log ('127.0.0.1 - - [01/Dec/2026:...] "POST ...'): under load, hundreds of them
+#: would push out the lines that say what the server did.
+REQUEST_LINE = re.compile(r'^\[pid: \d+\|app: |^\S+ - \S+ \[[^\]]+\] "')
 
 
 # --- databases ----------------------------------------------------------------
