@@ -110,3 +110,12 @@ def _hostname() -> str:
     import socket
 
     return socket.gethostname()
+
+
+def test_a_message_stays_taken_longer_than_a_task_may_run() -> None:
+    """A visibility timeout below the hard time limit would run a slow task twice at once."""
+    from celery_app import app
+
+    conf = app.conf
+    assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit > conf.task_soft_time_limit
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -9,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from celery import Celery, group
+from celery.result import AsyncResult
 from celery_worker import CeleryWorker, Tasks
 
 from cookbook_testing.databases import count_rows
@@ -75,6 +77,59 @@ def test_sigterm_finishes_or_requeues_tasks_and_closes_every_application(
     succeeded_first = set(re.findall(r"Task deposit\[([\w-]+)\] succeeded", first.log()))
     received_again = set(re.findall(r"Task deposit\[([\w-]+)\] received", second.log()))
     print(f"delivered again after they had run: {len(succeeded_first & received_again)} deposit(s)")
+
+
+#: The deposits in flight when a process is killed in the checks below.
+KILLED_BATCH = 200
+
+
+def deposits_under_way(first: CeleryWorker, tasks: Tasks, events_table: str) -> tuple[str, list[AsyncResult]]:
+    """Open an account and send it KILLED_BATCH deposits of 3; return once some have landed."""
+    account = tasks.call("open_account", "Ada", "ada@example.com")
+    before = count_rows(first.env["DATABASE_URL"], events_table)
+    results = [tasks.send("deposit", account["id"], 3) for _ in range(KILLED_BATCH)]
+    wait_for(
+        lambda: count_rows(first.env["DATABASE_URL"], events_table) >= before + 40, 60, "some deposits to complete"
+    )
+    return account["id"], results
+
+
+def assert_every_deposit_applied_once(tasks: Tasks, account_id: str, results: list[AsyncResult]) -> None:
+    balances = [result.get(timeout=120)["balance"] for result in results]  # none failed
+    assert len(balances) == KILLED_BATCH
+    final = tasks.call("get_account", account_id)
+    assert (final["balance"], final["version"]) == (KILLED_BATCH * 3, 1 + KILLED_BATCH)
+
+
+def test_a_task_whose_child_was_killed_runs_again_and_applies_once(
+    client: Celery, start_worker: Callable[..., CeleryWorker], events_table: str
+) -> None:
+    """A prefork child SIGKILLed mid-task (out of memory, say): its message is handed back
+    (task_reject_on_worker_lost) and run again; the deposit it had made, if any, counts once."""
+    worker = start_worker()
+    tasks = Tasks(client, worker)
+    account_id, results = deposits_under_way(worker, tasks, events_table)
+    victim = min(worker.child_pids())
+    os.kill(victim, signal.SIGKILL)
+    assert_every_deposit_applied_once(tasks, account_id, results)
+    assert f"pid:{victim} exited with 'signal 9 (SIGKILL)'" in worker.log()
+    lost = re.findall(r"WorkerLostError\(.*?\)", worker.log())
+    print(f"celery: a child killed mid-batch; tasks it lost, run again: {len(lost)}")
+
+
+def test_the_tasks_of_a_killed_worker_run_again_on_another_and_apply_once(
+    client: Celery, start_worker: Callable[..., CeleryWorker], events_table: str
+) -> None:
+    """The whole worker SIGKILLed (its machine lost): the messages it had taken come back to
+    the queue, on Redis once their visibility timeout has passed, and another worker runs them."""
+    quick = {"CELERY_VISIBILITY_TIMEOUT": "5"}  # the recipe's default is 60 s
+    first = start_worker(extra_env=quick)
+    tasks = Tasks(client, first)
+    account_id, results = deposits_under_way(first, tasks, events_table)
+    first.kill()  # SIGKILL to the main process and its children at once
+    first.wait_until_gone(STOP_BOUND_SECONDS, "the killed worker's processes")
+    second = start_worker(database_url=first.env["DATABASE_URL"], queue=first.queue, extra_env=quick)
+    assert_every_deposit_applied_once(Tasks(client, second), account_id, results)
 
 
 #: When the SIGTERM comes: as soon as the process exists (Python is importing the
