@@ -8,7 +8,8 @@ construct it in the process that runs the job, before the job starts.
 
 Commands pass the RQ job id as ``command_id``. A job can run again after it
 has changed something: its work horse was killed after the commit but before
-RQ recorded success, and someone requeued it from the failed registry. With
+RQ recorded success, and the worker ran it again (``HORSE_DEATH_RETRIES``) or
+someone requeued it from the failed registry. With
 the job id recorded in the same transaction as the events, the second run
 changes nothing and returns the account as it is.
 

@@ -61,6 +61,11 @@ APPLICATION_ENV = {**SCHEMA_EXISTS, "POSTGRES_POOL_SIZE": "1"}
 
 #: Seconds an idle worker waits for a job before it looks again for a stop request.
 STOP_CHECK_INTERVAL = 1
+#: How many times a job whose work horse died (SIGKILL: the out-of-memory killer,
+#: a stop sent to every process) is run again before it is failed. Safe: every
+#: command records its job id with its effects, so a deposit the horse had made
+#: is not made again. Bounded: a job that kills every horse it reaches must end.
+HORSE_DEATH_RETRIES = 2
 
 
 class UnknownJobError(LookupError):
@@ -148,6 +153,24 @@ class _RecipeWorker(rq.worker.BaseWorker):
             msg = f"{job.func_name!r} is not a job of these workers: they run {', '.join(sorted(JOB_NAMES))}"
             raise UnknownJobError(msg)
         get_or_init_application(env=APPLICATION_ENV)
+
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+        # In the worker, after its horse died mid-job, before RQ fails the job:
+        # RQ retries a failed job that has retries left (the retry= of enqueue,
+        # which would retry domain errors too); give one to a job whose horse died.
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        deaths = int(job.meta.get("horse_deaths", 0)) + 1
+        job.meta["horse_deaths"] = deaths
+        job.save_meta()
+        if deaths <= HORSE_DEATH_RETRIES and not job.should_retry:
+            job.retries_left, job.retry_intervals = 1, [0]
+            self.log.warning(
+                "Worker %s: job %s lost its work horse (%d of %d): running it again",
+                self.name,
+                job.id,
+                deaths,
+                HORSE_DEATH_RETRIES + 1,
+            )
 
     # Warm shutdown without losing a job. On SIGTERM or SIGINT, RQ's worker
     # raises StopRequested from the signal handler unless it is running a job,

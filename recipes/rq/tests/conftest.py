@@ -32,12 +32,13 @@ def start_worker(redis_url: str, make_database_url: Callable[[], str]) -> Iterat
     def start(
         *,
         database_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
         timeout: float = 60,
         until: Callable[[RQWorker], bool] | None = None,
         **kwargs: object,
     ) -> RQWorker:
         """``until``: when to return (default: every worker listens on its queue)."""
-        env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url or make_database_url()}
+        env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url or make_database_url(), **(extra_env or {})}
         worker = RQWorker(env, **kwargs)  # type: ignore[arg-type]
         workers.append(worker)
         worker.start(timeout=timeout, until=None if until is None else lambda: until(worker))

@@ -20,6 +20,7 @@ from rq_worker import RECIPE_DIR, RQWorker
 from client import JobFailedError, call, enqueue, result
 from cookbook_testing.databases import count_rows
 from cookbook_testing.processes import wait_for
+from workers import HORSE_DEATH_RETRIES
 
 ACCOUNT = "ACCOUNT"  # replaced by the test account's id
 BAD_CALLS: list[tuple[str, list[Any], str]] = [
@@ -64,7 +65,24 @@ def test_bad_jobs_fail_once_into_the_failed_registry_and_change_nothing(
     assert call(queue, "get_account", account["id"])["balance"] == 100
 
 
-def test_a_job_run_again_after_its_commit_changes_nothing(
+def test_a_job_whose_horse_died_after_its_commit_runs_again_and_changes_nothing(
+    start_worker: Callable[..., RQWorker], queue_of: Callable[..., Queue], tmp_path: Path
+) -> None:
+    """The horse dies after the deposit's commit, before RQ records the success: the worker
+    runs the job again (HORSE_DEATH_RETRIES), and the deposit counts once."""
+    worker = start_worker(
+        worker_class="dying_workers.DiesOnceAfterDepositWorker", extra_env={"DIED_ONCE_MARKER": str(tmp_path / "died")}
+    )
+    queue = queue_of(worker)
+    account = call(queue, "open_account", "Ada", "ada@example.com")
+    deposit = enqueue(queue, "deposit", account["id"], 5)
+    assert result(deposit, timeout=30)["balance"] == 5  # not 10: the command id was recorded
+    assert (tmp_path / "died").exists(), "the first run's horse died"
+    assert deposit.get_meta()["horse_deaths"] == 1
+    assert call(queue, "get_account", account["id"])["version"] == 2
+
+
+def test_a_job_that_kills_every_horse_fails_after_its_retries_and_can_be_requeued(
     start_worker: Callable[..., RQWorker], queue_of: Callable[..., Queue]
 ) -> None:
     dying = start_worker(worker_class="dying_workers.DiesAfterDepositWorker")
@@ -72,7 +90,8 @@ def test_a_job_run_again_after_its_commit_changes_nothing(
     account = call(queue, "open_account", "Ada", "ada@example.com")
     deposit = enqueue(queue, "deposit", account["id"], 5)
     with pytest.raises(JobFailedError, match="Work-horse terminated unexpectedly"):
-        result(deposit, timeout=30)
+        result(deposit, timeout=60)
+    assert deposit.get_meta()["horse_deaths"] == 1 + HORSE_DEATH_RETRIES
     assert dying.stop(signal.SIGTERM) == 0
 
     # What `rq requeue` does; a worker that lives runs it again, with the same job id.
