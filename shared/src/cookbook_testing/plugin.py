@@ -105,9 +105,10 @@ def pytest_runtest_makereport(
     if report.failed:
         for server in _processes_of(item):
             lines = server.log().splitlines()
-            messages = [line for line in lines if not REQUEST_LINE.match(line)][-200:]
-            title = f"{server.kind} log (last {len(messages)} lines; {len(lines) - len(messages)} request lines left out)"
-            report.sections.append((title, "\n".join(messages)))
+            messages = [line for line in lines if not REQUEST_LINE.match(line)]
+            shown = messages[-200:]
+            title = f"{server.kind} log (last {len(shown)} lines; {len(lines) - len(messages)} request lines left out)"
+            report.sections.append((title, "\n".join(shown)))
     return report
 
 
