@@ -1,6 +1,6 @@
 """The built docs, read as a reader would: served on loopback, loaded in headless Chromium.
 
-Run after ``sphinx-build`` (the ``docs`` tox environment does both). Each key
+Run after ``sphinx-build`` (the ``docs`` tox environment does both). Each
 page must render its title, the navigation and its code blocks, every asset
 it asks for must exist, and a screenshot is saved under ``artifacts/docs/``
 (which git ignores) for a human to look at.
@@ -25,26 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "docs"
 BUILT = SOURCE / "_build" / "html"
 SCREENSHOTS = ROOT / "artifacts" / "docs"
-KEY_PAGES = [
-    "index",
-    "choosing",
-    "http-contract",
-    "troubleshooting",
-    "topics/one-application-per-process",
-    "topics/lazy-initialisation",
-    "topics/scoped-sessions",
-    "topics/servers",
-    "recipes/flask-sqlalchemy",
-    "recipes/plain-wsgi",
-    "recipes/pyramid-sqlalchemy",
-    "recipes/django-orm",
-    "recipes/celery",
-    "recipes/rq",
-    "recipes/flask-cassandra",
-    "recipes/django-cassandra",
-    # Tables and plots from the benchmarks: the images must load too.
-    "performance",
-]
+#: Every page of the guide, by its source file (``.inc`` files are parts of pages).
+PAGES = sorted(
+    str(source.relative_to(SOURCE).with_suffix(""))
+    for source in SOURCE.rglob("*.rst")
+    if "_build" not in source.parts
+)
 # Flags from the machine notes: without the background-networking ones,
 # Chromium keeps trying hosts the closed network refuses.
 CHROMIUM_FLAGS = [
@@ -100,7 +86,7 @@ def expected_code_blocks(page: str) -> int:
     return len(re.findall(r"^\s*\.\. (?:literalinclude|code-block)::", (SOURCE / f"{page}.rst").read_text(), re.M))
 
 
-@pytest.mark.parametrize("page", KEY_PAGES)
+@pytest.mark.parametrize("page", PAGES)
 def test_page_renders_in_a_browser(page: str, site: tuple[str, list[tuple[str, int]]], chromium: list[str]) -> None:
     base, requests = site
     url = f"{base}/{page}.html"
