@@ -4,11 +4,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from bankaccounts.config import ConfigurationError
+from bankaccounts.config import ConfigurationError, DatabaseConfig
 from bankaccounts.timeouts import (
     SERVER_TIMEOUT_SIGNAL,
     RequestTimeoutError,
@@ -68,3 +69,29 @@ def test_uwsgi_ini_s_shared_import_installs_the_timeout_handler() -> None:
     code = "import signal, bankaccounts.uwsgi_signals; print(signal.getsignal(signal.SIGABRT).__name__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
     assert result.stdout.strip() == end_request_on_server_timeout.__name__
+
+
+def test_session_limits_are_for_postgresql_only() -> None:
+    environ = {"REQUEST_TIMEOUT": "3"}
+    assert DatabaseConfig.from_url("sqlite:////tmp/x.sqlite3").connect_args(environ) == {}
+    assert DatabaseConfig.from_url("postgresql://bank@127.0.0.1/bank").connect_args(environ) == {
+        "connect_timeout": "2",
+        "options": "-c statement_timeout=3000 -c lock_timeout=3000 -c idle_in_transaction_session_timeout=8000",
+    }
+
+
+@pytest.mark.requires_postgresql
+def test_postgresql_applies_them_and_a_lock_wait_ends_as_the_store_being_unavailable(database_url: str) -> None:
+    import psycopg  # only where the store is PostgreSQL
+
+    limits = DatabaseConfig.from_url(database_url).connect_args({"REQUEST_TIMEOUT": "1"})
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("CREATE TABLE IF NOT EXISTS lock_probe (id int)")
+        with holder.transaction(), psycopg.connect(database_url, autocommit=True, **limits) as waiter:
+            holder.execute("LOCK TABLE lock_probe IN ACCESS EXCLUSIVE MODE")
+            assert waiter.execute("SHOW statement_timeout").fetchone() == ("1s",)
+            started = time.monotonic()
+            with pytest.raises((psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)) as info:
+                waiter.execute("SELECT count(*) FROM lock_probe")
+            assert time.monotonic() - started < 3.0
+    assert store_unavailable(info.value)  # so a web recipe answers 503

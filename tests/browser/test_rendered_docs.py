@@ -27,9 +27,7 @@ BUILT = SOURCE / "_build" / "html"
 SCREENSHOTS = ROOT / "artifacts" / "docs"
 #: Every page of the guide, by its source file (``.inc`` files are parts of pages).
 PAGES = sorted(
-    str(source.relative_to(SOURCE).with_suffix(""))
-    for source in SOURCE.rglob("*.rst")
-    if "_build" not in source.parts
+    str(source.relative_to(SOURCE).with_suffix("")) for source in SOURCE.rglob("*.rst") if "_build" not in source.parts
 )
 # Flags from the machine notes: without the background-networking ones,
 # Chromium keeps trying hosts the closed network refuses.

@@ -51,6 +51,11 @@ def database_settings(url: str, *, conn_max_age: int = 0) -> dict[str, Any]:
         "PASSWORD": config.password,
         "HOST": config.host,
         "PORT": config.port,
-        # Other query parameters (sslmode=require, connect_timeout=5, ...) go to libpq.
-        "OPTIONS": {key: value for key, value in parse_qsl(urlsplit(config.url).query) if key not in ("host", "port")},
+        # Bounded waits: for a connection, a statement, a lock (bankaccounts/timeouts.py).
+        # Query parameters of the URL (sslmode=require, connect_timeout=5, ...) go to
+        # libpq too, and win.
+        "OPTIONS": {
+            **config.connect_args(),
+            **{key: value for key, value in parse_qsl(urlsplit(config.url).query) if key not in ("host", "port")},
+        },
     }

@@ -27,10 +27,12 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app. Cheap and connection-free when it returns, so it is
     safe to call in a prefork server's master before the workers fork."""
     app = Flask(__name__)
+    database = DatabaseConfig.from_env()
     app.config.update(
-        SQLALCHEMY_DATABASE_URI=DatabaseConfig.from_env().sqlalchemy_url(),
+        SQLALCHEMY_DATABASE_URI=database.sqlalchemy_url(),
         # Test connections before use: a database restart must not fail requests.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # Bounded waits: for a connection, a statement, a lock (bankaccounts/timeouts.py).
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "connect_args": database.connect_args()},
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
     app.config.update(settings or {})

@@ -125,6 +125,20 @@ class DatabaseConfig:
             env["POSTGRES_PORT"] = self.port
         return env
 
+    def connect_args(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """SQLAlchemy's ``connect_args``, Django's ``OPTIONS``: for PostgreSQL, how long to wait
+        for a connection, and the session limits (``bankaccounts.timeouts``) as libpq's
+        ``options``; nothing for SQLite."""
+        if self.store != "postgresql":
+            return {}
+        from bankaccounts.timeouts import postgres_session_limits  # it imports this module
+
+        limits = postgres_session_limits(environ)
+        return {
+            "connect_timeout": str(POSTGRES_CONNECTION_WAIT_SECONDS),
+            "options": " ".join(f"-c {name}={value}" for name, value in limits.items()),
+        }
+
     def sqlalchemy_url(self) -> str:
         """The same database as an SQLAlchemy URL (PostgreSQL through psycopg 3)."""
         if self.store == "sqlite":

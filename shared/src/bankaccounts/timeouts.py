@@ -23,6 +23,11 @@ there); uWSGI sends the signal as its graceful harakiri, and
 A worker that is still busy a second later is killed (SIGKILL) by either
 server: its client's connection is closed with no answer.
 
+- PostgreSQL cancels a statement that runs, or waits for a lock, longer than
+  ``REQUEST_TIMEOUT``, and ends a session left idle in a transaction for
+  longer than the server's limit (``postgres_session_limits``): the request
+  answers 503 without losing its worker, and a stuck client's locks go.
+
 The limits that do not depend on clients are constants where they are used:
 ``POSTGRES_CONNECTION_WAIT_SECONDS`` (``bankaccounts.config``) and
 ``READY_TIMEOUT_SECONDS`` (``bankaccounts.readiness``).
@@ -86,3 +91,18 @@ def end_request_on_server_timeout(signum: int, frame: FrameType | None) -> NoRet
     "finish the request, then exit" for a worker), and end the request now."""
     os.kill(os.getpid(), signal.SIGHUP)
     raise_request_timeout()
+
+
+def postgres_session_limits(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """PostgreSQL settings for each session of a web worker, in milliseconds.
+
+    The database enforces them, so they help while it still works: a query
+    slowed by load, a lock another session holds. (When it hangs, only the
+    servers' limit helps.)
+    """
+    request_ms = request_timeout(environ) * 1000
+    return {
+        "statement_timeout": str(request_ms),
+        "lock_timeout": str(request_ms),
+        "idle_in_transaction_session_timeout": str(server_timeout(environ) * 1000),
+    }

@@ -41,7 +41,9 @@ def get_engine(settings: Mapping[str, Any], prefix: str = "sqlalchemy.") -> Engi
     if f"{prefix}url" in settings:
         msg = f"remove {prefix}url from the settings: the database is named by the DATABASE_URL environment variable"
         raise ConfigurationError(msg)
-    return engine_from_config(settings, prefix, url=DatabaseConfig.from_env().sqlalchemy_url())
+    database = DatabaseConfig.from_env()
+    # Bounded waits: for a connection, a statement, a lock (bankaccounts/timeouts.py).
+    return engine_from_config(settings, prefix, url=database.sqlalchemy_url(), connect_args=database.connect_args())
 
 
 def get_session_factory(engine: Engine) -> sessionmaker[Session]:
