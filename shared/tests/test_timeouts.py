@@ -64,11 +64,24 @@ def test_under_uwsgi_the_timeout_signal_ends_the_request_and_then_the_worker(sig
     assert sighups == [signal.SIGHUP]
 
 
-def test_uwsgi_ini_s_shared_import_installs_the_timeout_handler() -> None:
-    """In a process of its own: the import holds stop signals across forks, for good."""
-    code = "import signal, bankaccounts.uwsgi_signals; print(signal.getsignal(signal.SIGABRT).__name__)"
+def test_uwsgi_ini_s_shared_import_installs_the_timeout_handler_in_workers_only() -> None:
+    """In a process of its own (the import holds stop signals across forks, for good): the
+    importing process, uWSGI's master, keeps SIGABRT's default; what it forks has the handler."""
+    code = """
+import os, signal, bankaccounts.uwsgi_signals
+handler = signal.getsignal
+name = lambda: "default" if handler(signal.SIGABRT) == signal.SIG_DFL else handler(signal.SIGABRT).__name__
+reader, writer = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(writer, name().encode())
+    os._exit(0)
+os.close(writer)
+os.waitpid(pid, 0)
+print(name(), os.read(reader, 1000).decode())
+"""
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
-    assert result.stdout.strip() == end_request_on_server_timeout.__name__
+    assert result.stdout.split() == ["default", end_request_on_server_timeout.__name__]
 
 
 def test_session_limits_are_for_postgresql_only() -> None:

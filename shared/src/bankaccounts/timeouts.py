@@ -5,6 +5,10 @@ wait for an answer all come from it:
 
 - write conflicts are retried for at most ``REQUEST_TIMEOUT`` seconds, then
   answered 409 (``bankaccounts.retry``);
+- PostgreSQL cancels a statement that runs, or waits for a lock, longer than
+  ``REQUEST_TIMEOUT``, and ends a session left idle in a transaction for
+  longer than the servers' limit (``postgres_session_limits``): the request
+  answers 503 without losing its worker, and a stuck client's locks go;
 - the servers end a request that has run ``REQUEST_TIMEOUT`` plus
   ``SERVER_TIMEOUT_MARGIN_SECONDS`` (uWSGI's ``harakiri``, gunicorn's
   ``timeout``). That is the last resort for a database that hangs: a client
@@ -19,14 +23,10 @@ other "the store is unavailable" error, and the worker exits once it has
 answered, to be replaced by a fresh one (its connections may be mid-query).
 gunicorn calls the ``worker_abort`` hook (``gunicorn.conf.py`` raises
 there); uWSGI sends the signal as its graceful harakiri, and
-:mod:`bankaccounts.uwsgi_signals` installs ``end_request_on_server_timeout``.
+:mod:`bankaccounts.uwsgi_signals` installs ``end_request_on_server_timeout``
+in every worker.
 A worker that is still busy a second later is killed (SIGKILL) by either
 server: its client's connection is closed with no answer.
-
-- PostgreSQL cancels a statement that runs, or waits for a lock, longer than
-  ``REQUEST_TIMEOUT``, and ends a session left idle in a transaction for
-  longer than the server's limit (``postgres_session_limits``): the request
-  answers 503 without losing its worker, and a stuck client's locks go.
 
 The limits that do not depend on clients are constants where they are used:
 ``POSTGRES_CONNECTION_WAIT_SECONDS`` (``bankaccounts.config``) and
@@ -82,7 +82,7 @@ def server_timeout(environ: Mapping[str, str] | None = None) -> int:
 def raise_request_timeout() -> NoReturn:
     """End the current request: for gunicorn's ``worker_abort`` hook, which runs in the
     signal handler; gunicorn has already marked the worker to exit after the request."""
-    msg = "the request ran out of time: the server's limit is REQUEST_TIMEOUT + 5 s"
+    msg = f"the request ran out of time: the server's limit is REQUEST_TIMEOUT + {SERVER_TIMEOUT_MARGIN_SECONDS} s"
     raise RequestTimeoutError(msg)
 
 

@@ -5,8 +5,9 @@ every worker uWSGI forks:
   releases them. Why: :mod:`bankaccounts.prefork_signals`;
 - a stop or reload that reaches the master while it forks a worker reaches
   that worker too (``stop_the_new_worker_too``);
-- uWSGI's graceful harakiri signal ends a request that ran out of time with a
-  503. Why: :mod:`bankaccounts.timeouts`.
+- in each worker, uWSGI's graceful harakiri signal ends a request that ran out
+  of time with a 503. Why: :mod:`bankaccounts.timeouts`. (The master keeps
+  the signal's default action.)
 """
 
 from __future__ import annotations
@@ -47,5 +48,9 @@ def _children() -> set[int]:
     }
 
 
+def _end_requests_on_server_timeout() -> None:
+    signal.signal(SERVER_TIMEOUT_SIGNAL, end_request_on_server_timeout)
+
+
 hold_in_forked_children(UWSGI_STOP_SIGNALS, on_arrival=stop_the_new_worker_too)
-signal.signal(SERVER_TIMEOUT_SIGNAL, end_request_on_server_timeout)
+os.register_at_fork(after_in_child=_end_requests_on_server_timeout)
