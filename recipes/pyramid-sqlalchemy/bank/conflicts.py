@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 #: The pauses between attempts and the time they may take; the number of
 #: attempts is ``retry.attempts``.
 PAUSES = RetryPolicy()
-#: Where a request keeps when its first attempt started: every attempt shares its environ.
+#: The key, in the environ every attempt of a request shares, of when its first attempt started.
 FIRST_ATTEMPT_STARTED = "bank.first_attempt_started"
 
 
