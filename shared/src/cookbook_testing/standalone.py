@@ -40,6 +40,8 @@ STOP_MOMENTS = ["listening", "first-health", "respawning", "under-load"]
 OUTAGE_SECONDS = 3.0
 #: REQUEST_TIMEOUT in the hang check, short to keep the check short.
 HANG_REQUEST_TIMEOUT = 2
+#: REQUEST_TIMEOUT in the contention check (see there).
+CONTENTION_REQUEST_TIMEOUT = "60"
 
 
 def in_parallel(client: HTTPClient, requests: list[tuple[str, str, Any]]) -> list[Response]:
@@ -156,7 +158,18 @@ class ContractOverServer(HttpContract):
 class StandaloneChecks:
     """Concurrency, one application per worker, clean shutdown, respawn."""
 
-    def test_concurrent_deposits_on_one_account(self, server: ServerProcess) -> None:
+    def test_concurrent_deposits_on_one_account(
+        self, start_server: Callable[..., ServerProcess], class_database_url: str
+    ) -> None:
+        """Sixteen clients deposit into one account at once: every deposit is applied, once.
+
+        Contention this hard, on a machine this loaded, can keep one command losing its race
+        for longer than the default budget of 10 s (it answers 409 then). This check is about
+        writes lost or doubled, not about how long the unluckiest one waits: its server gets
+        a budget long enough for every command to win in the end."""
+        server = start_server(
+            database_url=class_database_url, extra_env={REQUEST_TIMEOUT_ENV: CONTENTION_REQUEST_TIMEOUT}
+        )
         response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         assert response.status == 201
         account_id = response.json["id"]
