@@ -49,18 +49,30 @@ def test_task_prerun_constructs_lazily_once_per_child(
     assert dict(worker.closed()) == by_pid
 
 
+#: The deposits in flight when a process is killed in the checks below.
+KILLED_BATCH = 200
+
+
+def deposits_under_way(
+    first: CeleryWorker, tasks: Tasks, events_table: str, count: int = KILLED_BATCH
+) -> tuple[str, list[AsyncResult]]:
+    """Open an account and send it ``count`` deposits of 3; return once some have landed."""
+    account = tasks.call("open_account", "Ada", "ada@example.com")
+    before = count_rows(first.env["DATABASE_URL"], events_table)
+    results = [tasks.send("deposit", account["id"], 3) for _ in range(count)]
+    # Progress read from the database, whatever the result backend.
+    wait_for(
+        lambda: count_rows(first.env["DATABASE_URL"], events_table) >= before + 40, 60, "some deposits to complete"
+    )
+    return account["id"], results
+
+
 def test_sigterm_finishes_or_requeues_tasks_and_closes_every_application(
     client: Celery, start_worker: Callable[..., CeleryWorker], events_table: str
 ) -> None:
     first = start_worker()
     tasks = Tasks(client, first)
-    account = tasks.call("open_account", "Ada", "ada@example.com")
-    before = count_rows(first.env["DATABASE_URL"], events_table)
-    results = [tasks.send("deposit", account["id"], 3) for _ in range(300)]
-    # Progress read from the database, whatever the result backend.
-    wait_for(
-        lambda: count_rows(first.env["DATABASE_URL"], events_table) >= before + 40, 60, "some deposits to complete"
-    )
+    account_id, results = deposits_under_way(first, tasks, events_table, count=300)
 
     assert first.stop(signal.SIGTERM, timeout=60) == 0  # warm shutdown
     assert dict(first.closed()) == dict(first.constructed())
@@ -70,7 +82,7 @@ def test_sigterm_finishes_or_requeues_tasks_and_closes_every_application(
     # the same queue and database runs them, and every deposit lands once.
     second = start_worker(database_url=first.env["DATABASE_URL"], queue=first.queue)
     balances = [result.get(timeout=120)["balance"] for result in results]
-    final = Tasks(client, second).call("get_account", account["id"])
+    final = Tasks(client, second).call("get_account", account_id)
     # Exactly once: a deposit the first worker ran but had not acknowledged
     # when it stopped is delivered again, and its task id stops it applying twice.
     assert (final["balance"], final["version"]) == (300 * 3, 301)
@@ -78,21 +90,6 @@ def test_sigterm_finishes_or_requeues_tasks_and_closes_every_application(
     succeeded_first = set(re.findall(r"Task deposit\[([\w-]+)\] succeeded", first.log()))
     received_again = set(re.findall(r"Task deposit\[([\w-]+)\] received", second.log()))
     print(f"delivered again after they had run: {len(succeeded_first & received_again)} deposit(s)")
-
-
-#: The deposits in flight when a process is killed in the checks below.
-KILLED_BATCH = 200
-
-
-def deposits_under_way(first: CeleryWorker, tasks: Tasks, events_table: str) -> tuple[str, list[AsyncResult]]:
-    """Open an account and send it KILLED_BATCH deposits of 3; return once some have landed."""
-    account = tasks.call("open_account", "Ada", "ada@example.com")
-    before = count_rows(first.env["DATABASE_URL"], events_table)
-    results = [tasks.send("deposit", account["id"], 3) for _ in range(KILLED_BATCH)]
-    wait_for(
-        lambda: count_rows(first.env["DATABASE_URL"], events_table) >= before + 40, 60, "some deposits to complete"
-    )
-    return account["id"], results
 
 
 def assert_every_deposit_applied_once(tasks: Tasks, account_id: str, results: list[AsyncResult]) -> None:

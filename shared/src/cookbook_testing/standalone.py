@@ -41,7 +41,7 @@ OUTAGE_SECONDS = 3.0
 #: REQUEST_TIMEOUT in the hang check, short to keep the check short.
 HANG_REQUEST_TIMEOUT = 2
 #: REQUEST_TIMEOUT in the contention check (see there).
-CONTENTION_REQUEST_TIMEOUT = "60"
+CONTENTION_REQUEST_TIMEOUT = 60
 
 
 def in_parallel(client: HTTPClient, requests: list[tuple[str, str, Any]]) -> list[Response]:
@@ -53,6 +53,15 @@ def in_parallel(client: HTTPClient, requests: list[tuple[str, str, Any]]) -> lis
 
     with ThreadPoolExecutor(max_workers=CLIENT_THREADS) as pool:
         return list(pool.map(send, requests))
+
+
+def until_not_503(send: Callable[[], Response], tries: int = 10, pause: float = 0.2) -> list[Response]:
+    """A patient client: it sends again after a 503, up to ``tries`` times in all; every answer."""
+    answers = [send()]
+    while answers[-1].status == 503 and len(answers) < tries:
+        time.sleep(pause)  # a client's pause between tries, not a wait for an event
+        answers.append(send())
+    return answers
 
 
 def applications_by_pid(server: ServerProcess, timeout: float = 60.0) -> dict[int, set[str]]:
@@ -168,7 +177,7 @@ class StandaloneChecks:
         writes lost or doubled, not about how long the unluckiest one waits: its server gets
         a budget long enough for every command to win in the end."""
         server = start_server(
-            database_url=class_database_url, extra_env={REQUEST_TIMEOUT_ENV: CONTENTION_REQUEST_TIMEOUT}
+            database_url=class_database_url, extra_env={REQUEST_TIMEOUT_ENV: str(CONTENTION_REQUEST_TIMEOUT)}
         )
         response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         assert response.status == 201
@@ -297,14 +306,6 @@ class StandaloneChecks:
         account_id = opened.json["id"]
         deposit, expected, first_answers = f"/accounts/{account_id}/deposit", 0, []
 
-        def until_not_503(send: Callable[[], Response]) -> list[Response]:
-            """A patient client: it sends again after a 503, up to ten times."""
-            answers = [send()]
-            while answers[-1].status == 503 and len(answers) < 10:
-                time.sleep(0.2)  # a client's pause between tries, not a wait for an event
-                answers.append(send())
-            return answers
-
         def balance() -> int:
             answer = until_not_503(lambda: server.client.get(f"/accounts/{account_id}"))[-1]
             assert answer.status == 200, answer.body
@@ -367,11 +368,8 @@ class StandaloneChecks:
         ended_by_the_server = seconds >= limit - 1.0  # harakiri's deadline counts whole seconds
         if ended_by_the_server:
             wait_for(lambda: server.worker_pids() - workers, 30, "a new worker in place of the stopped one")
-        answers = [deposit()]
-        while answers[-1].status == 503 and len(answers) < 20:
-            time.sleep(0.5)  # a client's pause between tries, not a wait for an event
-            answers.append(deposit())
-        assert [answer.status for answer in answers][-1] == 200, [answer.status for answer in answers]
+        statuses = [answer.status for answer in until_not_503(deposit, tries=20, pause=0.5)]
+        assert statuses[-1] == 200, statuses
         assert server.client.get(f"/accounts/{account_id}").json["balance"] == 100
         by = "the server's limit" if ended_by_the_server else "the connect timeout"
         print(f"{server.kind}: a request to a hung database answered 503 after {seconds:.1f}s, ended by {by}")
