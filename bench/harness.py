@@ -169,6 +169,7 @@ class Load:
     errors: int  # non-2xx/3xx answers, timeouts, failed connects and writes
     read_errors_beyond_closes: int
     load_average: float  # the machine's 1-minute load average when it started
+    statuses: dict[str, int] = field(default_factory=dict)  # answers by status, where the script counts them
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,6 +183,7 @@ def run_wrk(
     ids_file: Path | None = None,
     path: str = "/health",
     connections: int | None = None,
+    script: Path = WRK_SCRIPT,
 ) -> Load:
     """Drive ``127.0.0.1:port`` for ``seconds``; ``mode`` is deposit, read or get (of ``path``).
 
@@ -199,7 +201,7 @@ def run_wrk(
         "--timeout",
         "30s",
         "-s",
-        str(WRK_SCRIPT),
+        str(script),
         f"http://127.0.0.1:{port}{path}",
         "--",
         mode,
@@ -226,6 +228,7 @@ def run_wrk(
         errors=errors,
         read_errors_beyond_closes=max(0, int(report["read"]) - requests - connections),
         load_average=round(load_average, 2),
+        statuses={str(status): int(count) for status, count in report.get("statuses", {}).items()},
     )
 
 

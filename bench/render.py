@@ -319,6 +319,28 @@ def aggregates_table(results: dict[str, Any]) -> list[str]:
     return table("Reading one long-lived account (plain-wsgi, PostgreSQL, 4 workers)", header, rows)
 
 
+def contention_table(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for measured in results.get("contention", []):
+        for mode in ("on", "off"):
+            median, answers = measured[f"{mode}_median"], measured[f"{mode}_answers"]
+            rows.append(
+                [
+                    measured["recipe"],
+                    "on (default)" if mode == "on" else "off",
+                    fmt(median["rps"]),
+                    f"{fmt(median['p50_ms'], 1)} / {fmt(median['p99_ms'], 1)}",
+                    fmt(median["max_ms"], 0),
+                    f"{answers['409']:,} of {answers['all']:,}",
+                    f"{answers['other_failures']:,}",
+                ]
+            )
+    if not rows:
+        return []
+    header = ["Recipe", "AGGREGATE_LOCKS", "req/s", "p50 / p99 ms", "max ms", "409 answers", "other failures"]
+    return table("Sixteen writers on one account (PostgreSQL, uWSGI, 4 workers)", header, rows)
+
+
 def queues_table(results: dict[str, Any]) -> list[str]:
     rows = []
     for name, data in measured_queues(results).items():
@@ -385,7 +407,8 @@ def render_tables(results: dict[str, Any]) -> str:
     ]
     if results["mode"] != "full":
         lines += [".. warning:: A quick (smoke) run: tiny durations, numbers not meaningful.", ""]
-    for part in (summary, web_table, ceilings_table, memory_table, aggregates_table, queues_table, machine_table):
+    parts = (summary, web_table, ceilings_table, memory_table, contention_table, aggregates_table, queues_table)
+    for part in (*parts, machine_table):
         lines += part(results)
     return "\n".join(lines)
 
@@ -404,7 +427,8 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     and ``-retries``, ``-generator`` and ``-server``, CPU cores used, at it;
     ``-16-tps`` and ``-4-tps`` at each), ``cassandra-version``, ``cassandra-commitlog``;
     ``rss-postgresql-django-orm`` (and ``-baseline``), ``uss-...``,
-    ``first-request-...``; ``long-1000-cache`` (req/s, and ``-times``: the
+    ``first-request-...``; ``contention-plain-wsgi-on-rps`` (and ``-p50``,
+    ``-p99``, ``-409``, ``-answers``; ``-off-`` likewise); ``long-1000-cache`` (req/s, and ``-times``: the
     multiple of neither); ``celery-prefork`` and ``rq-worker`` (ratios, with
     ``-rps``, ``-baseline-rps`` and ``-jobs``, a batch); settings (``duration``, ``rounds``, ...);
     the noise (``spread-median``, ``spread-max``, ``load-start``, ...); and
@@ -454,6 +478,15 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
             values[f"{kind}-{name}-baseline"] = fmt(pair["memory"]["baseline"]["median"][kind])
         values[f"first-request-{name}"] = f"{fmt(pair['first_request']['recipe']['median_s'] * 1000)} ms"
         values[f"first-request-{name}-baseline"] = f"{fmt(pair['first_request']['baseline']['median_s'] * 1000)} ms"
+    for measured in results.get("contention", []):
+        for mode in ("on", "off"):
+            key = f"contention-{measured['recipe']}-{mode}"
+            median, answers = measured[f"{mode}_median"], measured[f"{mode}_answers"]
+            values[f"{key}-rps"] = fmt(median["rps"])
+            values[f"{key}-p50"] = f"{fmt(median['p50_ms'])} ms"
+            values[f"{key}-p99"] = f"{fmt(median['p99_ms'])} ms"
+            values[f"{key}-409"] = fmt(answers["409"])
+            values[f"{key}-answers"] = fmt(answers["all"])
     long = results.get("long_aggregates")
     if long:
         for size in long["accounts"]:

@@ -34,6 +34,7 @@ from typing import Any
 
 import aggregates
 import ceiling
+import contention
 import psutil
 import psycopg
 import queues
@@ -54,7 +55,7 @@ from harness import (
 from cookbook_testing.brokers import valkey_server
 from cookbook_testing.databases import PostgresDatabases, embedded_postgres_server
 
-SECTIONS = ["generator", "ceiling", "web", "aggregates", "queues"]
+SECTIONS = ["generator", "ceiling", "web", "contention", "aggregates", "queues"]
 STORES = ["postgresql", "sqlite", "cassandra"]
 PACKAGES = [
     "eventsourcing",
@@ -232,11 +233,11 @@ def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]
         key = {"aggregates": "long_aggregates"}.get(section, section)
         if key not in results:
             continue
-        if section == "web":
-            fresh = {(pair["recipe"], pair["store"]): pair for pair in results["web"]}
-            kept = [fresh.pop((pair["recipe"], pair["store"]), pair) for pair in existing.get("web", [])]
-            merged["web"] = kept + list(fresh.values())
-            measured += [f"web.{pair['recipe']}.{pair['store']}" for pair in results["web"]]
+        if section in ("web", "contention"):
+            fresh = {(pair["recipe"], pair["store"]): pair for pair in results[section]}
+            kept = [fresh.pop((pair["recipe"], pair["store"]), pair) for pair in existing.get(section, [])]
+            merged[section] = kept + list(fresh.values())
+            measured += [f"{section}.{pair['recipe']}.{pair['store']}" for pair in results[section]]
         elif section in ("queues", "ceiling"):
             merged[section] = {**(existing.get(section) or {}), **results[section]}
             measured += [f"{section}.{name}" for name in results[section]]
@@ -297,6 +298,11 @@ def run_sections(
                 progress.start_section(f"{recipe} on {store}: the recipe against its baseline, uWSGI, 4 workers")
                 urls = (url(store, f"{recipe}-recipe"), url(store, f"{recipe}-baseline"))
                 results["web"].append(web.measure_pair(recipe, store, urls, settings, progress, workdir))
+    if "contention" in sections and "postgresql" in stores:
+        results["contention"] = []
+        for recipe in [recipe for recipe in contention.CONTENTION_RECIPES if recipe in recipes]:
+            progress.start_section(f"{recipe} on postgresql: 16 writers on one account, with and without locks")
+            results["contention"].append(contention.measure(recipe, databases.create(), settings, progress))
     if "aggregates" in sections:
         progress.start_section("reads of long-lived aggregates: snapshots and the aggregate cache (plain-wsgi)")
         results["long_aggregates"] = aggregates.measure(databases.create(), settings, progress, workdir)

@@ -28,6 +28,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
+from bankaccounts.aggregate_locks import ADVISORY_XACT_LOCK_SQL, TransactionAdvisoryLocks
 from eventstore.models import SnapshotRecord, StoredEventRecord
 from eventstore.recorders import (
     DjangoAggregateRecorder,
@@ -68,6 +69,21 @@ class DjangoFactory(InfrastructureFactory[DjangoTrackingRecorder]):
     def vendor(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return str(connections[self.using].vendor)
+
+    def aggregate_locks(self) -> TransactionAdvisoryLocks | None:
+        """On PostgreSQL, writers of one account take turns (see ``bankaccounts.aggregate_locks``).
+
+        The lock is taken in the caller's transaction (``bank.transactions``)
+        and held until it commits or rolls back. SQLite has no lock per account.
+        """
+        if self.vendor != "postgresql":
+            return None
+
+        def lock_key(key: int) -> None:
+            with connections[self.using].cursor() as cursor:
+                cursor.execute(ADVISORY_XACT_LOCK_SQL, [key])
+
+        return TransactionAdvisoryLocks(lock_key)
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
         models = {"events": StoredEventRecord, "snapshots": SnapshotRecord}

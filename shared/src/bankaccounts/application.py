@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import PersistenceError
 
+from bankaccounts.aggregate_locks import AggregateLocks, locks_for
 from bankaccounts.config import DatabaseConfig
 from bankaccounts.domain import (
     Account,
@@ -53,6 +54,9 @@ class BankAccounts(Application[UUID]):
     only if they do. The same id with other arguments raises
     ``CommandIdReusedError``.
 
+    Writers of one account take turns: a command waits for the locks of the
+    accounts it changes before it reads them (see ``bankaccounts.aggregate_locks``).
+
     ``retry`` re-runs a command that lost an optimistic-concurrency race. Pass
     ``retry=None`` when the application runs inside a transaction it does not
     own (a web request's session): then a conflict surfaces as
@@ -68,6 +72,7 @@ class BankAccounts(Application[UUID]):
     ) -> None:
         super().__init__(env)
         self.retry = retry
+        self.locks: AggregateLocks = locks_for(self.factory)
         #: Distinguishes instances, e.g. in ``/health``: one per process is the rule.
         self.instance_id = uuid4().hex
         #: The process that constructed this instance; see ``bankaccounts.lifecycle``.
@@ -119,7 +124,7 @@ class BankAccounts(Application[UUID]):
                 self.save(account, *command.record(account_id))
             return account
 
-        return self._run(unit_of_work)
+        return self._run(unit_of_work, account_id)
 
     def withdraw(self, account_id: UUID, amount: int, *, command_id: str | None = None) -> Account:
         check_amount(amount)
@@ -132,7 +137,7 @@ class BankAccounts(Application[UUID]):
                 self.save(account, *command.record(account_id))
             return account
 
-        return self._run(unit_of_work)
+        return self._run(unit_of_work, account_id)
 
     def transfer(self, account_id: UUID, to_account_id: UUID, amount: int, *, command_id: str | None = None) -> Account:
         """Move ``amount`` from one account to another; return the source account."""
@@ -153,7 +158,7 @@ class BankAccounts(Application[UUID]):
                 self.save(source, destination, *command.record(account_id))
             return source
 
-        return self._run(unit_of_work)
+        return self._run(unit_of_work, account_id, to_account_id)
 
     def set_overdraft_limit(self, account_id: UUID, limit: int, *, command_id: str | None = None) -> Account:
         check_overdraft_limit(limit)
@@ -166,7 +171,7 @@ class BankAccounts(Application[UUID]):
                 self.save(account, *command.record(account_id))
             return account
 
-        return self._run(unit_of_work)
+        return self._run(unit_of_work, account_id)
 
     def close_account(self, account_id: UUID, *, command_id: str | None = None) -> Account:
         command = Command(command_id, "close_account", account_id)
@@ -178,7 +183,7 @@ class BankAccounts(Application[UUID]):
                 self.save(account, *command.record(account_id))
             return account
 
-        return self._run(unit_of_work)
+        return self._run(unit_of_work, account_id)
 
     def is_applied(self, command_id: str) -> bool:
         """Whether a command with this id has been applied (with any arguments)."""
@@ -202,10 +207,16 @@ class BankAccounts(Application[UUID]):
             raise CommandIdReusedError(msg)
         return applied
 
-    def _run(self, unit_of_work: Callable[[], T]) -> T:
+    def _run(self, unit_of_work: Callable[[], T], *changes: UUID) -> T:
+        """Run ``unit_of_work``, which changes the aggregates ``changes``, holding their locks."""
+
+        def in_turn() -> T:
+            with self.locks.hold(changes):
+                return unit_of_work()
+
         if self.retry is None:
-            return unit_of_work()
-        return self.retry.run(unit_of_work)
+            return in_turn()
+        return self.retry.run(in_turn)
 
 
 class Command:

@@ -16,6 +16,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -78,6 +79,15 @@ def server_backends(database_url: str) -> list[tuple[int, str]]:
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
     return [(int(pid), str(name)) for pid, name in rows]
+
+
+def advisory_lock_waiters(connection: psycopg.Connection[Any]) -> int:
+    """Sessions of the connection's database waiting, just now, for an advisory lock another holds."""
+    row = connection.execute(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+        "WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()"
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def count_rows(database_url: str, table: str) -> int:

@@ -1,0 +1,103 @@
+"""Sixteen writers on one account: writers that take turns against writers that race.
+
+Each SQL web recipe on PostgreSQL is served twice side by side under its own
+``uwsgi.ini`` (4 workers): with ``AGGREGATE_LOCKS=on`` (the default: writers
+of one account wait for its lock, see ``bankaccounts.aggregate_locks``) and
+with ``off`` (optimistic concurrency and retries alone). wrk's 16 connections
+deposit into one account of the server measured; the two servers are measured
+in turn, back to back, and who goes first alternates.
+
+Measured: throughput, p50 and p99 latency, and answers by status. A 409 is a
+deposit that was still losing its race when its time budget (``REQUEST_TIMEOUT``)
+ran out: nothing was wrong with it, so every 409 here is a failure of fairness.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import BENCH, BenchError, Progress, Settings, Target, median, open_accounts, run_wrk, serving
+from web import targets
+
+#: The recipes whose writers can take a database lock (PostgreSQL); on SQLite
+#: and Cassandra there is no lock per account to take.
+CONTENTION_RECIPES = ["plain-wsgi", "flask-sqlalchemy", "pyramid-sqlalchemy", "django-orm"]
+ONE_ACCOUNT_SCRIPT = BENCH / "wrk" / "one_account.lua"
+MODES = ("on", "off")
+
+
+def measure(recipe: str, database_url: str, settings: Settings, progress: Progress) -> dict[str, Any]:
+    """The recipe with and without aggregate locks, on one database (each server has its own account)."""
+    recipe_target = targets(recipe)[0]
+    if recipe_target.prepare is not None:
+        recipe_target.prepare(recipe_target, database_url)
+    servers_targets = {
+        mode: Target(
+            recipe_target.name,
+            recipe_target.role,
+            recipe_target.app_dir,
+            recipe_target.ini,
+            {**recipe_target.env, "AGGREGATE_LOCKS": mode},
+        )
+        for mode in MODES
+    }
+    result: dict[str, Any] = {"recipe": recipe, "store": "postgresql", "locks": {mode: [] for mode in MODES}}
+    with (
+        serving(servers_targets["on"], database_url, workers=settings.workers) as locked,
+        serving(servers_targets["off"], database_url, workers=settings.workers) as racing,
+    ):
+        servers = {"on": locked, "off": racing}
+        accounts = {mode: open_accounts(server.client, 1)[0] for mode, server in servers.items()}
+        applied = dict.fromkeys(MODES, 0)  # deposits answered 200, warm-up included
+        for mode, server in servers.items():  # warm every worker up
+            load = run_wrk(server.port, accounts[mode], settings.warmup, settings, script=ONE_ACCOUNT_SCRIPT)
+            applied[mode] += load.statuses.get("200", 0)
+        for number in range(1, settings.rounds + 1):
+            order = list(MODES) if number % 2 else list(MODES)[::-1]
+            for mode in order:
+                load = run_wrk(
+                    servers[mode].port, accounts[mode], settings.duration, settings, script=ONE_ACCOUNT_SCRIPT
+                )
+                if load.requests == 0 or not load.statuses:
+                    raise servers[mode].failure(BenchError(f"{recipe}, locks {mode}: no answers counted"))
+                result["locks"][mode].append(load.as_dict())
+                applied[mode] += load.statuses.get("200", 0)
+                progress.step(
+                    f"{recipe}, 16 writers on one account, locks {mode}, round {number}: {load.rps:,.0f} req/s, "
+                    f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, answers {describe(load.statuses)}"
+                )
+        for mode, server in servers.items():
+            # Racing or not, every deposit answered 200 was applied once. wrk stops
+            # without reading the answers still on their way (at most one per
+            # connection per run), and those deposits were applied too.
+            balance = server.client.get(f"/accounts/{accounts[mode]}").json["balance"]
+            unread = settings.connections * (1 + settings.rounds)
+            if not applied[mode] <= balance <= applied[mode] + unread:
+                msg = (
+                    f"{recipe}, locks {mode}: balance {balance}, but {applied[mode]} deposits of 1 answered 200 "
+                    f"(and at most {unread} more were unread when wrk stopped)"
+                )
+                raise BenchError(msg)
+    summarise(result)
+    return result
+
+
+def describe(statuses: dict[str, int]) -> str:
+    return ", ".join(f"{count:,} x {status}" for status, count in sorted(statuses.items()))
+
+
+def summarise(result: dict[str, Any]) -> None:
+    for mode in MODES:
+        loads = result["locks"][mode]
+        answers = sum(load["requests"] for load in loads)
+        conflicts = sum(load["statuses"].get("409", 0) for load in loads)
+        others = sum(
+            count for load in loads for status, count in load["statuses"].items() if status not in {"200", "409"}
+        )
+        result[f"{mode}_median"] = {
+            key: median([load[key] for load in loads]) for key in ("rps", "p50_ms", "p99_ms", "max_ms")
+        }
+        result[f"{mode}_answers"] = {"all": answers, "409": conflicts, "other_failures": others}
+
+
+__all__ = ["CONTENTION_RECIPES", "measure"]

@@ -1,0 +1,205 @@
+"""Writers of one account take turns instead of racing.
+
+Optimistic concurrency alone is correct but not fair: when sixteen writers
+load one account at once, one of them wins, fifteen conflict and retry after
+a random pause, and the same race starts again. A writer can keep losing for
+longer than its time budget and answer 409 although nothing was wrong with
+its command. So a command first takes a lock on each account it will change,
+in a fixed order (no two commands can wait for each other), and only then
+reads them. Whoever waits is served in turn, and the unique constraint of the
+event store stays the safety net for writers that take no lock.
+
+- ``ThreadLocks``: between the threads of one process (striped: a fixed
+  number of locks, chosen by the account id's hash).
+- ``PostgresAdvisoryLocks``: between processes and hosts sharing one
+  PostgreSQL database, for applications on ``eventsourcing.postgres``: a
+  transaction-level advisory lock, held on a connection from the
+  application's pool while the command runs on another. PostgreSQL queues
+  lock waiters in order, and ends the lock with the transaction, or the
+  session, if the holder dies.
+- ``TransactionAdvisoryLocks``: the same lock, taken in a transaction that
+  the caller owns (a web request's SQLAlchemy session or Django atomic block)
+  and released when that transaction ends.
+
+Every wait is bounded by ``REQUEST_TIMEOUT`` (see ``bankaccounts.timeouts``):
+a writer that cannot get its turn raises ``RequestTimeoutError`` (503), since
+a lock held that long means a writer or the database is stuck.
+
+``AGGREGATE_LOCKS=off`` turns the locks off, to measure what they cost and
+what they save (see the Performance page).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from typing import Any, Protocol
+from uuid import UUID
+
+from bankaccounts.timeouts import RequestTimeoutError, request_timeout, server_timeout
+
+AGGREGATE_LOCKS_ENV = "AGGREGATE_LOCKS"
+#: Stripes of ``ThreadLocks``: accounts whose ids share a stripe take turns too.
+THREAD_LOCK_STRIPES = 256
+#: The SQL that takes one lock; ``%s`` is a signed 64-bit key (``advisory_key``).
+ADVISORY_XACT_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
+
+
+class AggregateLocks(Protocol):
+    def hold(self, aggregate_ids: Iterable[UUID]) -> AbstractContextManager[None]:
+        """Wait for every one of these aggregates' locks; release them on leaving."""
+        ...
+
+
+def aggregate_locks_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """``AGGREGATE_LOCKS``: ``on`` (the default) or ``off``."""
+    value = (environ if environ is not None else os.environ).get(AGGREGATE_LOCKS_ENV, "on").strip().lower()
+    if value not in {"on", "off"}:
+        msg = f"{AGGREGATE_LOCKS_ENV} must be 'on' or 'off', not {value!r}"
+        raise ValueError(msg)
+    return value == "on"
+
+
+def advisory_key(aggregate_id: UUID) -> int:
+    """A signed 64-bit key for PostgreSQL's advisory locks, from an aggregate id.
+
+    Two ids that share a key (one chance in 2**64) only take turns needlessly.
+    """
+    return int.from_bytes(aggregate_id.bytes[:8], "big", signed=True)
+
+
+def in_lock_order(aggregate_ids: Iterable[UUID]) -> list[int]:
+    """Distinct keys, sorted: every writer takes its locks in this one order."""
+    return sorted({advisory_key(aggregate_id) for aggregate_id in aggregate_ids})
+
+
+class NoLocks:
+    """Writers race; optimistic concurrency and retries sort them out."""
+
+    def hold(self, aggregate_ids: Iterable[UUID]) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
+class ThreadLocks:
+    """Turns between the threads of this process."""
+
+    def __init__(self, stripes: int = THREAD_LOCK_STRIPES) -> None:
+        self._locks = [threading.Lock() for _ in range(stripes)]
+
+    @contextmanager
+    def hold(self, aggregate_ids: Iterable[UUID]) -> Iterator[None]:
+        wait = request_timeout()
+        stripes = sorted({key % len(self._locks) for key in in_lock_order(aggregate_ids)})
+        with ExitStack() as held:
+            for stripe in stripes:
+                lock = self._locks[stripe]
+                if not lock.acquire(timeout=wait):
+                    msg = f"waited {wait}s for another thread writing the same account"
+                    raise RequestTimeoutError(msg)
+                held.callback(lock.release)
+            yield
+
+
+class PostgresAdvisoryLocks:
+    """Turns between every process on one PostgreSQL database (``eventsourcing.postgres``).
+
+    ``datastore`` is the application's ``PostgresDatastore``. Each command holds
+    two of its pool's connections: the pool needs at least two.
+    """
+
+    def __init__(self, datastore: Any) -> None:
+        self.datastore = datastore
+
+    @contextmanager
+    def hold(self, aggregate_ids: Iterable[UUID]) -> Iterator[None]:
+        keys = in_lock_order(aggregate_ids)
+        if not keys:  # a new aggregate: nobody else can be writing it
+            yield
+            return
+        with self.datastore.get_connection() as connection, connection.transaction():
+            # The pool's connections carry no session limits: bound the wait for the
+            # lock, and how long a holder that stopped (frozen, not dead) keeps it.
+            connection.execute(
+                "SELECT set_config('lock_timeout', %s, true),"
+                " set_config('idle_in_transaction_session_timeout', %s, true)",
+                (f"{request_timeout()}s", f"{server_timeout()}s"),
+            )
+            for key in keys:
+                connection.execute(ADVISORY_XACT_LOCK_SQL, (key,))
+            yield
+
+
+class TransactionAdvisoryLocks:
+    """The same PostgreSQL lock, in a transaction someone else owns.
+
+    ``lock_key`` runs ``ADVISORY_XACT_LOCK_SQL`` with one key in that
+    transaction (its connection's ``lock_timeout`` bounds the wait); the lock
+    is released when the owner commits or rolls back, not on leaving ``hold``.
+    """
+
+    def __init__(self, lock_key: Callable[[int], object]) -> None:
+        self.lock_key = lock_key
+
+    @contextmanager
+    def hold(self, aggregate_ids: Iterable[UUID]) -> Iterator[None]:
+        for key in in_lock_order(aggregate_ids):
+            self.lock_key(key)
+        yield
+
+
+class Combined:
+    """Threads of this process take turns first, then take the database's lock."""
+
+    def __init__(self, *locks: AggregateLocks) -> None:
+        self.locks = locks
+
+    @contextmanager
+    def hold(self, aggregate_ids: Iterable[UUID]) -> Iterator[None]:
+        ids = list(aggregate_ids)
+        with ExitStack() as held:
+            for locks in self.locks:
+                held.enter_context(locks.hold(ids))
+            yield
+
+
+def locks_for(factory: object) -> AggregateLocks:
+    """The locks an application on this infrastructure ``factory`` takes.
+
+    - ``eventsourcing.postgres``: ``PostgresAdvisoryLocks`` (its pool must
+      allow two connections).
+    - ``eventsourcing_sqlalchemy`` on a scoped session that someone else
+      commits (a web request's): ``TransactionAdvisoryLocks`` in that
+      session, on PostgreSQL.
+    - a persistence module whose factory has ``aggregate_locks()`` (the Django
+      recipe's event store): whatever that returns.
+    - and in every case ``ThreadLocks`` first. Nothing else: SQLite lets one
+      writer at a time into its file but has no lock per account, and
+      Cassandra has only lightweight transactions.
+    """
+    if not aggregate_locks_enabled():
+        return NoLocks()
+    database_locks: AggregateLocks | None = None
+    datastore: Any = getattr(factory, "datastore", None)
+    module = type(factory).__module__
+    if hasattr(factory, "aggregate_locks"):
+        database_locks = factory.aggregate_locks()
+    elif module == "eventsourcing.postgres" and (datastore.pool.max_size or 0) >= 2:  # the lock's and the command's
+        database_locks = PostgresAdvisoryLocks(datastore)
+    elif module.startswith("eventsourcing_sqlalchemy") and getattr(datastore, "scoped_session", None) is not None:
+        database_locks = TransactionAdvisoryLocks(session_lock(datastore.scoped_session))
+    if database_locks is None:
+        return ThreadLocks()
+    return Combined(ThreadLocks(), database_locks)
+
+
+def session_lock(session: Any) -> Callable[[int], None]:
+    """Take one key's lock in a SQLAlchemy session's transaction, on PostgreSQL."""
+
+    def lock_key(key: int) -> None:
+        connection = session.connection()  # the session's transaction begins here, if it has not
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(ADVISORY_XACT_LOCK_SQL, (key,))
+
+    return lock_key
