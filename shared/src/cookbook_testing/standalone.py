@@ -43,6 +43,8 @@ OUTAGE_SECONDS = 3.0
 HANG_REQUEST_TIMEOUT = 2
 #: REQUEST_TIMEOUT in the contention check (see there).
 CONTENTION_REQUEST_TIMEOUT = 60
+#: Workers SIGKILLed, one after another, while deposits run.
+KILLS_UNDER_LOAD = 3
 
 
 def in_parallel(client: HTTPClient, requests: list[tuple[str, str, Any]]) -> list[Response]:
@@ -431,6 +433,34 @@ class StandaloneChecks:
         response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         assert response.status == 201
         print(f"{server.kind}: worker respawned in {respawn_seconds:.2f}s")
+
+    def test_workers_killed_under_load_leave_every_deposit_applied_once(
+        self, start_server: Callable[..., ServerProcess]
+    ) -> None:
+        """SIGKILL (the OOM killer's signal) ends a worker in the middle of whatever it was
+        doing: its transaction never commits, and the lock it may hold ends with its session.
+        The client that lost its answer sends the deposit again with the same key, and
+        every deposit counts once; the other workers keep serving throughout."""
+        server = start_server()
+        load = DepositLoad(server, threads=4).start()
+        killed = 0
+        try:
+            for kill in range(1, KILLS_UNDER_LOAD + 1):
+                wanted = 10 * kill
+                wait_for(lambda n=wanted: load.outcomes.count(200) >= n, 60, "deposits before the kill")
+                before = server.worker_pids()
+                server.signal_worker(min(before), signal.SIGKILL)
+                killed += 1
+                wait_for(lambda b=before: len(server.worker_pids() - b) == 1, 30, "the master to respawn the worker")
+            answered = len(load.outcomes)
+            wait_for(lambda: load.outcomes[answered:].count(200) >= 10, 60, "deposits after the last kill")
+        finally:
+            load.stop()
+        statuses = {outcome for outcome in load.outcomes if isinstance(outcome, int)}
+        assert statuses <= {200, 503}, sorted(statuses)
+        load.assert_every_deposit_applied_once()
+        lost = [outcome for outcome in load.outcomes if not isinstance(outcome, int)]
+        print(f"{server.kind}: {killed} workers killed: {load.outcomes.count(200)} x 200, {len(lost)} answers lost")
 
     def test_graceful_reload_under_load_loses_no_request(self, start_server: Callable[..., ServerProcess]) -> None:
         server = start_server()
