@@ -4,8 +4,8 @@ Each SQL web recipe on PostgreSQL is served twice side by side under its own
 ``uwsgi.ini`` (4 workers): with ``AGGREGATE_LOCKS=on`` (the default: writers
 of one account wait for its lock, see ``bankaccounts.aggregate_locks``) and
 with ``off`` (optimistic concurrency and retries alone). wrk's 16 connections
-deposit into one account of the server measured; the two servers are measured
-in turn, back to back, and who goes first alternates.
+deposit into one account of the server measured (a new one each time); the
+two servers are measured in turn, back to back, and who goes first alternates.
 
 Measured: throughput, p50 and p99 latency, and answers by status. A 409 is a
 deposit that was still losing its race when its time budget (``REQUEST_TIMEOUT``)
@@ -16,7 +16,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import BENCH, BenchError, Progress, Settings, Target, median, open_accounts, run_wrk, serving
+from harness import (
+    BENCH,
+    BenchError,
+    BenchServer,
+    Load,
+    Progress,
+    Settings,
+    Target,
+    median,
+    open_accounts,
+    run_wrk,
+    serving,
+)
 from web import targets
 
 #: The recipes whose writers can take a database lock (PostgreSQL); on SQLite
@@ -47,39 +59,43 @@ def measure(recipe: str, database_url: str, settings: Settings, progress: Progre
         serving(servers_targets["off"], database_url, workers=settings.workers) as racing,
     ):
         servers = {"on": locked, "off": racing}
-        accounts = {mode: open_accounts(server.client, 1)[0] for mode, server in servers.items()}
-        applied = dict.fromkeys(MODES, 0)  # deposits answered 200, warm-up included
         for mode, server in servers.items():  # warm every worker up
-            load = run_wrk(server.port, accounts[mode], settings.warmup, settings, script=ONE_ACCOUNT_SCRIPT)
-            applied[mode] += load.statuses.get("200", 0)
+            deposit_into_a_new_account(recipe, mode, server, settings.warmup, settings)
         for number in range(1, settings.rounds + 1):
             order = list(MODES) if number % 2 else list(MODES)[::-1]
             for mode in order:
-                load = run_wrk(
-                    servers[mode].port, accounts[mode], settings.duration, settings, script=ONE_ACCOUNT_SCRIPT
-                )
-                if load.requests == 0 or not load.statuses:
-                    raise servers[mode].failure(BenchError(f"{recipe}, locks {mode}: no answers counted"))
+                load = deposit_into_a_new_account(recipe, mode, servers[mode], settings.duration, settings)
                 result["locks"][mode].append(load.as_dict())
-                applied[mode] += load.statuses.get("200", 0)
                 progress.step(
                     f"{recipe}, 16 writers on one account, locks {mode}, round {number}: {load.rps:,.0f} req/s, "
                     f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, answers {describe(load.statuses)}"
                 )
-        for mode, server in servers.items():
-            # Racing or not, every deposit answered 200 was applied once. wrk stops
-            # without reading the answers still on their way (at most one per
-            # connection per run), and those deposits were applied too.
-            balance = server.client.get(f"/accounts/{accounts[mode]}").json["balance"]
-            unread = settings.connections * (1 + settings.rounds)
-            if not applied[mode] <= balance <= applied[mode] + unread:
-                msg = (
-                    f"{recipe}, locks {mode}: balance {balance}, but {applied[mode]} deposits of 1 answered 200 "
-                    f"(and at most {unread} more were unread when wrk stopped)"
-                )
-                raise BenchError(msg)
     summarise(result)
     return result
+
+
+def deposit_into_a_new_account(recipe: str, mode: str, server: BenchServer, seconds: float, settings: Settings) -> Load:
+    """wrk's connections deposit 1 into one new account for ``seconds``; then its balance is checked.
+
+    A new account each time: reading an account costs more the more events it
+    has, and every measurement should start from the same length.
+    """
+    account = open_accounts(server.client, 1)[0]
+    load = run_wrk(server.port, account, seconds, settings, script=ONE_ACCOUNT_SCRIPT)
+    if load.requests == 0 or not load.statuses:
+        raise server.failure(BenchError(f"{recipe}, locks {mode}: no answers counted"))
+    # Racing or not, every deposit answered 200 was applied once. wrk stops
+    # without reading the answers still on their way (at most one per
+    # connection), and those deposits were applied too.
+    balance = server.client.get(f"/accounts/{account}").json["balance"]
+    applied = load.statuses.get("200", 0)
+    if not applied <= balance <= applied + settings.connections:
+        msg = (
+            f"{recipe}, locks {mode}: balance {balance}, but {applied} deposits of 1 answered 200 "
+            f"(and at most {settings.connections} more were unread when wrk stopped)"
+        )
+        raise BenchError(msg)
+    return load
 
 
 def describe(statuses: dict[str, int]) -> str:

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from types import SimpleNamespace
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from bankaccounts.aggregate_locks import (
     AGGREGATE_LOCKS_ENV,
+    CONTENDED_PRUNE_AT,
     Combined,
+    ContendedAggregates,
     NoLocks,
     PostgresAdvisoryLocks,
     ThreadLocks,
@@ -19,7 +24,7 @@ from bankaccounts.aggregate_locks import (
     in_lock_order,
 )
 from bankaccounts.application import BankAccounts, construct_application
-from bankaccounts.retry import RetryPolicy
+from bankaccounts.retry import ConflictUnresolvedError, RetryPolicy
 from bankaccounts.timeouts import REQUEST_TIMEOUT_ENV, RequestTimeoutError
 from bankaccounts.web import store_unavailable
 
@@ -107,14 +112,12 @@ def applications(database_url: str, test_store: str) -> Iterator[list[BankAccoun
     """Four applications (as four worker processes would have) on PostgreSQL,
     where the database's lock serialises them; one on SQLite, whose file has
     no lock per account (its writers are the threads of one process)."""
-    # attempts=1: a single lost race fails the command, so any race shows.
-    no_retries = RetryPolicy(attempts=1)
     with ExitStack() as stack:
         count = 4 if test_store == "postgresql" else 1
-        yield [stack.enter_context(construct_application(retry=no_retries)) for _ in range(count)]
+        yield [stack.enter_context(construct_application()) for _ in range(count)]
 
 
-def test_sixteen_writers_on_one_account_take_turns_and_none_loses_a_race(applications: list[BankAccounts]) -> None:
+def test_sixteen_writers_on_one_account_all_win_in_the_end(applications: list[BankAccounts]) -> None:
     account = applications[0].open_account("Ada", "ada@example.com")
     errors: list[BaseException] = []
     start = threading.Barrier(WRITERS)
@@ -139,45 +142,136 @@ def test_sixteen_writers_on_one_account_take_turns_and_none_loses_a_race(applica
     assert final.version == 1 + WRITERS * DEPOSITS_EACH
 
 
-def test_without_the_locks_the_same_writers_do_lose_races(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The check above can fail: with ``AGGREGATE_LOCKS=off`` its writers conflict."""
-    monkeypatch.setenv(AGGREGATE_LOCKS_ENV, "off")
-    conflicts: list[BaseException] = []
-    with construct_application(retry=RetryPolicy(attempts=1)) as application:
-        account = application.open_account("Ada", "ada@example.com")
-        start = threading.Barrier(WRITERS)
+def always_conflicting(application: BankAccounts) -> list[tuple[object, ...]]:
+    """Make every ``save()`` of ``application`` lose its race; return what each tried to save."""
+    attempts: list[tuple[object, ...]] = []
 
-        def write() -> None:
-            start.wait(30)
-            for _ in range(DEPOSITS_EACH):
-                try:
-                    application.deposit(account.id, 1)
-                except Exception as error:  # collected and asserted below
-                    conflicts.append(error)
+    def save(*objs: object, **kwargs: object) -> None:
+        attempts.append(objs)
+        msg = "another writer recorded this version first"
+        raise IntegrityError(msg)
 
-        threads = [threading.Thread(target=write) for _ in range(WRITERS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
-    assert conflicts, "sixteen unlocked writers never conflicted"
+    application.save = save  # type: ignore[method-assign,assignment]
+    return attempts
 
 
-def test_another_process_waits_for_the_database_lock_no_longer_than_the_request_timeout(
+@pytest.fixture
+def holder_and_other(
     database_url: str, test_store: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On PostgreSQL, a writer holding an account's lock keeps every other
-    application's writer out, for ``REQUEST_TIMEOUT`` at most (a 503). SQLite's
-    applications have no lock between them: the other writer goes ahead."""
+) -> Iterator[tuple[BankAccounts, BankAccounts]]:
+    """An application whose writer holds a lock, and the application of the writer that
+    must wait for it: another one on PostgreSQL (another process), the same on SQLite
+    (another thread: SQLite's applications share no lock). Waits end after 1 s."""
     monkeypatch.setenv(REQUEST_TIMEOUT_ENV, "1")
-    with construct_application() as holder, construct_application() as other:
-        account = holder.open_account("Ada", "ada@example.com")
-        with holder.locks.hold([account.id]):
-            if test_store == "postgresql":
-                with pytest.raises(Exception) as raised:  # the driver's error, checked below
-                    other.deposit(account.id, 5)
-                assert store_unavailable(raised.value), repr(raised.value)
-                assert "lock timeout" in str(raised.value)
-            else:
-                other.deposit(account.id, 5)
-        assert other.deposit(account.id, 7).balance == (7 if test_store == "postgresql" else 12)
+    with ExitStack() as stack:
+        holder = stack.enter_context(construct_application())
+        other = stack.enter_context(construct_application()) if test_store == "postgresql" else holder
+        yield holder, other
+
+
+def test_a_first_attempt_goes_ahead_and_a_retry_waits_for_its_turn(
+    holder_and_other: tuple[BankAccounts, BankAccounts],
+) -> None:
+    """On an account nobody has raced for, a command's first attempt takes no lock (so
+    an uncontended write costs nothing more); once it has lost a race, it waits for
+    the account's lock, for ``REQUEST_TIMEOUT`` at most, and then answers 503."""
+    holder, other = holder_and_other
+    account = holder.open_account("Ada", "ada@example.com")
+    with holder.locks.hold([account.id]):
+        attempts = always_conflicting(other)
+        started = time.monotonic()
+        with pytest.raises(Exception) as raised:  # the store's own error, checked below
+            other.deposit(account.id, 5)
+    assert len(attempts) == 1  # the first, made while the lock was held; the retry never got its turn
+    assert store_unavailable(raised.value), repr(raised.value)
+    assert 1 <= time.monotonic() - started < 5
+
+
+def test_once_writers_have_raced_for_an_account_its_writers_take_turns_from_the_start(
+    holder_and_other: tuple[BankAccounts, BankAccounts],
+) -> None:
+    holder, other = holder_and_other
+    account = holder.open_account("Ada", "ada@example.com")
+    other.contended.mark([account.id])  # a command of this process lost a race for it just now
+    with holder.locks.hold([account.id]):
+        attempts = always_conflicting(other)
+        with pytest.raises(Exception) as raised:  # the store's own error, checked below
+            other.deposit(account.id, 5)
+    assert attempts == []  # even the first attempt waited for its turn
+    assert store_unavailable(raised.value), repr(raised.value)
+
+
+def test_an_aggregate_is_contended_for_a_while_after_its_last_race_or_turn() -> None:
+    now = [100.0]
+    contended = ContendedAggregates(seconds=10.0, clock=lambda: now[0])
+    hot, quiet = uuid.uuid4(), uuid.uuid4()
+    assert not contended.any([hot])
+    contended.mark([hot])
+    now[0] += 9.9
+    assert contended.any([hot]) and contended.any([quiet, hot]) and not contended.any([quiet])
+    contended.mark([hot])  # a write in turn keeps it contended
+    now[0] += 9.9
+    assert contended.any([hot])
+    now[0] += 0.2
+    assert not contended.any([hot])
+
+
+def test_contended_aggregates_forget_the_quiet_ones_when_there_are_many() -> None:
+    now = [0.0]
+    contended = ContendedAggregates(seconds=1.0, clock=lambda: now[0])
+    contended.mark(uuid.uuid4() for _ in range(CONTENDED_PRUNE_AT))
+    now[0] = 5.0
+    recent = uuid.uuid4()
+    contended.mark([recent])  # one more than CONTENDED_PRUNE_AT: the quiet ones go
+    assert contended.any([recent])
+    assert len(contended._last) == 1
+
+
+def test_inside_a_transaction_someone_else_owns_every_attempt_waits_for_its_turn(
+    holder_and_other: tuple[BankAccounts, BankAccounts],
+) -> None:
+    """With ``retry=None`` (a web request's session) the locks cost one statement in the
+    owner's transaction, so even the first attempt takes them."""
+    holder, other = holder_and_other
+    other.retry = None
+    account = holder.open_account("Ada", "ada@example.com")
+    with holder.locks.hold([account.id]):
+        attempts = always_conflicting(other)
+        with pytest.raises(Exception) as raised:  # the store's own error, checked below
+            other.deposit(account.id, 5)
+    assert attempts == []
+    assert store_unavailable(raised.value), repr(raised.value)
+
+
+def test_a_transfer_takes_its_turn_at_both_accounts(app: BankAccounts) -> None:
+    source = app.open_account("Ada", "ada@example.com")
+    destination = app.open_account("Grace", "grace@example.com")
+    app.deposit(source.id, 100)
+    held: list[set[uuid.UUID]] = []
+    locks = app.locks
+
+    @contextmanager
+    def recording_hold(aggregate_ids: Iterable[uuid.UUID]) -> Iterator[None]:
+        held.append(set(aggregate_ids))
+        with locks.hold(aggregate_ids):
+            yield
+
+    app.locks = SimpleNamespace(hold=recording_hold)  # type: ignore[assignment]
+    app.retry = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0)
+    always_conflicting(app)
+    with pytest.raises(ConflictUnresolvedError):
+        app.transfer(source.id, destination.id, 10)
+    assert len(held) == 2  # the two retries; the first attempt took no lock
+    assert all(ids == {source.id, destination.id} for ids in held)
+
+
+def test_the_database_lock_is_released_when_its_holder_fails(
+    holder_and_other: tuple[BankAccounts, BankAccounts],
+) -> None:
+    holder, other = holder_and_other
+    account = holder.open_account("Ada", "ada@example.com")
+    with pytest.raises(ZeroDivisionError), holder.locks.hold([account.id]):
+        _ = 1 / 0
+    with other.locks.hold([account.id]):  # at once: nobody holds it
+        pass
+    assert other.deposit(account.id, 7).balance == 7

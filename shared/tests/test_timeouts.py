@@ -11,8 +11,10 @@ import pytest
 
 from bankaccounts.config import ConfigurationError, DatabaseConfig
 from bankaccounts.timeouts import (
+    REQUEST_TIMEOUT_ENV,
     SERVER_TIMEOUT_SIGNAL,
     RequestTimeoutError,
+    cassandra_limits,
     end_request_on_server_timeout,
     raise_request_timeout,
     request_timeout,
@@ -108,3 +110,10 @@ def test_postgresql_applies_them_and_a_lock_wait_ends_as_the_store_being_unavail
                 waiter.execute("SELECT count(*) FROM lock_probe")
             assert time.monotonic() - started < 3.0
     assert store_unavailable(info.value)  # so a web recipe answers 503
+
+
+def test_cassandra_statements_wait_no_longer_than_the_request_timeout() -> None:
+    assert cassandra_limits({}) == {"CASSANDRA_REQUEST_TIMEOUT": "10"}
+    assert cassandra_limits({REQUEST_TIMEOUT_ENV: "3"}) == {"CASSANDRA_REQUEST_TIMEOUT": "3"}
+    # The store's own setting, when given, is the user's to keep.
+    assert cassandra_limits({REQUEST_TIMEOUT_ENV: "3", "CASSANDRA_REQUEST_TIMEOUT": "20"}) == {}

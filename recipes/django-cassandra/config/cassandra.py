@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 from eventsourcing.persistence import InfrastructureFactoryError
 
+from bankaccounts.timeouts import cassandra_limits
 from config.environment import env_str
 from eventsourcing_cassandra.factory import parse_hosts
 
@@ -39,6 +40,8 @@ def cassandra_settings() -> dict[str, str]:
         # safe in Cassandra. `python manage.py create_event_store` creates it
         # once, before the servers start.
         "CREATE_TABLE": "n",
+        # No statement waits longer than REQUEST_TIMEOUT (unless CASSANDRA_REQUEST_TIMEOUT says).
+        **cassandra_limits(),
     }
     # Optional: unset means the store's own default (no authentication;
     # SimpleStrategy with one replica, for a keyspace it creates).

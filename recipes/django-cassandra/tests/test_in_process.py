@@ -9,8 +9,10 @@ from django.test import Client as DjangoClient
 from django.test import override_settings
 
 from bank.accounts import bank_accounts
+from bankaccounts.timeouts import request_timeout
 from bankaccounts.web import MAX_BODY_BYTES
 from cookbook_testing.contract import HttpContract
+from eventsourcing_cassandra.factory import CassandraFactory
 
 HTTPS = {"X-Forwarded-Proto": "https"}
 
@@ -53,6 +55,12 @@ def test_concurrent_deposits_from_threads_are_all_recorded(keyspace: str) -> Non
         3 * threads * deposits_per_thread,
         1 + threads * deposits_per_thread,
     )
+
+
+def test_no_statement_waits_longer_than_the_request_timeout(keyspace: str) -> None:
+    factory = bank_accounts().factory
+    assert isinstance(factory, CassandraFactory)
+    assert factory.datastore.request_timeout == request_timeout()  # not the store's own 15 s
 
 
 def test_the_application_is_constructed_once_per_process(keyspace: str) -> None:

@@ -24,6 +24,7 @@ from bankaccounts.application import BankAccounts
 from bankaccounts.application import create_schema as create_event_store_schema
 from bankaccounts.lifecycle import close_application, get_application, init_application
 from bankaccounts.readiness import READY_TIMEOUT_SECONDS, ReadinessProbe
+from bankaccounts.timeouts import cassandra_limits
 from eventsourcing_cassandra.factory import CassandraFactory
 
 logger = logging.getLogger(__name__)
@@ -37,13 +38,19 @@ EVENTSOURCING_ENV = {
 }
 
 
+def eventsourcing_env() -> dict[str, str]:
+    """``EVENTSOURCING_ENV``, and no statement waiting longer than ``REQUEST_TIMEOUT``
+    (unless ``CASSANDRA_REQUEST_TIMEOUT`` says otherwise)."""
+    return {**EVENTSOURCING_ENV, **cassandra_limits()}
+
+
 def create_schema() -> None:
     """Create the keyspace (if missing) and the tables, then disconnect.
 
     The short-lived application is closed before this returns, so no driver
     object with live sockets or threads is inherited by a forked worker.
     """
-    create_event_store_schema(env=EVENTSOURCING_ENV)
+    create_event_store_schema(env=eventsourcing_env())
 
 
 def start_worker() -> BankAccounts:
@@ -54,7 +61,7 @@ def start_worker() -> BankAccounts:
     soon as the worker starts. If Cassandra cannot be reached just now, the
     worker still starts: the store connects on the next query instead.
     """
-    application = init_application(env=EVENTSOURCING_ENV)
+    application = init_application(env=eventsourcing_env())
     factory = application.factory
     if not isinstance(factory, CassandraFactory):
         msg = f"expected the Cassandra store, got {type(factory).__qualname__}"

@@ -7,6 +7,7 @@ from flask import Flask
 
 from bank.accounts import bank, start_worker, stop_worker
 from bankaccounts.lifecycle import ApplicationAlreadyInitialisedError
+from bankaccounts.timeouts import request_timeout
 from cookbook_testing.contract import HttpContract
 from eventsourcing_cassandra.datastore import CassandraDatastore
 from eventsourcing_cassandra.factory import CassandraFactory
@@ -33,6 +34,10 @@ def test_stopping_the_worker_shuts_its_cluster_down(app: Flask) -> None:
     assert session.cluster.is_shutdown
     assert not store.is_connected
     start_worker()  # for the fixture's own stop_worker()
+
+
+def test_no_statement_waits_longer_than_the_request_timeout(app: Flask) -> None:
+    assert datastore().request_timeout == request_timeout()  # not the store's own 15 s
 
 
 def test_a_second_start_in_one_process_is_refused(app: Flask) -> None:

@@ -4,10 +4,13 @@ Optimistic concurrency alone is correct but not fair: when sixteen writers
 load one account at once, one of them wins, fifteen conflict and retry after
 a random pause, and the same race starts again. A writer can keep losing for
 longer than its time budget and answer 409 although nothing was wrong with
-its command. So a command first takes a lock on each account it will change,
-in a fixed order (no two commands can wait for each other), and only then
-reads them. Whoever waits is served in turn, and the unique constraint of the
-event store stays the safety net for writers that take no lock.
+its command. So a command takes a lock on each account it will change, in a
+fixed order (no two commands can wait for each other), and only then reads
+them. Whoever waits is served in turn, and the unique constraint of the
+event store stays the safety net for writers that take no lock. (When the
+lock costs round trips of its own, ``BankAccounts`` takes it only for
+aggregates its writers have lately raced for: see ``ContendedAggregates``
+and ``BankAccounts._run``.)
 
 - ``ThreadLocks``: between the threads of one process (striped: a fixed
   number of locks, chosen by the account id's hash).
@@ -31,8 +34,10 @@ what they save (see the Performance page).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import Any, Protocol
@@ -45,12 +50,46 @@ AGGREGATE_LOCKS_ENV = "AGGREGATE_LOCKS"
 THREAD_LOCK_STRIPES = 256
 #: The SQL that takes one lock; ``%s`` is a signed 64-bit key (``advisory_key``).
 ADVISORY_XACT_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
+#: psycopg's ``TransactionStatus.IDLE``: no transaction open on the connection.
+IDLE = 0
 
 
 class AggregateLocks(Protocol):
     def hold(self, aggregate_ids: Iterable[UUID]) -> AbstractContextManager[None]:
         """Wait for every one of these aggregates' locks; release them on leaving."""
         ...
+
+
+#: How long an aggregate stays contended after the last write that raced for it or took its turn.
+CONTENDED_SECONDS = 10.0
+#: Entries ``ContendedAggregates`` keeps before it forgets the ones no longer contended.
+CONTENDED_PRUNE_AT = 10_000
+
+
+class ContendedAggregates:
+    """The aggregates this process's writers have lately raced for, and when.
+
+    A write conflict marks the aggregates of the command that lost; a write
+    in turn keeps the mark fresh. Without either for ``CONTENDED_SECONDS``, an
+    aggregate is quiet again. Reads and writes of the dictionary are atomic
+    in CPython, and a stale answer costs only a lock or a race.
+    """
+
+    def __init__(self, seconds: float = CONTENDED_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self._last: dict[UUID, float] = {}
+
+    def mark(self, aggregate_ids: Iterable[UUID]) -> None:
+        now = self.clock()
+        for aggregate_id in aggregate_ids:
+            self._last[aggregate_id] = now
+        if len(self._last) > CONTENDED_PRUNE_AT:
+            self._last = {key: at for key, at in list(self._last.items()) if now - at < self.seconds}
+
+    def any(self, aggregate_ids: Iterable[UUID]) -> bool:
+        now = self.clock()
+        return any(now - self._last.get(aggregate_id, -math.inf) < self.seconds for aggregate_id in aggregate_ids)
 
 
 def aggregate_locks_enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -118,17 +157,29 @@ class PostgresAdvisoryLocks:
         if not keys:  # a new aggregate: nobody else can be writing it
             yield
             return
-        with self.datastore.get_connection() as connection, connection.transaction():
-            # The pool's connections carry no session limits: bound the wait for the
-            # lock, and how long a holder that stopped (frozen, not dead) keeps it.
-            connection.execute(
-                "SELECT set_config('lock_timeout', %s, true),"
-                " set_config('idle_in_transaction_session_timeout', %s, true)",
-                (f"{request_timeout()}s", f"{server_timeout()}s"),
-            )
-            for key in keys:
-                connection.execute(ADVISORY_XACT_LOCK_SQL, (key,))
-            yield
+        with self.datastore.get_connection() as connection:  # in autocommit mode: the pool's are
+            try:
+                connection.execute(take_locks_sql(keys, request_timeout(), server_timeout()))
+                yield
+            finally:
+                # Nothing was written in this transaction: ending it only releases the locks.
+                if not connection.closed and connection.info.transaction_status != IDLE:
+                    connection.execute("ROLLBACK")
+
+
+def take_locks_sql(keys: list[int], lock_timeout: int, idle_timeout: int) -> str:
+    """One round trip: begin a transaction, bound its waits, take every lock in order.
+
+    The pool's connections carry no session limits, so the transaction sets its
+    own: how long to wait for a lock, and how long a holder that stopped (frozen,
+    not dead) keeps it. Only integers are formatted into it.
+    """
+    limits = (
+        f"set_config('lock_timeout', '{int(lock_timeout)}s', true), "
+        f"set_config('idle_in_transaction_session_timeout', '{int(idle_timeout)}s', true)"
+    )
+    locks = [f"pg_advisory_xact_lock({int(key)})" for key in keys]
+    return "; ".join(["BEGIN", f"SELECT {limits}, {locks[0]}", *(f"SELECT {lock}" for lock in locks[1:])])
 
 
 class TransactionAdvisoryLocks:

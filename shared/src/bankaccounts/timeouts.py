@@ -106,3 +106,20 @@ def postgres_session_limits(environ: Mapping[str, str] | None = None) -> dict[st
         "lock_timeout": str(request_ms),
         "idle_in_transaction_session_timeout": str(server_timeout(environ) * 1000),
     }
+
+
+#: eventsourcing_cassandra's setting: the longest it waits for one statement (its default is 15 s).
+CASSANDRA_REQUEST_TIMEOUT_ENV = "CASSANDRA_REQUEST_TIMEOUT"
+
+
+def cassandra_limits(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Settings for ``eventsourcing_cassandra`` in a web worker, in seconds.
+
+    No statement waits longer than ``REQUEST_TIMEOUT``, so a node that does not
+    answer is a 503 from the application before the server's limit ends the
+    worker. A ``CASSANDRA_REQUEST_TIMEOUT`` set in the environment wins.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get(CASSANDRA_REQUEST_TIMEOUT_ENV, "").strip():
+        return {}
+    return {CASSANDRA_REQUEST_TIMEOUT_ENV: str(request_timeout(environ))}

@@ -9,6 +9,7 @@ each with 4 worker processes on a free loopback port.
 from __future__ import annotations
 
 import functools
+import http.client
 import signal
 import threading
 import time
@@ -167,7 +168,9 @@ class DepositLoad:
             self.unanswered[account_id] = True
             try:
                 response = self.server.client.post(f"/accounts/{account_id}/deposit", json={"amount": 1}, headers=key)
-            except OSError as error:  # no answer: applied or not, the same key is safe to send again
+            except (OSError, http.client.HTTPException) as error:
+                # No answer, or half of one (a worker killed while it answered):
+                # applied or not, the same key is safe to send again.
                 self.outcomes.append(repr(error))
                 if self.server.returncode is not None:
                     return
