@@ -25,8 +25,9 @@ and ``BankAccounts._run``.)
   and released when that transaction ends.
 
 Every wait is bounded by ``REQUEST_TIMEOUT`` (see ``bankaccounts.timeouts``):
-a writer that cannot get its turn raises ``RequestTimeoutError`` (503), since
-a lock held that long means a writer or the database is stuck.
+a writer that cannot get its turn raises ``RequestTimeoutError`` (between
+threads) or PostgreSQL's "canceling statement due to lock timeout", and both
+answer 503, since a lock held that long means a writer or the database is stuck.
 
 ``AGGREGATE_LOCKS=off`` turns the locks off, to measure what they cost and
 what they save (see the Performance page).
