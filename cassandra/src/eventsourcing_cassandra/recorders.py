@@ -460,7 +460,14 @@ class CassandraAggregateRecorder(CassandraRecorder, AggregateRecorder):
             rows = self.datastore.session().execute(statement_bound, timeout=self.datastore.request_timeout)
             for row in rows:
                 if not self._is_visible(originator_id, row):
-                    continue
+                    if desc:
+                        continue  # the newest rows come first, and the older ones are settled
+                    # Rows come in pages, each read at its own moment: a row still in
+                    # flight on one page, then on a later page a row committed after it
+                    # was, would leave a gap in the history (OriginatorVersionError on
+                    # replay). In any one moment, nothing visible follows a row that is
+                    # not: stop here, with the history as it was when this page was read.
+                    break
                 events.append(
                     StoredEvent(
                         originator_id=originator_id,

@@ -438,12 +438,17 @@ class StandaloneChecks:
         print(f"{server.kind}: worker respawned in {respawn_seconds:.2f}s")
 
     def test_workers_killed_under_load_leave_every_deposit_applied_once(
-        self, start_server: Callable[..., ServerProcess]
+        self, start_server: Callable[..., ServerProcess], expected_store: str
     ) -> None:
         """SIGKILL (the OOM killer's signal) ends a worker in the middle of whatever it was
         doing: its transaction never commits, and the lock it may hold ends with its session.
         The client that lost its answer sends the deposit again with the same key, and
-        every deposit counts once; the other workers keep serving throughout."""
+        every deposit counts once; the other workers keep serving throughout.
+
+        On Cassandra a transaction has no session to end with: the killed writer's rows
+        keep their versions until they are ``CASSANDRA_TX_TIMEOUT`` (10 s) old and a reader
+        aborts them, so writers of that account can lose their races for as long as their
+        own budget and answer 409 (applied nowhere; the client may send it again)."""
         server = start_server()
         load = DepositLoad(server, threads=4).start()
         killed = 0
@@ -460,7 +465,7 @@ class StandaloneChecks:
         finally:
             load.stop()
         statuses = {outcome for outcome in load.outcomes if isinstance(outcome, int)}
-        assert statuses <= {200, 503}, sorted(statuses)
+        assert statuses <= {200, 503} | ({409} if expected_store == "cassandra" else set()), sorted(statuses)
         load.assert_every_deposit_applied_once()
         lost = [outcome for outcome in load.outcomes if not isinstance(outcome, int)]
         print(f"{server.kind}: {killed} workers killed: {load.outcomes.count(200)} x 200, {len(lost)} answers lost")
