@@ -14,6 +14,7 @@ ran out: nothing was wrong with it, so every 409 here is a failure of fairness.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from harness import (
@@ -23,7 +24,6 @@ from harness import (
     Load,
     Progress,
     Settings,
-    Target,
     median,
     open_accounts,
     run_wrk,
@@ -44,14 +44,7 @@ def measure(recipe: str, database_url: str, settings: Settings, progress: Progre
     if recipe_target.prepare is not None:
         recipe_target.prepare(recipe_target, database_url)
     servers_targets = {
-        mode: Target(
-            recipe_target.name,
-            recipe_target.role,
-            recipe_target.app_dir,
-            recipe_target.ini,
-            {**recipe_target.env, "AGGREGATE_LOCKS": mode},
-        )
-        for mode in MODES
+        mode: dataclasses.replace(recipe_target, env={**recipe_target.env, "AGGREGATE_LOCKS": mode}) for mode in MODES
     }
     result: dict[str, Any] = {"recipe": recipe, "store": "postgresql", "locks": {mode: [] for mode in MODES}}
     with (

@@ -69,6 +69,16 @@ def balances(app: BankAccounts, ids: list[UUID]) -> list[int]:
     return [app.get_account(account_id).balance for account_id in ids]
 
 
+def dies_at(point: str) -> Callable[[str, UUID], None]:
+    """A recorder fault that crashes the writer when it reaches ``point`` (see ``FAULT_POINTS``)."""
+
+    def fault(reached: str, txid: UUID) -> None:
+        if reached == point:
+            raise Crash(point)
+
+    return fault
+
+
 def recorder_of(app: BankAccounts) -> CassandraApplicationRecorder:
     assert isinstance(app.recorder, CassandraApplicationRecorder)
     return app.recorder
@@ -130,11 +140,7 @@ def test_a_transfer_is_all_or_nothing_when_the_writer_dies_between_the_accounts(
     source, destination = accounts[:2]
     writer, reader = make_app(retry=None), make_app()
 
-    def die_after_the_first_account(point: str, txid: UUID) -> None:
-        if point == "after_partition":
-            raise Crash
-
-    recorder_of(writer).faults = die_after_the_first_account
+    recorder_of(writer).faults = dies_at("after_partition")
     with pytest.raises(Crash):
         writer.transfer(source, destination, 300, command_id="transfer-1")
     # The source's row is written, uncommitted: nobody sees money leave it.
@@ -155,11 +161,7 @@ def test_a_read_stops_at_the_first_version_it_cannot_see(
     account = accounts[0]  # version 1 opened it, version 2 deposited into it
     writer, reader = make_app(retry=None), make_app()
 
-    def die_after_the_account(point: str, txid: UUID) -> None:
-        if point == "after_partition":
-            raise Crash
-
-    recorder_of(writer).faults = die_after_the_account
+    recorder_of(writer).faults = dies_at("after_partition")
     with pytest.raises(Crash):
         writer.deposit(account, 5, command_id="in-flight")  # version 3: written, not committed
     # What the next page can show: version 4, which only a writer that saw 3 committed writes.
@@ -183,11 +185,7 @@ def test_a_transfer_whose_writer_dies_after_committing_is_complete(
     source, destination = accounts[:2]
     writer, reader = make_app(retry=None), make_app()
 
-    def die_after_commit(point: str, txid: UUID) -> None:
-        if point == "after_commit":
-            raise Crash
-
-    recorder_of(writer).faults = die_after_commit
+    recorder_of(writer).faults = dies_at("after_commit")
     with pytest.raises(Crash):
         writer.transfer(source, destination, 300, command_id="transfer-1")
     assert balances(reader, accounts) == [OPENING_BALANCE - 300, OPENING_BALANCE + 300, *[OPENING_BALANCE] * 2]

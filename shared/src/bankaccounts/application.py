@@ -55,7 +55,8 @@ class BankAccounts(Application[UUID]):
     ``CommandIdReusedError``.
 
     Writers of one account take turns: a command waits for the locks of the
-    accounts it changes before it reads them (see ``bankaccounts.aggregate_locks``).
+    accounts it changes before it reads them, where writers race for them
+    (see ``_run`` for when, and ``bankaccounts.aggregate_locks``).
 
     ``retry`` re-runs a command that lost an optimistic-concurrency race. Pass
     ``retry=None`` when the application runs inside a transaction it does not
