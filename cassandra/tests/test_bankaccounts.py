@@ -23,7 +23,8 @@ from uuid import UUID
 import pytest
 
 from bankaccounts.application import BankAccounts
-from bankaccounts.retry import RetryPolicy
+from bankaccounts.retry import ConflictUnresolvedError, RetryPolicy
+from bankaccounts.timeouts import cassandra_limits
 from eventsourcing_cassandra.recorders import CassandraApplicationRecorder
 
 TX_TIMEOUT = 1.0
@@ -150,6 +151,42 @@ def test_a_transfer_is_all_or_nothing_when_the_writer_dies_between_the_accounts(
     reader.transfer(source, destination, 300, command_id="transfer-1")
     assert balances(reader, accounts) == [OPENING_BALANCE - 300, OPENING_BALANCE + 300, *[OPENING_BALANCE] * 2]
     assert_log_matches_aggregates(reader, accounts)
+
+
+#: A short request budget, so that the test waits seconds, not tens of them.
+BUDGET = 6
+
+
+@pytest.mark.parametrize(
+    ("tx_timeout", "next_writer_succeeds"),
+    [(cassandra_limits({"REQUEST_TIMEOUT": str(BUDGET)})["CASSANDRA_TX_TIMEOUT"], True), ("10", False)],
+    ids=["recipes-half-the-budget", "the-stores-default-longer-than-the-budget"],
+)
+def test_the_next_writer_after_a_writer_died_mid_transaction_succeeds_within_its_budget(
+    cassandra_env: dict[str, str], tx_timeout: str, next_writer_succeeds: bool
+) -> None:
+    """A killed worker's transaction holds the account's next version until it is
+    ``CASSANDRA_TX_TIMEOUT`` old. The recipes make that half of the request's budget
+    (``cassandra_limits``), so the account's next writer, losing its races meanwhile,
+    still wins within its budget (``RetryPolicy`` gives up after it). A timeout longer
+    than the budget (the store's own 10 s is the recipes' default budget) leaves it a 409."""
+    env = {**cassandra_env, **cassandra_limits({"REQUEST_TIMEOUT": str(BUDGET)}), "CASSANDRA_TX_TIMEOUT": tx_timeout}
+    dying, next_writer = BankAccounts(env=env, retry=None), BankAccounts(env=env, retry=RetryPolicy(time_budget=BUDGET))
+    try:
+        account = next_writer.open_account("Ada", "ada@example.com")
+        recorder_of(dying).faults = dies_at("before_commit")
+        with pytest.raises(Crash):
+            dying.deposit(account.id, 100, command_id="killed")
+        if next_writer_succeeds:
+            next_writer.deposit(account.id, 50, command_id="next")
+            assert next_writer.get_account(account.id).balance == 50
+        else:
+            with pytest.raises(ConflictUnresolvedError):
+                next_writer.deposit(account.id, 50, command_id="next")
+            assert next_writer.get_account(account.id).balance == 0
+    finally:
+        dying.close()
+        next_writer.close()
 
 
 def test_a_read_stops_at_the_first_version_it_cannot_see(

@@ -20,8 +20,9 @@ from cassandra import WriteTimeout
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.utils import Environment
 
+from bankaccounts.web import store_unavailable
 from eventsourcing_cassandra.factory import CassandraFactory
-from eventsourcing_cassandra.recorders import COMMIT_DECISION, CassandraApplicationRecorder
+from eventsourcing_cassandra.recorders import COMMIT_DECISION, CassandraApplicationRecorder, NotificationLogBusyError
 
 TX_TIMEOUT = 1.0
 
@@ -226,6 +227,34 @@ def test_a_commit_that_timed_out_and_was_not_applied_is_tried_again(
     assert recorder.insert_events([event(a, 2, "sent"), event(b, 2, "received")]) == [3, 4]
     assert calls == ["commit"]
     assert versions(recorder, b) == [1, 2]
+
+
+def test_a_commit_that_keeps_losing_the_head_of_the_log_gives_up_in_time_and_commits_nothing(
+    env: dict[str, str],
+    make_recorder: Callable[[], CassandraApplicationRecorder],
+    two_aggregates: tuple[UUID, UUID],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Other writers moving the log's head on every try, for longer than ``commit_timeout``:
+    the commit gives up with an error a web recipe answers 503, and nothing of it is visible;
+    its rows are aborted once they are ``tx_timeout`` old, and the versions are free again."""
+    a, b = two_aggregates
+    factory = CassandraFactory(Environment("Bank", {**env, "CASSANDRA_COMMIT_TIMEOUT": "0.5"}))
+    try:
+        writer = factory.application_recorder()
+        assert isinstance(writer, CassandraApplicationRecorder)
+        reader = make_recorder()
+        monkeypatch.setattr(writer, "_head", lambda *, serial: 1)  # the head is 2: every try loses
+        started = time.monotonic()
+        with pytest.raises(NotificationLogBusyError) as busy:
+            writer.insert_events([event(a, 2, "sent"), event(b, 2, "received")])
+        assert time.monotonic() - started < 0.5 + 5.0  # one more try, at most, after the time is up
+        assert store_unavailable(busy.value)
+        assert versions(reader, a) == [1]
+        wait_until(lambda: versions(reader, a) == [1] and not pending(reader, a, b))
+        assert reader.insert_events([event(a, 2, "deposited")]) == [3]
+    finally:
+        factory.close()
 
 
 def _is_commit(recorder: CassandraApplicationRecorder, statement: Any) -> bool:

@@ -36,14 +36,17 @@ def test_in_memory_or_malformed_sqlite_is_refused(url: str) -> None:
 def test_postgresql_url() -> None:
     config = DatabaseConfig.from_url("postgresql://bank:s%40cret@127.0.0.1:5433/accounts")
     assert config.store == "postgresql"
-    assert config.eventsourcing_env() == {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+    assert config.eventsourcing_env({"REQUEST_TIMEOUT": "7"}) == {
+        "PERSISTENCE_MODULE": "bankaccounts.postgres_store",
         "POSTGRES_DBNAME": "accounts",
         "POSTGRES_HOST": "127.0.0.1",
         "POSTGRES_PORT": "5433",
         "POSTGRES_USER": "bank",
         "POSTGRES_PASSWORD": "s@cret",
         "POSTGRES_CONNECT_TIMEOUT": "2",  # not eventsourcing's 30 s: a down database is a prompt 503
+        "POSTGRES_LOCK_TIMEOUT": "7",  # seconds, not eventsourcing's none
+        "POSTGRES_STATEMENT_TIMEOUT": "7000",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "12",  # the servers' limit
     }
     assert config.sqlalchemy_url() == "postgresql+psycopg://bank:s%40cret@127.0.0.1:5433/accounts"
 

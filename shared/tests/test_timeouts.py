@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bankaccounts.application import construct_application
 from bankaccounts.config import ConfigurationError, DatabaseConfig
 from bankaccounts.timeouts import (
     REQUEST_TIMEOUT_ENV,
@@ -112,8 +113,50 @@ def test_postgresql_applies_them_and_a_lock_wait_ends_as_the_store_being_unavail
     assert store_unavailable(info.value)  # so a web recipe answers 503
 
 
+#: eventsourcing's PostgreSQL recorder tries a statement that failed 10 times, 0.2 s apart.
+EVENTSOURCING_ATTEMPTS, EVENTSOURCING_PAUSE = 10, 0.2
+
+
+@pytest.mark.requires_postgresql
+def test_the_applications_own_postgresql_store_waits_for_its_table_lock_no_longer_than_the_request_timeout(
+    database_url: str, events_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg  # only where the store is PostgreSQL
+
+    monkeypatch.setenv(REQUEST_TIMEOUT_ENV, "1")
+    with construct_application() as app:
+        account = app.open_account("Ada", "ada@example.com")
+        with app.factory.datastore.get_connection() as connection:
+            assert connection.execute("SHOW statement_timeout").fetchone() == {"statement_timeout": "1s"}
+        with psycopg.connect(database_url, autocommit=True) as holder, holder.transaction():
+            # Without the store's limits the deposit would wait for ever: end the hold after 30 s.
+            holder.execute("SET LOCAL idle_in_transaction_session_timeout = '30s'")
+            # Readers pass; every writer's table lock (eventsourcing's, for notification order) waits.
+            holder.execute(f"LOCK TABLE {events_table} IN EXCLUSIVE MODE")
+            started = time.monotonic()
+            with pytest.raises(Exception) as info:
+                app.deposit(account.id, 100)
+            waited = time.monotonic() - started
+        assert app.get_account(account.id).balance == 0
+    assert store_unavailable(info.value), repr(info.value)  # so a web recipe answers 503
+    # Each of eventsourcing's attempts waits 1 s: the server's limit (REQUEST_TIMEOUT + 5 s) ends a
+    # request sooner; a queue worker, which has no such limit, waits this long at most.
+    assert waited < EVENTSOURCING_ATTEMPTS * (1 + EVENTSOURCING_PAUSE) + 3
+
+
 def test_cassandra_statements_wait_no_longer_than_the_request_timeout() -> None:
-    assert cassandra_limits({}) == {"CASSANDRA_REQUEST_TIMEOUT": "10"}
-    assert cassandra_limits({REQUEST_TIMEOUT_ENV: "3"}) == {"CASSANDRA_REQUEST_TIMEOUT": "3"}
+    assert cassandra_limits({}) == {
+        "CASSANDRA_REQUEST_TIMEOUT": "10",
+        "CASSANDRA_TX_TIMEOUT": "5.0",  # a dead writer's transaction, aborted within half the budget
+        "CASSANDRA_COMMIT_TIMEOUT": "10",
+    }
+    assert cassandra_limits({REQUEST_TIMEOUT_ENV: "3"}) == {
+        "CASSANDRA_REQUEST_TIMEOUT": "3",
+        "CASSANDRA_TX_TIMEOUT": "1.5",
+        "CASSANDRA_COMMIT_TIMEOUT": "3",
+    }
     # The store's own setting, when given, is the user's to keep.
-    assert cassandra_limits({REQUEST_TIMEOUT_ENV: "3", "CASSANDRA_REQUEST_TIMEOUT": "20"}) == {}
+    assert cassandra_limits({REQUEST_TIMEOUT_ENV: "3", "CASSANDRA_REQUEST_TIMEOUT": "20"}) == {
+        "CASSANDRA_TX_TIMEOUT": "1.5",
+        "CASSANDRA_COMMIT_TIMEOUT": "3",
+    }

@@ -89,6 +89,12 @@ def as_uuid(value: UUID | str) -> UUID:
         raise persistence.DataError(msg) from None
 
 
+class NotificationLogBusyError(persistence.OperationalError):
+    """A commit kept losing the race for the head of the application's notification
+    log until ``commit_timeout`` ran out. It did not commit: its transaction has no
+    decision, and a reader aborts it once it is ``tx_timeout`` old."""
+
+
 class CassandraRecorder:
     """Common state: the datastore, the application's name, and a fault-injection hook."""
 
@@ -322,7 +328,7 @@ class CassandraAggregateRecorder(CassandraRecorder, AggregateRecorder):
                     position = self._tracking_position(tracking.application_name, serial=True)
                 if time.monotonic() > deadline:
                     msg = f"could not append to the notification log of {app} within {self.datastore.commit_timeout}s"
-                    raise persistence.OperationalError(msg)
+                    raise NotificationLogBusyError(msg)
 
     def _head(self, *, serial: bool) -> int | None:
         rows = self.datastore.execute(

@@ -235,9 +235,11 @@ def locks_for(factory: object) -> AggregateLocks:
     database_locks: AggregateLocks | None = None
     datastore: Any = getattr(factory, "datastore", None)
     module = type(factory).__module__
+    # By name, not isinstance: the SQLite recipes do not install psycopg, which eventsourcing.postgres imports.
+    postgres = any(cls.__module__ == "eventsourcing.postgres" for cls in type(factory).__mro__)
     if hasattr(factory, "aggregate_locks"):
         database_locks = factory.aggregate_locks()
-    elif module == "eventsourcing.postgres" and (datastore.pool.max_size or 0) >= 2:  # the lock's and the command's
+    elif postgres and (datastore.pool.max_size or 0) >= 2:  # the lock's and the command's
         database_locks = PostgresAdvisoryLocks(datastore)
     elif module.startswith("eventsourcing_sqlalchemy") and getattr(datastore, "scoped_session", None) is not None:
         database_locks = TransactionAdvisoryLocks(session_lock(datastore.scoped_session))

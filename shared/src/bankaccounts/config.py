@@ -107,19 +107,32 @@ class DatabaseConfig:
             dbname=dbname,
         )
 
-    def eventsourcing_env(self) -> dict[str, str]:
-        """Settings for ``eventsourcing``'s own SQLite or PostgreSQL persistence module."""
+    def eventsourcing_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Settings for ``eventsourcing``'s own SQLite or PostgreSQL persistence module.
+
+        On PostgreSQL that is ``bankaccounts.postgres_store`` (eventsourcing's,
+        with a statement timeout), every wait bounded by ``REQUEST_TIMEOUT``
+        (read from ``environ``, default ``os.environ``) as in ``connect_args``.
+        """
         if self.store == "sqlite":
             assert self.sqlite_path is not None
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self.sqlite_path)}
+        from bankaccounts.timeouts import request_timeout, server_timeout  # it imports this module
+
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "bankaccounts.postgres_store",
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
             "POSTGRES_CONNECT_TIMEOUT": str(POSTGRES_CONNECTION_WAIT_SECONDS),
+            # Seconds: the wait for the table lock every write takes (eventsourcing's default: none).
+            "POSTGRES_LOCK_TIMEOUT": str(request_timeout(environ)),
+            # Milliseconds (bankaccounts.postgres_store).
+            "POSTGRES_STATEMENT_TIMEOUT": str(request_timeout(environ) * 1000),
+            # Seconds: a session that stalls inside a transaction loses it, and its locks.
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(server_timeout(environ)),
         }
         if self.port:
             env["POSTGRES_PORT"] = self.port

@@ -108,18 +108,36 @@ def postgres_session_limits(environ: Mapping[str, str] | None = None) -> dict[st
     }
 
 
-#: eventsourcing_cassandra's setting: the longest it waits for one statement (its default is 15 s).
+#: eventsourcing_cassandra's settings (its defaults: 15 s, 10 s, 30 s): the longest
+#: it waits for one statement; how old a transaction whose writer went silent must
+#: be before a reader may abort it; how long a commit may keep trying to append to
+#: the application's notification log.
 CASSANDRA_REQUEST_TIMEOUT_ENV = "CASSANDRA_REQUEST_TIMEOUT"
+CASSANDRA_TX_TIMEOUT_ENV = "CASSANDRA_TX_TIMEOUT"
+CASSANDRA_COMMIT_TIMEOUT_ENV = "CASSANDRA_COMMIT_TIMEOUT"
 
 
 def cassandra_limits(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Settings for ``eventsourcing_cassandra`` in a web worker, in seconds.
 
-    No statement waits longer than ``REQUEST_TIMEOUT``, so a node that does not
-    answer is a 503 from the application before the server's limit ends the
-    worker. A ``CASSANDRA_REQUEST_TIMEOUT`` set in the environment wins.
+    - No statement waits, and no commit keeps trying, longer than
+      ``REQUEST_TIMEOUT``: a node that does not answer is a 503 from the
+      application before the server's limit ends the worker.
+    - A transaction whose writer died (a killed worker: there is no session
+      whose end would end it) holds the next versions of its aggregates for
+      half of ``REQUEST_TIMEOUT``. Then a writer that needs them aborts it
+      and goes on within its own budget, instead of losing every race until
+      the budget runs out (409). Aborting is safe at any age: the store
+      decides commit or abort once, and a slow writer whose transaction was
+      aborted finds its commit refused and runs the command again.
+
+    A setting given in the environment wins.
     """
     environ = os.environ if environ is None else environ
-    if environ.get(CASSANDRA_REQUEST_TIMEOUT_ENV, "").strip():
-        return {}
-    return {CASSANDRA_REQUEST_TIMEOUT_ENV: str(request_timeout(environ))}
+    seconds = request_timeout(environ)
+    limits = {
+        CASSANDRA_REQUEST_TIMEOUT_ENV: str(seconds),
+        CASSANDRA_TX_TIMEOUT_ENV: str(seconds / 2),
+        CASSANDRA_COMMIT_TIMEOUT_ENV: str(seconds),
+    }
+    return {name: value for name, value in limits.items() if not environ.get(name, "").strip()}

@@ -167,6 +167,7 @@ UNAVAILABLE_ERRORS = frozenset(
         "cassandra.Unavailable",
         "cassandra.ReadTimeout",
         "cassandra.WriteTimeout",
+        "eventsourcing_cassandra.recorders.NotificationLogBusyError",  # a commit that ran out of time
         "bankaccounts.timeouts.RequestTimeoutError",  # the server's limit for the request ran out
     }
 )
