@@ -118,6 +118,15 @@ def pytest_runtest_makereport(
 REQUEST_LINE = re.compile(r'^\[pid: \d+\|app: |^\S+ - \S+ \[[^\]]+\] "')
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _process_logs_in_pytests_temporary_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Server and worker logs go where pytest keeps (and prunes) its temporary files,
+    not one by one into /tmp, where a thousand test runs would leave them."""
+    processes.log_folder = tmp_path_factory.mktemp("process-logs")
+    yield
+    processes.log_folder = None
+
+
 # --- databases ----------------------------------------------------------------
 
 

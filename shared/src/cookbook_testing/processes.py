@@ -29,6 +29,11 @@ T = TypeVar("T")
 #: Every process started in this test session, so failures can show their logs.
 started: list[ManagedProcess] = []
 
+#: Where the processes' logs go: the test plugin points it at a folder of pytest's
+#: own temporary tree, which pytest prunes to its last three runs. Unset, each
+#: log is a new file of the system's temporary folder.
+log_folder: Path | None = None
+
 #: The longest a server or a queue worker may take to stop after SIGTERM, whenever
 #: the signal comes (docs/topics/servers.rst): requests or tasks in hand finish,
 #: workers still starting finish starting, and every application is closed.
@@ -62,7 +67,7 @@ class ManagedProcess:
             "VIRTUAL_ENV": sys.prefix,
             **env,
         }
-        self.log_path = Path(tempfile.mkstemp(prefix=f"{kind}-", suffix=".log")[1])
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{kind}-", suffix=".log", dir=log_folder)[1])
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = float("inf")
         self.stopped_at: float | None = None
