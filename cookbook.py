@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Set up and run the cookbook with nothing but Python 3.11+ and pip (no root).
 
-    python3 cookbook.py serve [RECIPE]   # install a recipe in a venv and serve it
-    python3 cookbook.py test [TOX ARGS]  # install tox and run the whole test matrix
-    python3 cookbook.py list             # the recipes you can serve
+    python3 cookbook.py serve [RECIPE]     # install a recipe in a venv and serve it
+    python3 cookbook.py test [TOX ARGS]    # install tox and run the whole test matrix
+    python3 cookbook.py copy RECIPE DEST   # a recipe as a project of its own, in DEST
+    python3 cookbook.py list               # the recipes
 
 Virtual environments go under ``.venvs/`` (``COOKBOOK_VENVS`` moves them).
 Standard library only: this script runs before anything is installed.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -30,6 +32,10 @@ SERVERS = {
     "gunicorn": ["gunicorn", "-c", "gunicorn.conf.py"],
 }
 TOX_REQUIREMENTS = ["tox>=4.20", "tox-uv>=1.11"]
+#: What a run leaves in a folder (databases, caches, builds, virtualenvs): never copied.
+NOT_COPIED = shutil.ignore_patterns(
+    "var", "__pycache__", "*.egg-info", "build", ".pytest_cache", ".cache", ".venv", ".venvs", ".tox"
+)
 
 
 def fail(message: str) -> None:
@@ -112,6 +118,38 @@ def serve(recipe: str, server_name: str, port: int) -> int:
     return server.wait()
 
 
+def local_packages(recipe_dir: Path) -> list[str]:
+    """The repository's folders a recipe installs by relative path (``../../shared``...)."""
+    names: list[str] = []
+    for requirements in sorted(recipe_dir.glob("requirements*.txt")):
+        for line in requirements.read_text().splitlines():
+            match = re.match(r"(?:-e\s+)?\.\./\.\./([\w-]+)", line.strip())
+            if match and match.group(1) not in names:
+                names.append(match.group(1))
+    return names
+
+
+def copy(recipe: str, destination: Path) -> Path:
+    """Copy a recipe and the repository's folders it installs into ``destination``,
+    laid out as in the repository (``recipes/RECIPE``, ``shared``...), so that its
+    requirements files work unchanged; return the recipe's folder in the copy.
+
+    ``destination`` may exist if it holds no file: tox creates the recipe's folder
+    in it before the copy, to run the copy's tests there.
+    """
+    if recipe not in recipe_names():
+        fail(f"no recipe {recipe!r}; choose one of: {', '.join(recipe_names())}")
+    destination = destination.resolve()
+    sources = [RECIPES / recipe, *(ROOT / name for name in local_packages(RECIPES / recipe))]
+    if any(destination == source or source in destination.parents for source in sources):
+        fail(f"{destination} is inside what it would copy")
+    if destination.is_dir() and any(path.is_file() for path in destination.rglob("*")):
+        fail(f"{destination} is not empty")
+    for source in sources:
+        shutil.copytree(source, destination / source.relative_to(ROOT), ignore=NOT_COPIED, dirs_exist_ok=True)
+    return destination / "recipes" / recipe
+
+
 def pyenv_versions() -> str | None:
     """With pyenv, every installed CPython 3.11+, so tox finds e.g. python3.12 too."""
     pyenv = shutil.which("pyenv")
@@ -151,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--server", choices=sorted(SERVERS), default="uwsgi")
     serve_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
     commands.add_parser("test", help="run the whole test matrix with tox (other arguments go to tox)")
+    copy_parser = commands.add_parser("copy", help="copy a recipe, and what it installs from here, into DEST")
+    copy_parser.add_argument("recipe")
+    copy_parser.add_argument("destination", type=Path)
     commands.add_parser("list", help="list the recipes")
     args, tox_args = parser.parse_known_args(argv)
     if args.command == "test":
@@ -159,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(tox_args)}")
     if args.command == "serve":
         return serve(args.recipe, args.server, args.port)
+    if args.command == "copy":
+        folder = copy(args.recipe, args.destination)
+        print(f"cookbook: copied {args.recipe} into {folder}")
+        print("cookbook: from there:  python3 -m venv .venv && . .venv/bin/activate")
+        print("cookbook:              pip install -r requirements-test.txt && python -m pytest")
+        return 0
     print("\n".join(recipe_names()))
     return 0
 

@@ -1,12 +1,13 @@
-"""A recipe copied alone, with shared/, into a folder outside the repository
-installs from its requirements files into a fresh venv and passes its own tests
-(all but the gunicorn runs, which its tox environment has run)."""
+"""A recipe copied alone stands alone: ``cookbook.py copy`` makes the copy, and
+every recipe's tox environment runs the recipe's whole suite in such a copy,
+installed from the copy's own requirements files (tox.ini, ``[recipe]``).
+These tests pin both halves: what a copy holds, and that no recipe
+environment runs from the repository's folders instead."""
 
 from __future__ import annotations
 
-import os
+import configparser
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,95 +16,82 @@ import pytest
 
 from conftest import RECIPES, ROOT
 
-IGNORE = shutil.ignore_patterns("var", "__pycache__", "*.egg-info", "build", ".pytest_cache", ".cache", ".venv")
+#: Left behind by runs, never part of a recipe (cookbook.py's NOT_COPIED).
+RUN_LEFTOVERS = {"var", "__pycache__", "build", ".pytest_cache", ".cache", ".venv", ".venvs", ".tox"}
 
 
-def local_packages(recipe: Path) -> set[str]:
-    """The repository's folders a recipe installs by relative path (``../../shared``...)."""
-    lines = "\n".join((recipe / name).read_text() for name in ("requirements.txt", "requirements-test.txt"))
+def copy(recipe: str, destination: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "cookbook.py", "copy", recipe, str(destination)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def files_under(folder: Path) -> set[str]:
+    return {
+        str(path.relative_to(folder))
+        for path in folder.rglob("*")
+        if path.is_file()
+        and not RUN_LEFTOVERS & set(path.relative_to(folder).parts)
+        and not any(part.endswith(".egg-info") for part in path.parts)
+    }
+
+
+def installed_folders(recipe: Path) -> set[str]:
+    """The repository's folders the recipe's requirements install by relative path."""
+    lines = "\n".join(path.read_text() for path in recipe.glob("requirements*.txt"))
     return set(re.findall(r"^(?:-e )?\.\./\.\./([\w-]+)", lines, flags=re.M))
 
 
-def failures(output: str, limit: int = 40_000) -> str:
-    """What a failed inner run says about its failures: each test's assertion and
-    traceback, then its captured logs (the servers' too), then the summary. Its
-    last lines alone are the servers' request logs, which say nothing."""
-    match = re.search(r"^=+ (FAILURES|ERRORS) =+$", output, flags=re.M)
-    if match is None:  # it failed before any test ran (collection, usage)
-        return output[-limit:]
-    report = output[match.start() :]
-    if len(report) <= limit:
-        return report
-    summary = report[report.rfind("short test summary info") - 40 :]
-    cut = "\n[...]\n"
-    return report[: limit - len(summary) - len(cut)] + cut + summary
-
-
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
-def test_a_copied_recipe_stands_alone(recipe: Path, tmp_path: Path) -> None:
+def test_a_copy_holds_the_recipe_and_the_folders_it_installs_laid_out_as_here(recipe: Path, tmp_path: Path) -> None:
     project = tmp_path / "my-project"
-    packages = local_packages(recipe)
+    result = copy(recipe.name, project)
+    assert result.returncode == 0, result.stderr
+    assert f"copied {recipe.name} into {project / 'recipes' / recipe.name}" in result.stdout
+
+    packages = installed_folders(recipe)
     assert "shared" in packages
-    for package in packages:  # shared/, and cassandra/ for the Cassandra recipes
-        shutil.copytree(ROOT / package, project / package, ignore=IGNORE)
-    copy = shutil.copytree(recipe, project / "recipes" / recipe.name, ignore=IGNORE)
-
-    assert ROOT not in copy.parents
-
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    install = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "-r", "requirements-test.txt"],
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
-    where = subprocess.run(
-        [python, "-c", "import bankaccounts; print(bankaccounts.__file__)"], capture_output=True, text=True, check=True
-    )
-    assert Path(where.stdout.strip()).is_relative_to(venv), "the copy must not use the repository's shared/"
-
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("COOKBOOK_", "DATABASE_URL"))}
-    # A cache, not code: the copy may reuse the Cassandra jars Maven already fetched.
-    env.setdefault("CASSANDRA_CACHE_DIR", str(ROOT / "cassandra" / ".cache"))
-    # The copy runs its own suite, minus the runs under gunicorn: the recipe's
-    # tox environment runs those, and gunicorn.conf.py names no path that
-    # copying could break, while uwsgi.ini does (the virtualenv's python).
-    result = subprocess.run(
-        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not gunicorn", "-rfE", "--tb=short"],
-        cwd=copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, failures(output)
-    summary = output.strip().splitlines()[-1]
-    assert re.search(r"\d+ passed", summary), summary
-    assert "skipped" not in summary, summary
-    assert "failed" not in summary, summary
+    assert {path.name for path in project.iterdir()} == {"recipes", *packages}
+    assert [path.name for path in (project / "recipes").iterdir()] == [recipe.name]
+    for source in (recipe, *(ROOT / package for package in packages)):
+        copied = project / source.relative_to(ROOT)
+        assert files_under(copied) == files_under(source), source.name
+        assert not {path.name for path in copied.rglob("*")} & {"var", ".cache", ".venv"}
 
 
-def test_a_failed_inner_run_reports_the_assertion_before_the_server_logs() -> None:
-    server_log = "\n".join(f"[pid: 1|app: 0|req: {n}/{n}] POST /accounts/x/deposit => 200" for n in range(5000))
-    output = (
-        "....F...\n"
-        "=================================== FAILURES ===================================\n"
-        "___ TestServers.test_graceful_reload_under_load_loses_no_request[uwsgi] ___\n"
-        "E   AssertionError: assert ['ConnectionResetError(104)'] == []\n"
-        "------------------------ uwsgi log (last 200 lines) ------------------------\n"
-        f"{server_log}\n"
-        "=========================== short test summary info ============================\n"
-        "FAILED tests/test_servers.py::TestServers::test_graceful_reload_under_load_loses_no_request[uwsgi]\n"
-        "1 failed, 276 passed in 900.00s\n"
-    )
-    report = failures(output)
-    assert len(report) <= 40_000
-    assert "E   AssertionError: assert ['ConnectionResetError(104)'] == []" in report
-    assert report.rstrip().endswith("1 failed, 276 passed in 900.00s")
-    assert "short test summary info" in report
+def test_a_copy_goes_only_where_nothing_is(tmp_path: Path) -> None:
+    (tmp_path / "recipes" / "plain-wsgi").mkdir(parents=True)  # as tox leaves it: folders, no file
+    assert copy("plain-wsgi", tmp_path).returncode == 0
+    again = copy("plain-wsgi", tmp_path)
+    assert again.returncode == 2
+    assert "is not empty" in again.stderr
+    inside = copy("plain-wsgi", ROOT / "recipes" / "plain-wsgi" / "copy")
+    assert inside.returncode == 2
+    assert "inside what it would copy" in inside.stderr
+    unknown = copy("no-such-recipe", tmp_path / "other")
+    assert unknown.returncode == 2
+    assert "no recipe 'no-such-recipe'" in unknown.stderr
+
+
+def tox_sections() -> dict[str, configparser.SectionProxy]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ROOT / "tox.ini")
+    return {name: parser[name] for name in parser.sections() if name.startswith("testenv:")}
+
+
+def test_every_recipe_environment_runs_the_recipes_tests_in_a_copy() -> None:
+    copied: set[str] = set()
+    for name, section in tox_sections().items():
+        change_dir = section.get("change_dir", "")
+        if "recipes/" not in change_dir:
+            continue
+        recipe = change_dir.rsplit("/", 1)[1]
+        assert change_dir == f"{{env_tmp_dir}}/copy/recipes/{recipe}", name
+        first, *_ = section["commands_pre"].strip().splitlines()
+        assert first.strip() == f"python {{tox_root}}/cookbook.py copy {recipe} {{env_tmp_dir}}/copy", name
+        copied.add(recipe)
+    assert copied == {recipe.name for recipe in RECIPES}
