@@ -20,10 +20,14 @@ import os
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from cassandra_testing.node import CassandraNode, configured_hosts
+
+if TYPE_CHECKING:
+    from cookbook_testing.faults import StoreBehindAProxy
 
 _node: CassandraNode | None = None
 
@@ -125,6 +129,20 @@ def cassandra_env(cassandra_hosts_setting: str, cassandra_keyspace: str) -> dict
         "CASSANDRA_HOSTS": cassandra_hosts_setting,
         "CASSANDRA_KEYSPACE": cassandra_keyspace,
     }
+
+
+@pytest.fixture
+def cassandra_store_behind_a_fault_proxy(cassandra_contact: tuple[list[str], int]) -> Iterator[StoreBehindAProxy]:
+    """The cluster's first node, reached through the cookbook's fault proxy, for the
+    stand-alone checks' database faults (a recipe's conftest offers it as
+    ``store_behind_a_fault_proxy``). The driver, given the proxy as its only contact
+    point, sends everything through it: a node's own address comes into play only for
+    the peers it finds, and the test node has none."""
+    from cookbook_testing.faults import FaultProxy, StoreBehindAProxy  # the cookbook's test kit
+
+    hosts, port = cassandra_contact
+    with FaultProxy(address=(hosts[0], port)) as proxy:
+        yield StoreBehindAProxy(proxy, {"extra_env": {"CASSANDRA_HOSTS": f"127.0.0.1:{proxy.port}"}})
 
 
 @pytest.hookimpl(wrapper=True)

@@ -51,6 +51,7 @@ from django.test.utils import setup_test_environment  # noqa: E402
 setup_test_environment()
 
 from bank.accounts import close_bank_accounts  # noqa: E402
+from cookbook_testing.faults import StoreBehindAProxy  # noqa: E402
 from cookbook_testing.http import Client, Response  # noqa: E402
 from cookbook_testing.servers import ServerProcess  # noqa: E402
 
@@ -70,9 +71,10 @@ def events_table() -> str:
     return "events"
 
 
-@pytest.fixture(scope="session")
-def expected_store() -> str:
-    return "cassandra"
+@pytest.fixture
+def store_behind_a_fault_proxy(cassandra_store_behind_a_fault_proxy: StoreBehindAProxy) -> StoreBehindAProxy:
+    """The node, reached through a fault proxy, for the stand-alone checks' database faults."""
+    return cassandra_store_behind_a_fault_proxy
 
 
 # --- keyspaces ------------------------------------------------------------------
@@ -202,23 +204,40 @@ def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.
 class CassandraServer(ServerProcess):
     """The recipe's server on a keyspace of its own (this recipe reads no ``DATABASE_URL``)."""
 
-    def __init__(self, kind: str, *, keyspace: str, extra_env: dict[str, str], args: list[str] | None) -> None:
+    def __init__(
+        self, kind: str, *, keyspace: str, extra_env: dict[str, str], args: list[str] | None, workers: int = 4
+    ) -> None:
         super().__init__(
-            kind, RECIPE_DIR, database_url="", extra_env={**extra_env, "CASSANDRA_KEYSPACE": keyspace}, args=args
+            kind,
+            RECIPE_DIR,
+            database_url="",
+            extra_env={**extra_env, "CASSANDRA_KEYSPACE": keyspace},
+            args=args,
+            workers=workers,
         )
         self.keyspace = keyspace
 
 
 @pytest.fixture(scope="session")
 def launch(server_env: dict[str, str]) -> Callable[..., CassandraServer]:
-    """Create the keyspace's tables as a user would (manage.py create_event_store), then start the server."""
+    """Create the keyspace's tables as a user would (manage.py create_event_store), then start
+    the server; ``extra_env`` adds to (or replaces) the server's settings, not the tables'."""
 
-    def start(kind: str, keyspace: str, args: list[str] | None) -> CassandraServer:
+    def start(
+        kind: str,
+        keyspace: str,
+        args: list[str] | None,
+        extra_env: dict[str, str] | None = None,
+        workers: int = 4,
+        until: Callable[[CassandraServer], bool] | None = None,
+    ) -> CassandraServer:
         env = {**server_env, "CASSANDRA_KEYSPACE": keyspace}
         result = manage("create_event_store", env=env)
         assert result.returncode == 0, result.stdout + result.stderr
-        server = CassandraServer(kind, keyspace=keyspace, extra_env=server_env, args=args)
-        return server.start()
+        server = CassandraServer(
+            kind, keyspace=keyspace, extra_env={**server_env, **(extra_env or {})}, args=args, workers=workers
+        )
+        return server.start(until=None if until is None else lambda: until(server))
 
     return start
 
@@ -252,9 +271,16 @@ def start_server(
     """Start the recipe's server on a new keyspace; stopped (then the keyspace dropped) after the test."""
     with ExitStack() as cleanup:
 
-        def start(**kwargs: Any) -> CassandraServer:
+        def start(
+            *,
+            until: Callable[[CassandraServer], bool] | None = None,
+            args: list[str] | None = None,
+            extra_env: dict[str, str] | None = None,
+            workers: int = 4,
+            database_url: str = "",  # the test kit's; this recipe reads no DATABASE_URL
+        ) -> CassandraServer:
             keyspace = cleanup.enter_context(new_keyspace())
-            server = launch(server_kind, keyspace, kwargs.get("args", server_args))
+            server = launch(server_kind, keyspace, args or server_args, extra_env, workers, until)
             cleanup.callback(server.__exit__)
             return server
 

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from bank import create_app
 from bank.accounts import create_schema, start_worker, stop_worker
+from cookbook_testing.faults import StoreBehindAProxy
 from cookbook_testing.http import Client, Response
 from cookbook_testing.servers import ServerProcess
 
@@ -28,9 +29,10 @@ def recipe_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
-def expected_store() -> str:
-    return "cassandra"
+@pytest.fixture
+def store_behind_a_fault_proxy(cassandra_store_behind_a_fault_proxy: StoreBehindAProxy) -> StoreBehindAProxy:
+    """The node, reached through a fault proxy, for the stand-alone checks' database faults."""
+    return cassandra_store_behind_a_fault_proxy
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,13 @@
-"""A TCP proxy between an application and PostgreSQL that misbehaves on demand.
+"""A TCP proxy between an application and its database that misbehaves on demand.
 
-Real faults, not mocks: the application talks to a real PostgreSQL server
-through this proxy, which forwards every byte until a test asks it to
+Real faults, not mocks: the application talks to a real PostgreSQL server (or
+any server over TCP: a Cassandra node) through this proxy, which forwards
+every byte until a test asks it to
 
-- ``lose_next_commit_reply()``: forward the next ``COMMIT`` to the server,
-  let the server commit, then cut the connection before the client hears the
-  answer (a lost acknowledgement: the client cannot know whether it committed);
+- ``lose_next_commit_reply()`` (PostgreSQL): forward the next ``COMMIT`` to
+  the server, let the server commit, then cut the connection before the client
+  hears the answer (a lost acknowledgement: the client cannot know whether it
+  committed);
 - ``freeze()`` / ``thaw()``: stop forwarding in both directions, as a server
   that hangs (connections stay open, nothing comes back);
 - ``go_down()`` / ``come_back()``: cut every connection and refuse new ones,
@@ -23,7 +25,9 @@ import select
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 #: The codes of the untyped requests a client may send before its startup message.
@@ -106,9 +110,10 @@ class _Link:
                 if not data:
                     return
                 if source is self.client:
-                    for kind, body in self.messages.feed(data):
-                        if _is_commit(kind, body) and self.proxy._take_commit_fault():
-                            self.swallow_reply = True
+                    if self.proxy.speaks_postgresql:
+                        for kind, body in self.messages.feed(data):
+                            if _is_commit(kind, body) and self.proxy._take_commit_fault():
+                                self.swallow_reply = True
                     self.server.sendall(data)
                 elif self.swallow_reply:
                     # The server has answered the COMMIT (it committed): the client never hears it.
@@ -127,15 +132,21 @@ class _Link:
 
 
 class FaultProxy:
-    """Listens on a loopback port and forwards to the PostgreSQL server ``database_url`` names.
+    """Listens on a loopback port (``port``) and forwards to the PostgreSQL server
+    ``database_url`` names, or to the TCP server at ``address``.
 
-    ``url`` is the same database reached through the proxy. The server may
-    listen on TCP or on a Unix socket (``?host=/path/to/socket/dir``).
+    ``url`` is the same database reached through the proxy. The PostgreSQL
+    server may listen on TCP or on a Unix socket (``?host=/path/to/socket/dir``).
     """
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str = "", *, address: tuple[str, int] | None = None) -> None:
+        if bool(database_url) == (address is not None):
+            msg = "give the PostgreSQL database_url or the address of another server, not both"
+            raise ValueError(msg)
         self.upstream_url = database_url
-        self.upstream = _address(database_url)
+        self.upstream = address or _address(database_url)
+        #: Whether the proxy reads the client's messages (to find COMMIT).
+        self.speaks_postgresql = bool(database_url)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._running = threading.Event()
@@ -153,6 +164,7 @@ class FaultProxy:
     @property
     def url(self) -> str:
         """The database, reached through the proxy."""
+        assert self.speaks_postgresql, "a proxy to an address has no database URL"
         parts = urlsplit(self.upstream_url)
         userinfo = parts.netloc.rpartition("@")[0]
         netloc = f"{userinfo}@127.0.0.1:{self.port}" if userinfo else f"127.0.0.1:{self.port}"
@@ -162,6 +174,7 @@ class FaultProxy:
     # --- faults ------------------------------------------------------------------
 
     def lose_next_commit_reply(self, count: int = 1) -> None:
+        assert self.speaks_postgresql, "only a PostgreSQL proxy knows a COMMIT"
         with self._lock:
             self._commit_faults += count
 
@@ -223,6 +236,24 @@ class FaultProxy:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+@dataclass
+class StoreBehindAProxy:
+    """A store that the servers a test starts reach only through ``proxy``.
+
+    ``server_settings`` are the keyword arguments of the test kit's
+    ``start_server`` that point a server at it: a ``database_url`` for
+    PostgreSQL, ``extra_env`` (``CASSANDRA_HOSTS``...) for Cassandra.
+    """
+
+    proxy: FaultProxy
+    server_settings: dict[str, Any] = field(default_factory=dict)
+
+    def start(self, start_server: Callable[..., Any], **more: Any) -> Any:
+        """``start_server`` on this store; ``more``'s ``extra_env`` adds to the store's."""
+        extra_env = {**self.server_settings.get("extra_env", {}), **more.pop("extra_env", {})}
+        return start_server(**{**self.server_settings, **more, "extra_env": extra_env})
 
 
 def _address(database_url: str) -> tuple[str, int] | str:

