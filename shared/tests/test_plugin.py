@@ -49,3 +49,36 @@ def test_a_failed_test_s_server_log_leaves_out_request_lines(line: str, is_a_req
     from cookbook_testing.plugin import REQUEST_LINE
 
     assert bool(REQUEST_LINE.match(line)) is is_a_request
+
+
+MARKED_TESTS = """
+import pytest
+
+@pytest.mark.requires_postgresql
+def test_postgresql_only(): pass
+
+@pytest.mark.requires_a_database_server
+def test_a_server_fault(): pass
+
+def test_anywhere(test_store): pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("ini", "env_store", "kept"),
+    [
+        ("", "sqlite", ["test_anywhere"]),
+        ("", "postgresql", ["test_postgresql_only", "test_a_server_fault", "test_anywhere"]),
+        # A recipe's own store wins over the environment's.
+        ("cookbook_store = cassandra", "postgresql", ["test_a_server_fault", "test_anywhere"]),
+    ],
+)
+def test_marked_tests_run_only_on_stores_they_fit(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ini: str, env_store: str, kept: list[str]
+) -> None:
+    monkeypatch.setenv("COOKBOOK_TEST_STORE", env_store)
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile(MARKED_TESTS)
+    result = pytester.runpytest_inprocess("-p", "cookbook_testing.plugin", "--collect-only", "-q")
+    collected = [line.rsplit("::", 1)[1] for line in result.stdout.lines if "::" in line]
+    assert collected == kept
