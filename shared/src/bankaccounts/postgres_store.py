@@ -5,9 +5,11 @@
 and how long a session may idle in a transaction, but it has no setting for
 how long one statement may run. This factory is eventsourcing's own with that
 one addition: every connection its pool opens starts with PostgreSQL's
-``statement_timeout`` (libpq's ``options``), so a statement slowed by load is
-cancelled, and answered 503 by ``bankaccounts.web``, before the server's
-limit ends the worker. ``bankaccounts.config`` selects it for PostgreSQL
+``statement_timeout`` (libpq's ``options``), so no statement runs longer
+than ``REQUEST_TIMEOUT``. eventsourcing's recorders try a failed statement 10
+times, so in a web worker the server's limit usually ends the request first
+(503 either way); in a queue worker, which has no such limit, the ten tries
+are the bound. ``bankaccounts.config`` selects it for PostgreSQL
 ``DATABASE_URL``\\ s and sets all four limits from ``REQUEST_TIMEOUT``.
 """
 
