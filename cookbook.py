@@ -123,7 +123,7 @@ def local_packages(recipe_dir: Path) -> list[str]:
     names: list[str] = []
     for requirements in sorted(recipe_dir.glob("requirements*.txt")):
         for line in requirements.read_text().splitlines():
-            match = re.match(r"(?:-e\s+)?\.\./\.\./([\w-]+)", line.strip())
+            match = re.match(r"(?:-e\s+)?\.\./\.\./([\w/-]+?)/?(?:\[|$)", line.strip())
             if match and match.group(1) not in names:
                 names.append(match.group(1))
     return names

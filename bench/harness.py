@@ -281,13 +281,11 @@ class BenchServer(ServerProcess):
     """A target under uWSGI, from its folder, with the recipe's uwsgi.ini."""
 
     def __init__(self, target: Target, database_url: str, *, workers: int, env: dict[str, str] | None = None) -> None:
-        database = database_env(database_url)
         super().__init__(
             "uwsgi",
             target.app_dir,
-            database_url=database.pop("DATABASE_URL"),
+            env={**target.env, **database_env(database_url), **(env or {})},
             workers=workers,
-            extra_env={**target.env, **database, **(env or {})},
             args=["--ini", str(target.ini)],
         )
         self.target = target
@@ -468,10 +466,10 @@ CASSANDRA_SETTINGS = (
 
 
 def cassandra_cache_dir() -> Path:
-    """Maven's cache of Cassandra's jars: ``CASSANDRA_CACHE_DIR``, or the cassandra/ package's
+    """Maven's cache of Cassandra's jars: ``CASSANDRA_CACHE_DIR``, or the stores/cassandra/ package's
     ``.cache`` (the one its tests and the Cassandra recipes' tests warm up)."""
     configured = os.environ.get("CASSANDRA_CACHE_DIR", "").strip()
-    return Path(configured) if configured else ROOT / "cassandra" / ".cache"
+    return Path(configured) if configured else ROOT / "stores" / "cassandra" / ".cache"
 
 
 class CassandraServer:

@@ -10,12 +10,6 @@ from bankaccounts.lifecycle import close_application
 pytest_plugins = ["cookbook_testing.plugin"]
 
 
-@pytest.fixture(scope="session")
-def events_table(test_store: str) -> str:
-    # eventsourcing's own stores name the table differently.
-    return "stored_events" if test_store == "sqlite" else "bankaccounts_events"
-
-
 @pytest.fixture
 def app(database_url: str) -> Iterator[BankAccounts]:
     """A fresh application on this test's database, closed afterwards."""

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bankaccounts.config import ConfigurationError, DatabaseConfig
+from bankaccounts.application import BankAccounts
+from bankaccounts.config import ConfigurationError, DatabaseConfig, application_env
 
 
 def test_unset_means_an_sqlite_file_under_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -13,8 +14,29 @@ def test_unset_means_an_sqlite_file_under_the_current_folder(tmp_path: Path, mon
     assert config.store == "sqlite"
     assert config.sqlite_path == tmp_path / "var" / "bankaccounts.sqlite3"
     env = config.eventsourcing_env()
-    assert env == {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(config.sqlite_path)}
-    assert (tmp_path / "var").is_dir()  # created on demand
+    assert env == {"PERSISTENCE_MODULE": "bankaccounts.sqlite_store", "SQLITE_DBNAME": str(config.sqlite_path)}
+    assert not (tmp_path / "var").exists()  # reading a setting creates nothing
+    with BankAccounts(env=env):
+        assert (tmp_path / "var").is_dir()  # the store creates its folder when constructed
+
+
+def test_a_recipe_naming_its_own_persistence_module_gets_it_and_database_url_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    own = {"PERSISTENCE_MODULE": "eventsourcing_cassandra", "CASSANDRA_KEYSPACE": "bank"}
+    # A URL no SQL store accepts: reading it would raise ConfigurationError.
+    assert application_env(own, {"DATABASE_URL": "mysql://db/bank"}) == own
+    assert application_env({"X": "1"}, {"PERSISTENCE_MODULE": "eventsourcing.popo"}) == {"X": "1"}
+    derived = application_env({"CREATE_TABLE": "n"}, {"DATABASE_URL": "sqlite:///data/bank.sqlite3"})
+    assert derived == {
+        "PERSISTENCE_MODULE": "bankaccounts.sqlite_store",
+        "SQLITE_DBNAME": str(tmp_path / "data" / "bank.sqlite3"),
+        "CREATE_TABLE": "n",
+    }
+    with pytest.raises(ConfigurationError, match="mysql"):
+        application_env({}, {"DATABASE_URL": "mysql://db/bank"})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sqlite_relative_and_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

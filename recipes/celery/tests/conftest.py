@@ -19,11 +19,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def events_table(test_store: str) -> str:
-    return "stored_events" if test_store == "sqlite" else "bankaccounts_events"
-
-
-@pytest.fixture(scope="session")
 def broker_url(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> str:
     broker = pytestconfig.getoption("--broker") or os.environ.get("COOKBOOK_TEST_BROKER") or "redis"
     if broker == "redis":

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -78,17 +77,17 @@ def test_malformed_settings_are_refused_clearly(recipe_dir: Path, env: dict[str,
 def test_create_event_store_makes_the_keyspace_and_tables_and_can_run_again(
     recipe_dir: Path,
     cassandra_hosts_setting: str,
-    new_keyspace: Callable[[], Any],
-    count_rows_in: Callable[[str], int],
+    new_keyspace: Callable[[], str],
+    count_cassandra_events: Callable[[Mapping[str, str]], int],
 ) -> None:
-    with new_keyspace() as keyspace:
-        env = {
-            "DJANGO_SECRET_KEY": os.environ["DJANGO_SECRET_KEY"],
-            "CASSANDRA_HOSTS": cassandra_hosts_setting,
-            "CASSANDRA_KEYSPACE": keyspace,
-        }
-        for _ in range(2):  # idempotent: safe on every deploy
-            result = manage(recipe_dir, "create_event_store", **env)
-            assert result.returncode == 0, result.stderr
-            assert f"Event store ready in keyspace {keyspace}" in result.stdout
-        assert count_rows_in(keyspace) == 0  # the events table exists, empty
+    keyspace = new_keyspace()
+    env = {
+        "DJANGO_SECRET_KEY": os.environ["DJANGO_SECRET_KEY"],
+        "CASSANDRA_HOSTS": cassandra_hosts_setting,
+        "CASSANDRA_KEYSPACE": keyspace,
+    }
+    for _ in range(2):  # idempotent: safe on every deploy
+        result = manage(recipe_dir, "create_event_store", **env)
+        assert result.returncode == 0, result.stderr
+        assert f"Event store ready in keyspace {keyspace}" in result.stdout
+    assert count_cassandra_events(env) == 0  # the events table exists, empty

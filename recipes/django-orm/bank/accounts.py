@@ -31,16 +31,11 @@ EVENTSOURCING_ENV = {"PERSISTENCE_MODULE": "eventstore.factory"}
 
 
 class DjangoBankAccounts(BankAccounts):
-    """The shared ``BankAccounts``, reporting Django's database as its store."""
+    """The shared ``BankAccounts``, under its own name in a Django project."""
 
     # The shared application's name: it is recorded with every event, and
     # prefixes the application's environment variables (BANKACCOUNTS_...).
     name = "BankAccounts"
-
-    @property
-    def store(self) -> str:
-        # BankAccounts.store knows eventsourcing's own persistence modules only.
-        return str(getattr(self.factory, "vendor", "unknown"))
 
 
 def construct_bank_accounts(**_: Any) -> DjangoBankAccounts:

@@ -66,6 +66,11 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
                 return error_response(str(error), status_for(error))
             except RequestDataTooBig:
                 return error_response(f"request body is larger than {MAX_BODY_BYTES} bytes", 413)
+            except IntegrityError:
+                # Only reaches here when a caller owns the transaction (see
+                # bank.transactions), which then rolls back: ask for a retry.
+                logger.warning("write conflict in %s %s", request.method, request.path)
+                return error_response("the account was changed by another request at the same time; try again", 409)
             except Exception as error:
                 if not store_unavailable(error):
                     raise  # Django logs it and answers 500 (server_error, below)
@@ -74,11 +79,6 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
                 response = JsonResponse(unavailable_json(), status=503)
                 response["Retry-After"] = str(RETRY_AFTER_SECONDS)
                 return response
-            except IntegrityError:
-                # Only reaches here when a caller owns the transaction (see
-                # bank.transactions), which then rolls back: ask for a retry.
-                logger.warning("write conflict in %s %s", request.method, request.path)
-                return error_response("the account was changed by another request at the same time; try again", 409)
 
         return json_view
 

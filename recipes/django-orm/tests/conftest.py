@@ -42,22 +42,9 @@ setup_test_environment()
 
 from bank.accounts import DjangoBankAccounts, close_bank_accounts, init_bank_accounts  # noqa: E402
 from config.database import database_settings  # noqa: E402
-from cookbook_testing.http import Client, Response  # noqa: E402
+from cookbook_testing.http import Client, DjangoTestClient  # noqa: E402
 
 pytest_plugins = ["cookbook_testing.plugin"]
-
-RECIPE_DIR = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def recipe_dir() -> Path:
-    """The folder holding manage.py, uwsgi.ini and gunicorn.conf.py."""
-    return RECIPE_DIR
-
-
-@pytest.fixture(scope="session")
-def events_table() -> str:
-    return "eventstore_events"
 
 
 def use_database(database_url: str) -> None:
@@ -103,31 +90,6 @@ def bank(django_database: str) -> Iterator[DjangoBankAccounts]:
     close_bank_accounts()  # empty the slot, so the next test constructs its own
 
 
-class DjangoTestClient(Client):
-    """Adapts Django's test client to the contract suite's client.
-
-    Every request carries ``X-Forwarded-Proto: https``, as it would behind the
-    TLS proxy the production settings expect (they redirect plain HTTP).
-    """
-
-    def __init__(self, client: DjangoClient) -> None:
-        self.client = client
-
-    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
-        response = self.client.generic(
-            method,
-            path,
-            data=body or b"",
-            content_type=headers.get("Content-Type", "application/octet-stream"),
-            headers={"X-Forwarded-Proto": "https", **{k: v for k, v in headers.items() if k != "Content-Type"}},
-        )
-        return Response(
-            status=response.status_code,
-            body=response.content,
-            headers={name.lower(): value for name, value in response.headers.items()},
-        )
-
-
 @pytest.fixture
 def api(django_database: str) -> Client:
     return DjangoTestClient(DjangoClient())
@@ -147,14 +109,14 @@ def server_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def prepare_database(recipe_dir: Path, server_env: dict[str, str]) -> Callable[[str], None]:
+def prepare_store(recipe_dir: Path, server_env: dict[str, str]) -> Callable[[dict[str, str]], None]:
     """Create the tables as a user would before starting a server: python manage.py migrate."""
 
-    def run_migrate(database_url: str) -> None:
+    def run_migrate(store_env: dict[str, str]) -> None:
         result = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--no-input"],
             cwd=recipe_dir,
-            env={**os.environ, **server_env, "DATABASE_URL": database_url},
+            env={**os.environ, **server_env, **store_env},
             capture_output=True,
             text=True,
             timeout=120,

@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
-import pytest
-
-from cookbook_testing.servers import ServerProcess, wait_for
-from cookbook_testing.standalone import ContractOverServer, StandaloneChecks
+from cookbook_testing.standalone import (
+    ConstructedWhenForkedChecks,
+    ContractOverServer,
+    StandaloneChecks,
+    UWSGILazyAppsChecks,
+)
 
 
 class TestContractOverServers(ContractOverServer):
     pass
 
 
-class TestServers(StandaloneChecks):
-    def test_each_worker_constructs_its_application_when_forked(
-        self, start_server: Callable[..., ServerProcess]
-    ) -> None:
-        """Before serving anything: the servers' post-fork hooks, not the first request, construct it."""
-        server = start_server()
-
-        def constructors() -> set[int]:
-            return {int(pid) for pid in re.findall(r"constructed application \w+ in process (\d+)", server.log())}
-
-        workers = server.worker_pids()
-        assert wait_for(lambda: constructors() >= workers, 30, "every worker to construct its application")
-        assert server.pid not in constructors(), "the master must not construct an application"
+class TestServers(ConstructedWhenForkedChecks, StandaloneChecks):
+    pass
 
 
-class TestLazyApps(StandaloneChecks):
+class TestLazyApps(UWSGILazyAppsChecks):
     """uWSGI with lazy-apps: wsgi.py is imported in each worker, which constructs its application at once."""
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def server_kind(cls) -> str:
-        return "uwsgi"
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def server_args(cls) -> list[str]:
-        return ["--ini", "uwsgi.ini", "--lazy-apps"]

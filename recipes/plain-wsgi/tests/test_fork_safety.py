@@ -57,7 +57,7 @@ def failures(outcomes: list[object]) -> list[object]:
 def test_constructed_after_fork_every_request_succeeds(
     kind: str, recipe_dir: Path, make_database_url: Callable[[], str]
 ) -> None:
-    with ServerProcess(kind, recipe_dir, database_url=make_database_url()) as server:
+    with ServerProcess(kind, recipe_dir, env={"DATABASE_URL": make_database_url()}) as server:
         outcomes = open_accounts(server, ROUNDS)
     print(f"{kind}, constructed after fork: {len(failures(outcomes))} of {len(outcomes)} requests failed")
     assert failures(outcomes) == []
@@ -68,7 +68,7 @@ def test_constructed_before_fork_requests_fail(
     kind: str, recipe_dir: Path, make_database_url: Callable[[], str]
 ) -> None:
     database_url = make_database_url()
-    with ServerProcess(kind, recipe_dir, database_url=database_url, args=ANTIPATTERN_ARGS[kind]) as server:
+    with ServerProcess(kind, recipe_dir, env={"DATABASE_URL": database_url}, args=ANTIPATTERN_ARGS[kind]) as server:
         # Before any request, the one connection is the master's, which every worker now holds.
         names = {name for _, name in server_backends(database_url) if name.startswith("bankaccounts-")}
         assert names == {f"bankaccounts-{server.pid}"}
@@ -87,7 +87,7 @@ def test_each_worker_has_its_own_database_connections(
     kind: str, recipe_dir: Path, make_database_url: Callable[[], str]
 ) -> None:
     database_url = make_database_url()
-    with ServerProcess(kind, recipe_dir, database_url=database_url) as server:
+    with ServerProcess(kind, recipe_dir, env={"DATABASE_URL": database_url}) as server:
         applications_by_pid(server)
         names = {name for _, name in server_backends(database_url) if name.startswith("bankaccounts-")}
         workers = server.worker_pids()

@@ -7,7 +7,7 @@ import pytest
 
 from cookbook_testing.faults import FaultProxy
 from cookbook_testing.servers import ServerProcess, wait_for
-from cookbook_testing.standalone import ContractOverServer, StandaloneChecks, applications_by_pid
+from cookbook_testing.standalone import ContractOverServer, StandaloneChecks, UWSGILazyAppsChecks, applications_by_pid
 
 
 class TestContractOverServers(ContractOverServer):
@@ -23,7 +23,7 @@ class TestServers(StandaloneChecks):
         used to stop the whole server: 'Worker failed to boot'), and serves once the database
         is back, with no restart."""
         database = database_behind_a_fault_proxy
-        server = start_server(database_url=database.url)
+        server = start_server(store={"DATABASE_URL": database.url})
         opened = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         account = f"/accounts/{opened.json['id']}"
         database.go_down()
@@ -38,15 +38,5 @@ class TestServers(StandaloneChecks):
         assert {server.client.get(account).status for _ in range(server.workers * 4)} == {200}
 
 
-class TestUWSGILazyApps(StandaloneChecks):
+class TestUWSGILazyApps(UWSGILazyAppsChecks):
     """The alternative: uWSGI imports wsgi.py in each worker, after the fork."""
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def server_kind(cls) -> str:
-        return "uwsgi"
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def server_args(cls) -> list[str]:
-        return ["--ini", "uwsgi.ini", "--lazy-apps"]

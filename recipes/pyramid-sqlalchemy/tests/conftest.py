@@ -19,17 +19,6 @@ RECIPE_DIR = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def recipe_dir() -> Path:
-    """The folder holding uwsgi.ini and gunicorn.conf.py, for the stand-alone checks."""
-    return RECIPE_DIR
-
-
-@pytest.fixture(scope="session")
-def events_table() -> str:
-    return "bankaccounts_events"
-
-
-@pytest.fixture(scope="session")
 def app_settings() -> dict[str, Any]:
     """The settings production.ini gives the app: the tests run what is deployed."""
     return dict(get_appsettings(str(RECIPE_DIR / "production.ini"), name="main"))

@@ -13,11 +13,6 @@ pytest_plugins = ["cookbook_testing.plugin"]
 
 
 @pytest.fixture(scope="session")
-def events_table(test_store: str) -> str:
-    return "stored_events" if test_store == "sqlite" else "bankaccounts_events"
-
-
-@pytest.fixture(scope="session")
 def redis(redis_url: str) -> Iterator[Redis]:
     connection = Redis.from_url(redis_url)
     yield connection

@@ -15,7 +15,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import PersistenceError
 
 from bankaccounts.aggregate_locks import AggregateLocks, ContendedAggregates, locks_for
-from bankaccounts.config import DatabaseConfig
+from bankaccounts.config import application_env, label_postgres_connections
 from bankaccounts.domain import (
     Account,
     AccountNotFoundError,
@@ -29,7 +29,7 @@ from bankaccounts.retry import RetryPolicy
 
 T = TypeVar("T")
 
-#: Module names of persistence modules mapped to the store names ``/health`` reports.
+#: Store names for eventsourcing's own persistence modules, whose factories do not name themselves.
 STORE_NAMES = {
     "eventsourcing.sqlite": "sqlite",
     "eventsourcing.postgres": "postgresql",
@@ -83,13 +83,18 @@ class BankAccounts(Application[UUID]):
 
     @property
     def store(self) -> str:
-        """The kind of database the events are recorded in, e.g. ``"postgresql"``."""
-        name = getattr(self.factory, "store_name", None)  # a persistence module may say
+        """The kind of database the events are recorded in, e.g. ``"postgresql"``.
+
+        The factory of the persistence module says (``store_name``: the
+        cookbook's stores do), or its SQLAlchemy engine does
+        (``eventsourcing_sqlalchemy``); for eventsourcing's own modules, the
+        module's name does.
+        """
+        name = getattr(self.factory, "store_name", None)
         if name:
             return str(name)
         engine = getattr(getattr(self.factory, "datastore", None), "engine", None)
-
-        if engine is not None:  # an SQLAlchemy-based persistence module
+        if engine is not None:
             return str(engine.dialect.name)
         module = type(self.factory).__module__
         return STORE_NAMES.get(module, module)
@@ -259,19 +264,15 @@ def construct_application(
     *,
     retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 - frozen dataclass
 ) -> BankAccounts:
-    """Build ``BankAccounts`` on the store that ``DATABASE_URL`` selects.
-
-    ``env`` is laid over the settings derived from ``DATABASE_URL``, so a recipe
-    can swap in another persistence module (e.g. ``eventsourcing_sqlalchemy``).
+    """Build ``BankAccounts`` on the store ``bankaccounts.config.application_env`` selects:
+    the persistence module ``env`` names, or else the store ``DATABASE_URL`` names.
 
     PostgreSQL connections opened by this process carry its pid in their
-    ``application_name`` (libpq reads ``PGAPPNAME`` when it connects), so that
+    ``application_name`` (``label_postgres_connections``), so that
     ``pg_stat_activity`` shows which process owns which server session.
     """
-    os.environ["PGAPPNAME"] = f"bankaccounts-{os.getpid()}"
-    settings = DatabaseConfig.from_env().eventsourcing_env()
-    settings.update(env or {})
-    return BankAccounts(env=settings, retry=retry)
+    label_postgres_connections()
+    return BankAccounts(env=application_env(env), retry=retry)
 
 
 #: For processes that use a schema created before they started (see create_schema).

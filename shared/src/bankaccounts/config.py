@@ -1,4 +1,10 @@
-"""One setting, ``DATABASE_URL``, selects the event store.
+"""Which event store an application uses: decided here, and only here.
+
+A recipe that names its own persistence module (``PERSISTENCE_MODULE`` in
+the environment it constructs the application with, or in the process's
+environment) gets exactly that: Cassandra, SQLAlchemy on a request's session,
+Django's ORM. Otherwise one setting, ``DATABASE_URL``, selects the event store
+(``application_env``):
 
 - unset or empty: an SQLite file, ``var/bankaccounts.sqlite3`` under the current
   folder, created on demand (the zero-setup default);
@@ -13,7 +19,7 @@ empty database, which is never what a deployment wants.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -110,14 +116,14 @@ class DatabaseConfig:
     def eventsourcing_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
         """Settings for ``eventsourcing``'s own SQLite or PostgreSQL persistence module.
 
-        On PostgreSQL that is ``bankaccounts.postgres_store`` (eventsourcing's,
-        with a statement timeout), every wait bounded by ``REQUEST_TIMEOUT``
+        That is ``bankaccounts.sqlite_store`` or ``bankaccounts.postgres_store``
+        (eventsourcing's, with a statement timeout), every wait bounded by ``REQUEST_TIMEOUT``
         (read from ``environ``, default ``os.environ``) as in ``connect_args``.
         """
         if self.store == "sqlite":
             assert self.sqlite_path is not None
-            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self.sqlite_path)}
+            # eventsourcing's, creating the file's folder when the application is constructed.
+            return {"PERSISTENCE_MODULE": "bankaccounts.sqlite_store", "SQLITE_DBNAME": str(self.sqlite_path)}
         from bankaccounts.timeouts import request_timeout, server_timeout  # it imports this module
 
         env = {
@@ -159,3 +165,27 @@ class DatabaseConfig:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             return f"sqlite:///{self.sqlite_path}"
         return "postgresql+psycopg" + self.url[self.url.index(":") :]
+
+
+def application_env(env: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment to construct an application with: ``env`` itself when it
+    (or ``environ``, default ``os.environ``) names a ``PERSISTENCE_MODULE``, and
+    ``DATABASE_URL`` is then not read at all; otherwise the settings of the store
+    ``DATABASE_URL`` selects, with ``env`` laid over them."""
+    environ = os.environ if environ is None else environ
+    env = dict(env or {})
+    if env.get("PERSISTENCE_MODULE") or environ.get("PERSISTENCE_MODULE"):
+        return env
+    return {**DatabaseConfig.from_env(environ).eventsourcing_env(environ), **env}
+
+
+def label_postgres_connections(environ: MutableMapping[str, str] | None = None) -> None:
+    """Name this process in every PostgreSQL connection it opens from now on.
+
+    libpq reads ``PGAPPNAME`` when it connects, as the connection's
+    ``application_name``: ``pg_stat_activity`` then shows which process owns
+    which server session. It changes ``environ`` (default ``os.environ``), so
+    call it in the process that connects, after any fork.
+    """
+    environ = os.environ if environ is None else environ
+    environ["PGAPPNAME"] = f"bankaccounts-{os.getpid()}"

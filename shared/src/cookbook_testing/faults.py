@@ -242,18 +242,16 @@ class FaultProxy:
 class StoreBehindAProxy:
     """A store that the servers a test starts reach only through ``proxy``.
 
-    ``server_settings`` are the keyword arguments of the test kit's
-    ``start_server`` that point a server at it: a ``database_url`` for
-    PostgreSQL, ``extra_env`` (``CASSANDRA_HOSTS``...) for Cassandra.
+    ``store_env`` is what points a server at it: the proxy's ``DATABASE_URL``
+    for PostgreSQL; ``CASSANDRA_HOSTS`` (the proxy) and a keyspace for Cassandra.
     """
 
     proxy: FaultProxy
-    server_settings: dict[str, Any] = field(default_factory=dict)
+    store_env: dict[str, str] = field(default_factory=dict)
 
     def start(self, start_server: Callable[..., Any], **more: Any) -> Any:
-        """``start_server`` on this store; ``more``'s ``extra_env`` adds to the store's."""
-        extra_env = {**self.server_settings.get("extra_env", {}), **more.pop("extra_env", {})}
-        return start_server(**{**self.server_settings, **more, "extra_env": extra_env})
+        """The test kit's ``start_server`` on this store (``more``: its other arguments)."""
+        return start_server(store=self.store_env, **more)
 
 
 def _address(database_url: str) -> tuple[str, int] | str:

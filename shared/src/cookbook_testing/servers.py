@@ -2,7 +2,8 @@
 
 ``ServerProcess`` runs ``uwsgi --ini uwsgi.ini`` or ``gunicorn -c
 gunicorn.conf.py`` from the recipe folder, exactly as the recipe's README
-tells users to, with ``PORT``, ``WEB_CONCURRENCY`` and ``DATABASE_URL`` in the
+tells users to, with ``PORT``, ``WEB_CONCURRENCY`` and the store's settings
+(``DATABASE_URL``, or ``CASSANDRA_HOSTS`` and ``CASSANDRA_KEYSPACE``...) in the
 environment. It is ready when every worker has answered ``/health``; it
 knows the worker pids and can reload, and it keeps the server's log so that a
 failing test can show it.
@@ -14,7 +15,7 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,29 +44,24 @@ class ServerProcess(ManagedProcess):
         kind: str,
         recipe_dir: Path,
         *,
-        database_url: str,
+        env: Mapping[str, str] | None = None,
         workers: int = 4,
-        extra_env: dict[str, str] | None = None,
         args: list[str] | None = None,
     ) -> None:
+        """``env``: laid over this process's environment (the store's settings and the
+        recipe's); ``PORT`` and ``WEB_CONCURRENCY`` are set here."""
         if kind not in COMMANDS:
             msg = f"unknown server {kind!r}; expected one of {sorted(COMMANDS)}"
             raise ValueError(msg)
         self.port = free_port()
         self.workers = workers
-        self.database_url = database_url
         self.recipe_dir = recipe_dir
         self.client = HTTPClient("127.0.0.1", self.port)
         self._answered: set[int] = set()  # worker pids that have answered /health
         program, *default_args = COMMANDS[kind]
-        env = {
-            "PORT": str(self.port),
-            "WEB_CONCURRENCY": str(workers),
-            "DATABASE_URL": database_url,
-            **(extra_env or {}),
-        }
+        server_env = {**(env or {}), "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)}
         # args: after the program name; default: the recipe's own config file.
-        super().__init__(kind, program, default_args if args is None else args, recipe_dir, env)
+        super().__init__(kind, program, default_args if args is None else args, recipe_dir, server_env)
 
     def start(self, timeout: float = 60.0, until: Callable[[], bool] | None = None) -> ServerProcess:
         super().start(timeout, until)

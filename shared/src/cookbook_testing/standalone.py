@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 import http.client
+import re
 import signal
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,7 +26,7 @@ import pytest
 from bankaccounts.readiness import READY_TIMEOUT_SECONDS
 from bankaccounts.timeouts import REQUEST_TIMEOUT_ENV, server_timeout
 from cookbook_testing.contract import HttpContract
-from cookbook_testing.databases import advisory_lock_waiters, count_rows
+from cookbook_testing.databases import advisory_lock_waiters
 from cookbook_testing.faults import FaultProxy, StoreBehindAProxy
 from cookbook_testing.http import Client, HTTPClient, Response
 from cookbook_testing.processes import STOP_BOUND_SECONDS
@@ -199,15 +200,17 @@ class ContractOverServer(HttpContract):
         return server.client
 
     @pytest.fixture
-    def count_events(self, server: ServerProcess, events_table: str) -> Callable[[], int]:
-        return lambda: count_rows(server.database_url, events_table)
+    def count_events(
+        self, server: ServerProcess, count_store_events: Callable[[Mapping[str, str]], int]
+    ) -> Callable[[], int]:
+        return lambda: count_store_events(server.env)
 
 
 class StandaloneChecks:
     """Concurrency, one application per worker, clean shutdown, respawn."""
 
     def test_concurrent_deposits_on_one_account(
-        self, start_server: Callable[..., ServerProcess], class_database_url: str, test_store: str
+        self, start_server: Callable[..., ServerProcess], class_store_env: dict[str, str], test_store: str
     ) -> None:
         """Sixteen clients deposit into one account at once: every deposit is applied, once.
 
@@ -220,14 +223,14 @@ class StandaloneChecks:
         there its server gets a budget long enough for every command to win.
         """
         takes_turns = test_store == "postgresql"
-        extra_env = {} if takes_turns else {REQUEST_TIMEOUT_ENV: str(CONTENTION_REQUEST_TIMEOUT)}
-        server = start_server(database_url=class_database_url, extra_env=extra_env)
+        env = {} if takes_turns else {REQUEST_TIMEOUT_ENV: str(CONTENTION_REQUEST_TIMEOUT)}
+        server = start_server(store=class_store_env, env=env)
         response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         assert response.status == 201
         account_id = response.json["id"]
         path = f"/accounts/{account_id}/deposit"
 
-        with LockWaitWatch(class_database_url if takes_turns else None) as waits:
+        with LockWaitWatch(class_store_env["DATABASE_URL"] if takes_turns else None) as waits:
             responses = in_parallel(server.client, [("POST", path, {"amount": DEPOSIT_CENTS})] * DEPOSITS)
 
         statuses = sorted(response.status for response in responses)
@@ -249,14 +252,14 @@ class StandaloneChecks:
 
     @pytest.mark.parametrize("moment", STOP_MOMENTS)
     def test_sigterm_at_any_moment_stops_cleanly_within_the_bound(
-        self, moment: str, start_server: Callable[..., ServerProcess], class_database_url: str
+        self, moment: str, start_server: Callable[..., ServerProcess], class_store_env: dict[str, str]
     ) -> None:
         """An orchestrator sends SIGTERM when it likes: the server stops, whenever it comes."""
         until = {
             "listening": ServerProcess.is_listening,  # the master has its port; workers may not exist yet
             "first-health": ServerProcess.answers_health,  # one worker answers; others may be starting
         }.get(moment)  # otherwise: every worker answers /health
-        server = start_server(until=until, database_url=class_database_url)
+        server = start_server(until=until, store=class_store_env)
         killed: set[int] = set()
         load = None
         if moment == "respawning":  # a new worker is starting in place of a killed one
@@ -337,7 +340,7 @@ class StandaloneChecks:
         A client that sends it again with its Idempotency-Key has deposited once; a client
         that sent no key and got 200 has deposited once too."""
         database = database_behind_a_fault_proxy
-        server = start_server(database_url=database.url)
+        server = start_server(store={"DATABASE_URL": database.url})
         opened = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         account_id = opened.json["id"]
         deposit, expected, first_answers = f"/accounts/{account_id}/deposit", 0, []
@@ -382,7 +385,7 @@ class StandaloneChecks:
         database = store_behind_a_fault_proxy.proxy
         env = {REQUEST_TIMEOUT_ENV: str(HANG_REQUEST_TIMEOUT)}
         limit = server_timeout(env)
-        server = store_behind_a_fault_proxy.start(start_server, extra_env=env, workers=1)
+        server = store_behind_a_fault_proxy.start(start_server, env=env, workers=1)
         opened = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         account_id = opened.json["id"]
         workers = server.worker_pids()
@@ -489,3 +492,40 @@ class StandaloneChecks:
         assert not set().union(*after.values()) & set().union(*before.values()), "an application survived the reload"
         load.assert_every_deposit_applied_once()  # every acknowledged deposit is recorded, once
         assert server.returncode is None
+
+
+class UWSGILazyAppsChecks(StandaloneChecks):
+    """The stand-alone checks under uWSGI's ``lazy-apps``: each worker imports the
+    entry point itself, after the fork (the alternative to post-fork hooks)."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server_kind(cls) -> str:
+        return "uwsgi"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server_args(cls) -> list[str]:
+        return ["--ini", "uwsgi.ini", "--lazy-apps"]
+
+
+#: What ``bankaccounts.lifecycle`` logs when a process constructs its application.
+CONSTRUCTED = re.compile(r"constructed application \w+ in process (\d+)")
+
+
+class ConstructedWhenForkedChecks:
+    """For recipes whose servers construct each worker's application in a post-fork
+    hook, before any request (rather than on a worker's first request)."""
+
+    def test_each_worker_constructs_its_application_when_forked(
+        self, start_server: Callable[..., ServerProcess]
+    ) -> None:
+        """Before serving anything: the servers' post-fork hooks, not the first request, construct it."""
+        server = start_server()
+
+        def constructors() -> set[int]:
+            return {int(pid) for pid in CONSTRUCTED.findall(server.log())}
+
+        workers = server.worker_pids()
+        assert wait_for(lambda: constructors() >= workers, 30, "every worker to construct its application")
+        assert server.pid not in constructors(), "the master must not construct an application"

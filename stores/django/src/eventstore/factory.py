@@ -70,6 +70,11 @@ class DjangoFactory(InfrastructureFactory[DjangoTrackingRecorder]):
         """``sqlite`` or ``postgresql``."""
         return str(connections[self.using].vendor)
 
+    @property
+    def store_name(self) -> str:
+        """The kind of database the events go to, as ``/health`` reports it: Django's vendor."""
+        return self.vendor
+
     def aggregate_locks(self) -> TransactionAdvisoryLocks | None:
         """On PostgreSQL, writers of one account take turns (see ``bankaccounts.aggregate_locks``).
 

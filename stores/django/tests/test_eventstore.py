@@ -1,6 +1,6 @@
 """The event store against the test cases ``eventsourcing`` ships for persistence modules.
 
-Each test case runs on this test's fresh database (SQLite, or PostgreSQL with
+Each test case runs on its own fresh database (SQLite, or PostgreSQL with
 ``--store postgresql``), through Django's connection.
 """
 

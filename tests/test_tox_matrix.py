@@ -1,0 +1,74 @@
+"""The test matrix as tox itself resolves tox.ini: every recipe's environment
+runs the recipe's tests in a copy made by ``cookbook.py copy`` (never from the
+repository's folders), and CI runs every environment tox.ini defines."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import RECIPES, ROOT
+
+
+def tox(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "tox", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def environments() -> dict[str, dict[str, Any]]:
+    """Every environment tox.ini defines, with its resolved settings."""
+    keys = ["change_dir", "commands_pre", "commands"]
+    environments: dict[str, dict[str, Any]] = json.loads(tox("config", "-e", "ALL", "--format", "json", "-k", *keys))[
+        "env"
+    ]
+    return environments
+
+
+def test_every_recipe_environment_runs_the_recipes_tests_in_a_copy(environments: dict[str, dict[str, Any]]) -> None:
+    copied: set[str] = set()
+    for name, settings in environments.items():
+        folder = Path(settings["change_dir"])
+        if folder.parent.name != "recipes":
+            assert ROOT / "recipes" not in folder.parents, name
+            continue
+        recipe = folder.name
+        assert folder.parts[-3:] == ("copy", "recipes", recipe), name
+        assert settings["commands_pre"][0] == f"python {ROOT / 'cookbook.py'} copy {recipe} {folder.parent.parent}", (
+            name
+        )
+        assert settings["commands_pre"][1] == "python -m pip install --quiet -r requirements-test.txt", name
+        assert all(command.startswith("python -m pytest ") for command in settings["commands"]), name
+        copied.add(recipe)
+    assert copied == {recipe.name for recipe in RECIPES}
+
+
+def ci_environments() -> set[str]:
+    """The environments .ci/run's ``cookbook.py test`` lines run (no argument: tox's env_list)."""
+    runs: set[str] = set()
+    for line in (ROOT / ".ci" / "run").read_text().splitlines():
+        match = re.fullmatch(r"python3 cookbook\.py test(?P<args>.*?)(?: -- .*)?", line.strip())
+        if not match:
+            continue
+        args = match["args"].split()
+        if not args:
+            runs |= set(tox("list", "--no-desc", "-d").split())
+        elif args[0] == "-m":
+            runs |= set(tox("list", "--no-desc", "-m", *args[1:]).split())
+        else:
+            assert args[0] == "-e", line
+            runs |= set(args[1].split(","))
+    return runs
+
+
+def test_ci_runs_every_environment(environments: dict[str, dict[str, Any]]) -> None:
+    assert set(environments) - ci_environments() == set()
