@@ -17,7 +17,9 @@ from config.environment import env_str
 from eventsourcing_cassandra.factory import parse_hosts
 
 DEFAULT_HOSTS = "127.0.0.1:9042"
-DEFAULT_KEYSPACE = "bankaccounts"
+# eventsourcing_cassandra's own default: an unset CASSANDRA_KEYSPACE means the same
+# keyspace here as wherever else the store is used.
+DEFAULT_KEYSPACE = "eventsourcing"
 
 
 def cassandra_settings() -> dict[str, str]:

@@ -8,7 +8,7 @@ Required in production:
 Optional:
 
 - ``CASSANDRA_HOSTS`` (default ``127.0.0.1:9042``), ``CASSANDRA_KEYSPACE``
-  (default ``bankaccounts``), ``CASSANDRA_USERNAME`` and ``CASSANDRA_PASSWORD``,
+  (default ``eventsourcing``), ``CASSANDRA_USERNAME`` and ``CASSANDRA_PASSWORD``,
   ``CASSANDRA_REPLICATION``: the event store (see ``config/cassandra.py``);
 - ``ALLOWED_HOSTS``: comma-separated host names (default: the loopback names);
 - ``DJANGO_DEBUG``: ``1`` for local development only (a throw-away secret
