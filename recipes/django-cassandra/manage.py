@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Django's command-line utility for this project, e.g. ``python manage.py migrate``."""
+"""Django's command-line utility for this project, e.g. ``python manage.py check --deploy``."""
 
 import os
 import sys
