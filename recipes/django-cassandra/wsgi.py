@@ -39,7 +39,7 @@ def stop_worker() -> None:
 
 def start_uwsgi_worker() -> None:
     start_worker()
-    atexit.register(stop_worker)  # registered in the worker, so only the worker runs it
+    atexit.register(stop_worker)  # registered in the worker, so only it runs it
 
 
 try:
