@@ -106,7 +106,7 @@ def domain_error(error: BankAccountsError) -> tuple[Response, int]:
 
 
 def http_error(error: HTTPException) -> Response:
-    """404, 405, 413 and friends as JSON; keeps headers such as ``Allow``."""
+    """404, 405, 413, 500 and friends as JSON; keeps headers such as ``Allow``."""
     response = error.get_response()
     response.set_data(jsonify(error_json(error.description or error.name)).get_data())
     response.content_type = "application/json"
