@@ -113,7 +113,7 @@ class BankAccounts(Application[UUID]):
 
     def get_account(self, account_id: UUID) -> Account:
         try:
-            account = self.repository.get(account_id)
+            account: object = self.repository.get(account_id)
         except AggregateNotFoundError:
             account = None
         if not isinstance(account, Account):
@@ -199,7 +199,7 @@ class BankAccounts(Application[UUID]):
 
     def _record_of(self, command_id: str) -> AppliedCommand | None:
         try:
-            applied = self.repository.get(AppliedCommand.create_id(command_id))
+            applied: object = self.repository.get(AppliedCommand.create_id(command_id))
         except AggregateNotFoundError:
             return None
         assert isinstance(applied, AppliedCommand)

@@ -16,7 +16,7 @@ are the bound. ``bankaccounts.config`` selects it for PostgreSQL
 from __future__ import annotations
 
 import eventsourcing.postgres
-from eventsourcing.persistence import Environment, EnvType
+from eventsourcing.utils import Environment, EnvType
 
 #: Milliseconds; unset or empty means no limit, as in eventsourcing.
 POSTGRES_STATEMENT_TIMEOUT = "POSTGRES_STATEMENT_TIMEOUT"

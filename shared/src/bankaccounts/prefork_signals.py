@@ -53,7 +53,7 @@ def hold_in_forked_children(
     """
     held = frozenset(signals)
     parent = os.getpid()
-    saved: list[set[signal.Signals]] = []
+    saved: list[set[int | signal.Signals]] = []  # as pthread_sigmask returns them
 
     def before() -> None:
         if os.getpid() == parent:

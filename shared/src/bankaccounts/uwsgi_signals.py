@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Any, cast
 
 from bankaccounts.prefork_signals import UWSGI_STOP_SIGNALS, hold_in_forked_children
 from bankaccounts.timeouts import SERVER_TIMEOUT_SIGNAL, end_request_on_server_timeout
@@ -34,7 +35,10 @@ def stop_the_new_worker_too(arrived: set[signal.Signals]) -> None:
     """
     import uwsgi  # only in a uWSGI process
 
-    recorded = {worker["pid"] for worker in uwsgi.workers()}
+    # types-uWSGI types the keys as bytes and allows None; uWSGI's Python 3
+    # plugin makes them str, and returns None only if it failed to build them.
+    workers = cast("tuple[dict[str, Any], ...]", uwsgi.workers())
+    recorded = {worker["pid"] for worker in workers}
     for pid in _children() - recorded:
         os.kill(pid, signal.SIGHUP)
 

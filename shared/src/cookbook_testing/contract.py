@@ -50,19 +50,22 @@ class HttpContract:
     def open_account(api: Client, full_name: str = "Ada Lovelace", email: str = "ada@example.com") -> dict[str, Any]:
         response = api.post("/accounts", json={"full_name": full_name, "email_address": email})
         assert response.status == 201, (response.status, response.body[:500])
-        return response.json
+        account: dict[str, Any] = response.json
+        return account
 
     @staticmethod
     def get_account(api: Client, account_id: str) -> dict[str, Any]:
         response = api.get(f"/accounts/{account_id}")
         assert response.status == 200, (response.status, response.body[:500])
-        return response.json
+        account: dict[str, Any] = response.json
+        return account
 
     def funded_account(self, api: Client, cents: int) -> dict[str, Any]:
         account = self.open_account(api)
         response = api.post(f"/accounts/{account['id']}/deposit", json={"amount": cents})
         assert response.status == 200, response.body
-        return response.json
+        funded: dict[str, Any] = response.json
+        return funded
 
     @contextmanager
     def nothing_changes(

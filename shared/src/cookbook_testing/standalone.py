@@ -159,7 +159,7 @@ class DepositLoad:
         """Each balance is its acknowledged deposits, plus at most the one left unanswered.
         The reads wait out a worker still reconnecting after a fault (503), for 5 s at most."""
         for account_id in self.account_ids:
-            read = until_not_503(lambda a=account_id: self.server.client.get(f"/accounts/{a}"), tries=25)[-1]
+            read = until_not_503(functools.partial(self.server.client.get, f"/accounts/{account_id}"), tries=25)[-1]
             assert read.status == 200, read.body
             balance = read.json["balance"]
             acknowledged = self.acknowledged[account_id]
@@ -449,15 +449,22 @@ class StandaloneChecks:
         answer 409, applied nowhere, which the client may send again."""
         server = start_server()
         load = DepositLoad(server, threads=4).start()
+
+        def deposits_answered(count: int) -> bool:
+            return load.outcomes.count(200) >= count
+
+        def one_worker_replaced(before: set[int]) -> bool:
+            return len(server.worker_pids() - before) == 1
+
         killed = 0
         try:
             for kill in range(1, KILLS_UNDER_LOAD + 1):
                 wanted = 10 * kill
-                wait_for(lambda n=wanted: load.outcomes.count(200) >= n, 60, "deposits before the kill")
+                wait_for(functools.partial(deposits_answered, wanted), 60, "deposits before the kill")
                 before = server.worker_pids()
                 server.signal_worker(min(before), signal.SIGKILL)
                 killed += 1
-                wait_for(lambda b=before: len(server.worker_pids() - b) == 1, 30, "the master to respawn the worker")
+                wait_for(functools.partial(one_worker_replaced, before), 30, "the master to respawn the worker")
             answered = len(load.outcomes)
             wait_for(lambda: load.outcomes[answered:].count(200) >= 10, 60, "deposits after the last kill")
         finally:
