@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 # The cookbook's test kit (shared/, installed by requirements-test.txt) polls and
 # picks ports for every server the tests start; the node is one more.
@@ -426,7 +427,7 @@ def cql_answers(hosts: list[str], port: int, timeout: float = 5.0) -> bool:
         port=port,
         connect_timeout=timeout,
         control_connection_timeout=timeout,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},  # type: ignore[has-type]  # the driver's import cycles hide its type
         protocol_version=5,
     )
     try:
@@ -458,12 +459,25 @@ def configured_hosts(environ: dict[str, str] | os._Environ[str] | None = None) -
     return hosts, ports.pop()
 
 
+class NodeOptions(TypedDict, total=False):
+    """``CassandraNode``'s settings after ``cache_dir``."""
+
+    heap: str
+    version: str
+    java: str
+    start_timeout: float
+    stop_timeout: float
+    keep_data: bool
+    native_port: int
+    storage_port: int
+
+
 @contextlib.contextmanager
-def cassandra_hosts(cache_dir: Path, **node_options: object) -> Iterator[tuple[list[str], int]]:
+def cassandra_hosts(cache_dir: Path, **node_options: Unpack[NodeOptions]) -> Iterator[tuple[list[str], int]]:
     """The hosts and CQL port to test against: ``CASSANDRA_HOSTS``'s, or a node started here."""
     configured = configured_hosts()
     if configured is not None:
         yield configured
         return
-    with CassandraNode(cache_dir, **node_options) as node:  # type: ignore[arg-type]
+    with CassandraNode(cache_dir, **node_options) as node:
         yield node.hosts, node.port

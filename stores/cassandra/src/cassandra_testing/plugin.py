@@ -25,12 +25,15 @@ import os
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from cassandra_testing.node import CassandraNode, configured_hosts
 from cookbook_testing.faults import FaultProxy, StoreBehindAProxy
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
 
 pytest_plugins = ["cookbook_testing.plugin"]
 
@@ -91,7 +94,7 @@ def cassandra_hosts_setting(cassandra_contact: tuple[list[str], int]) -> str:
 
 
 @pytest.fixture(scope="session")
-def cassandra_admin(cassandra_contact: tuple[list[str], int]) -> Iterator[object]:
+def cassandra_admin(cassandra_contact: tuple[list[str], int]) -> Iterator[Session]:
     """A driver session of the test process, for creating and dropping keyspaces."""
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
@@ -102,7 +105,11 @@ def cassandra_admin(cassandra_contact: tuple[list[str], int]) -> Iterator[object
     auth = PlainTextAuthProvider(username, os.environ.get("CASSANDRA_PASSWORD", "")) if username else None
     profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=120)
     cluster = Cluster(
-        hosts, port=port, auth_provider=auth, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5
+        hosts,
+        port=port,
+        auth_provider=auth,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},  # type: ignore[has-type]  # the driver's import cycles hide its type
+        protocol_version=5,
     )
     session = cluster.connect()
     try:
@@ -112,14 +119,14 @@ def cassandra_admin(cassandra_contact: tuple[list[str], int]) -> Iterator[object
 
 
 @pytest.fixture
-def cassandra_keyspace(cassandra_admin: object) -> Iterator[str]:
+def cassandra_keyspace(cassandra_admin: Session) -> Iterator[str]:
     """A new, empty keyspace for this test (replication factor 1 unless
     ``CASSANDRA_REPLICATION`` says otherwise); dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:20]}"
     replication = os.environ.get("CASSANDRA_REPLICATION") or "{'class': 'SimpleStrategy', 'replication_factor': 1}"
-    cassandra_admin.execute(f"CREATE KEYSPACE {name} WITH replication = {replication}", timeout=120)  # type: ignore[attr-defined]
+    cassandra_admin.execute(f"CREATE KEYSPACE {name} WITH replication = {replication}", timeout=120)
     yield name
-    cassandra_admin.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)  # type: ignore[attr-defined]
+    cassandra_admin.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
 
 
 @pytest.fixture
@@ -133,7 +140,7 @@ def cassandra_env(cassandra_hosts_setting: str, cassandra_keyspace: str) -> dict
 
 
 @pytest.fixture(scope="session")
-def new_keyspace(cassandra_admin: Any) -> Iterator[Callable[[], str]]:
+def new_keyspace(cassandra_admin: Session) -> Iterator[Callable[[], str]]:
     """Names a keyspace for the recipe to create itself (as it would in production);
     every keyspace named is dropped when the session ends, after the servers stopped."""
     names: list[str] = []
@@ -156,7 +163,7 @@ def new_cassandra_store_env(
 
 
 @pytest.fixture(scope="session")
-def count_cassandra_events(cassandra_admin: Any, events_table: str) -> Callable[[Mapping[str, str]], int]:
+def count_cassandra_events(cassandra_admin: Session, events_table: str) -> Callable[[Mapping[str, str]], int]:
     """The kit's ``count_store_events`` on Cassandra: the rows of the events table of the
     keyspace ``CASSANDRA_KEYSPACE`` names, read straight from Cassandra. Every row counts,
     committed or not, so "a refused request writes nothing" is checked at its strictest.

@@ -184,7 +184,7 @@ class CassandraDatastore:
             cluster = Cluster(
                 self.hosts,
                 port=self.port,
-                execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                execution_profiles={EXEC_PROFILE_DEFAULT: profile},  # type: ignore[has-type]  # the driver's import cycles hide its type
                 auth_provider=auth,
                 connect_timeout=self.request_timeout,
                 control_connection_timeout=self.request_timeout,
@@ -193,7 +193,7 @@ class CassandraDatastore:
             )
             with eventsourcing_errors():
                 try:
-                    session = cluster.connect()
+                    session: Session = cluster.connect()
                 except BaseException:
                     cluster.shutdown()
                     raise
@@ -225,7 +225,11 @@ class CassandraDatastore:
         return statement
 
     def execute(
-        self, statement: str | Statement, params: Sequence[Any] | None = None, *, serial: bool = False
+        self,
+        statement: str | Statement | PreparedStatement,
+        params: Sequence[Any] | None = None,
+        *,
+        serial: bool = False,
     ) -> ResultSet:
         """Run one statement (CQL with ``{keyspace}`` is prepared once); errors translated."""
         if isinstance(statement, str):
@@ -234,14 +238,18 @@ class CassandraDatastore:
         if serial:
             bound.consistency_level = self.serial_consistency
         with eventsourcing_errors():
-            return self.session().execute(bound, timeout=self.request_timeout)
+            result: ResultSet = self.session().execute(bound, timeout=self.request_timeout)
+            return result
 
-    def execute_raw(self, statement: Statement | str, params: Sequence[Any] | None = None) -> ResultSet:
+    def execute_raw(
+        self, statement: str | Statement | PreparedStatement, params: Sequence[Any] | None = None
+    ) -> ResultSet:
         """Like ``execute`` but the driver's own errors propagate (for unknown-outcome handling)."""
         if isinstance(statement, str):
             statement = self.prepare(statement)
         bound: Any = statement.bind(params or ()) if isinstance(statement, PreparedStatement) else statement
-        return self.session().execute(bound, timeout=self.request_timeout)
+        result: ResultSet = self.session().execute(bound, timeout=self.request_timeout)
+        return result
 
     # --- schema --------------------------------------------------------------------
 

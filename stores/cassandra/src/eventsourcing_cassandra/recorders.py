@@ -166,7 +166,7 @@ class CassandraAggregateRecorder(CassandraRecorder, AggregateRecorder):
                     )
                     raise persistence.IntegrityError(msg)
                 written.append((originator_id, events))
-                self._fault("after_partition", txid)  # type: ignore[arg-type]
+                self._fault("after_partition", txid)
             if txid is not None:
                 self._fault("before_commit", txid)
             notification_ids = self._commit(txid, list(stored_events) if self.notifies else [], tracking)
