@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import psutil
 
@@ -80,7 +80,7 @@ class ManagedProcess:
     def is_ready(self) -> bool:
         return True
 
-    def start(self, timeout: float = 60.0, until: Callable[[], bool] | None = None) -> ManagedProcess:
+    def start(self, timeout: float = 60.0, until: Callable[[], bool] | None = None) -> Self:
         """Start the process; return once ``until`` (default: ``is_ready``) holds."""
         ready = until or self.is_ready
         self.started_at = time.monotonic()
@@ -212,7 +212,7 @@ class ManagedProcess:
         """(pid, application id) of every application closed."""
         return _applications("closed", self.log())
 
-    def __enter__(self) -> ManagedProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

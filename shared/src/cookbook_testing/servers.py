@@ -18,6 +18,7 @@ import socket
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Self
 
 import psutil
 
@@ -63,11 +64,11 @@ class ServerProcess(ManagedProcess):
         # args: after the program name; default: the recipe's own config file.
         super().__init__(kind, program, default_args if args is None else args, recipe_dir, server_env)
 
-    def start(self, timeout: float = 60.0, until: Callable[[], bool] | None = None) -> ServerProcess:
+    def start(self, timeout: float = 60.0, until: Callable[[], bool] | None = None) -> Self:
         super().start(timeout, until)
         return self
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def is_ready(self) -> bool:
