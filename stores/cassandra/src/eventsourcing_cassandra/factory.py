@@ -28,13 +28,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from eventsourcing.persistence import (
-    AggregateRecorder,
-    ApplicationRecorder,
-    InfrastructureFactory,
-    InfrastructureFactoryError,
-    ProcessRecorder,
-)
+from eventsourcing.persistence import InfrastructureFactory, InfrastructureFactoryError
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
 from eventsourcing_cassandra.datastore import CassandraDatastore
@@ -129,14 +123,14 @@ class CassandraFactory(InfrastructureFactory[CassandraTrackingRecorder]):
         self.datastore.create_tables()
         self._tables_created = True
 
-    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+    def aggregate_recorder(self, purpose: str = "events") -> CassandraAggregateRecorder:
         if purpose not in ("events", "snapshots"):
             msg = f"no table for {purpose!r} records; expected 'events' or 'snapshots'"
             raise InfrastructureFactoryError(msg)
         self._create_tables()
         return CassandraAggregateRecorder(self.datastore, self.application_name, table=purpose)
 
-    def application_recorder(self) -> ApplicationRecorder:
+    def application_recorder(self) -> CassandraApplicationRecorder:
         recorder_class = self._recorder_class(self.APPLICATION_RECORDER_TOPIC, CassandraApplicationRecorder)
         self._create_tables()
         return recorder_class(self.datastore, self.application_name)
@@ -149,7 +143,7 @@ class CassandraFactory(InfrastructureFactory[CassandraTrackingRecorder]):
         self._create_tables()
         return tracking_recorder_class(self.datastore, self.application_name)
 
-    def process_recorder(self) -> ProcessRecorder:
+    def process_recorder(self) -> CassandraProcessRecorder:
         recorder_class = self._recorder_class(self.PROCESS_RECORDER_TOPIC, CassandraProcessRecorder)
         self._create_tables()
         return recorder_class(self.datastore, self.application_name)
