@@ -151,7 +151,7 @@ def always_conflicting(application: BankAccounts) -> list[tuple[object, ...]]:
         msg = "another writer recorded this version first"
         raise IntegrityError(msg)
 
-    application.save = save  # type: ignore[method-assign,assignment]
+    application.save = save  # type: ignore[method-assign,assignment]  # this instance's save(), failing
     return attempts
 
 
@@ -256,7 +256,7 @@ def test_a_transfer_takes_its_turn_at_both_accounts(app: BankAccounts) -> None:
         with locks.hold(aggregate_ids):
             yield
 
-    app.locks = SimpleNamespace(hold=recording_hold)  # type: ignore[assignment]
+    app.locks = SimpleNamespace(hold=recording_hold)
     app.retry = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0)
     always_conflicting(app)
     with pytest.raises(ConflictUnresolvedError):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_open() -> None:
 )
 def test_open_rejects_invalid_details(full_name: object, email_address: object) -> None:
     with pytest.raises(InvalidAccountDetailsError):
-        Account.open(full_name, email_address)  # type: ignore[arg-type]
+        Account.open(full_name, email_address)  # type: ignore[arg-type]  # wrong types too, on purpose
 
 
 def test_deposit_and_withdraw() -> None:
@@ -56,7 +57,7 @@ def test_amounts_must_be_positive_integers_of_cents(amount: object) -> None:
     account = new_account()
     for command in (account.deposit, account.withdraw):
         with pytest.raises(InvalidAmountError):
-            command(amount)  # type: ignore[arg-type]
+            command(amount)  # type: ignore[arg-type]  # wrong types too, on purpose
     assert account.version == 1
     assert not account.collect_events()[1:]  # nothing but the Opened event is pending
 
@@ -75,7 +76,7 @@ def test_withdraw_down_to_the_overdraft_limit_and_no_further() -> None:
 @pytest.mark.parametrize("limit", [-1, MAX_AMOUNT + 1, 2.5, False])
 def test_overdraft_limit_must_be_in_range(limit: object) -> None:
     with pytest.raises(InvalidOverdraftLimitError):
-        new_account().set_overdraft_limit(limit)  # type: ignore[arg-type]
+        new_account().set_overdraft_limit(limit)  # type: ignore[arg-type]  # wrong types too, on purpose
 
 
 def test_closed_account_refuses_everything() -> None:
@@ -83,14 +84,15 @@ def test_closed_account_refuses_everything() -> None:
     account.deposit(100)
     account.close()
     version = account.version
-    for command, args in [
+    commands: list[tuple[Callable[..., object], tuple[object, ...]]] = [
         (account.deposit, (1,)),
         (account.withdraw, (1,)),
         (account.send_transfer, (uuid.uuid4(), 1)),
         (account.receive_transfer, (uuid.uuid4(), 1)),
         (account.set_overdraft_limit, (1,)),
         (account.close, ()),
-    ]:
+    ]
+    for command, args in commands:
         with pytest.raises(AccountClosedError):
             command(*args)
     assert account.version == version

@@ -100,7 +100,11 @@ def test_lazy_getter_without_the_second_check_would_construct_twice() -> None:
                 self._construct(**kwargs)
             return self.get()
 
-    slot = UnlockedSlot(lambda: constructed.append(1) or object())
+    def construct() -> object:
+        constructed.append(1)
+        return object()
+
+    slot = UnlockedSlot(construct)
     threads = [threading.Thread(target=slot.get_or_init) for _ in range(8)]
     for thread in threads:
         thread.start()

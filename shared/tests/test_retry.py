@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from eventsourcing.persistence import IntegrityError
 
 from bankaccounts.retry import ConflictUnresolvedError, RetryPolicy
 
 
-def flaky(failures: int) -> tuple[list[int], object]:
+def flaky(failures: int) -> tuple[list[int], Callable[[], str]]:
     calls: list[int] = []
 
     def unit_of_work() -> str:
@@ -23,7 +25,7 @@ def test_retries_until_the_unit_of_work_succeeds() -> None:
     pauses: list[float] = []
     conflicts: list[int] = []
     policy = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.03)
-    result = policy.run(unit_of_work, on_conflict=lambda: conflicts.append(1), sleep=pauses.append)  # type: ignore[arg-type]
+    result = policy.run(unit_of_work, on_conflict=lambda: conflicts.append(1), sleep=pauses.append)
     assert result == "done"
     assert len(calls) == 4
     assert len(conflicts) == 3
@@ -37,7 +39,7 @@ def test_gives_up_after_the_last_attempt() -> None:
     pauses: list[float] = []
     conflicts: list[int] = []
     with pytest.raises(ConflictUnresolvedError, match="after 4 attempts") as info:
-        RetryPolicy(attempts=4).run(unit_of_work, on_conflict=lambda: conflicts.append(1), sleep=pauses.append)  # type: ignore[arg-type]
+        RetryPolicy(attempts=4).run(unit_of_work, on_conflict=lambda: conflicts.append(1), sleep=pauses.append)
     assert isinstance(info.value.__cause__, IntegrityError)
     assert len(calls) == 4
     assert len(conflicts) == 4  # the last failed attempt is rolled back too
@@ -91,4 +93,4 @@ def test_jitter_spreads_the_pauses() -> None:
 )
 def test_invalid_policies_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
-        RetryPolicy(**kwargs)  # type: ignore[arg-type]
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]  # attempts takes an int, the rest floats

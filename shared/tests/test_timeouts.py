@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -100,7 +101,7 @@ def test_session_limits_are_for_postgresql_only() -> None:
 def test_postgresql_applies_them_and_a_lock_wait_ends_as_the_store_being_unavailable(database_url: str) -> None:
     import psycopg  # only where the store is PostgreSQL
 
-    limits = DatabaseConfig.from_url(database_url).connect_args({"REQUEST_TIMEOUT": "1"})
+    limits: dict[str, Any] = DatabaseConfig.from_url(database_url).connect_args({"REQUEST_TIMEOUT": "1"})
     with psycopg.connect(database_url, autocommit=True) as holder:
         holder.execute("CREATE TABLE IF NOT EXISTS lock_probe (id int)")
         with holder.transaction(), psycopg.connect(database_url, autocommit=True, **limits) as waiter:
@@ -122,10 +123,12 @@ def test_the_applications_own_postgresql_store_waits_for_its_table_lock_no_longe
     database_url: str, events_table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import psycopg  # only where the store is PostgreSQL
+    from eventsourcing.postgres import PostgresFactory
 
     monkeypatch.setenv(REQUEST_TIMEOUT_ENV, "1")
     with construct_application() as app:
         account = app.open_account("Ada", "ada@example.com")
+        assert isinstance(app.factory, PostgresFactory)
         with app.factory.datastore.get_connection() as connection:
             assert connection.execute("SHOW statement_timeout").fetchone() == {"statement_timeout": "1s"}
         with psycopg.connect(database_url, autocommit=True) as holder, holder.transaction():

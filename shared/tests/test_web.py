@@ -8,6 +8,7 @@ import pytest
 from bankaccounts.domain import (
     AccountClosedError,
     AccountNotFoundError,
+    BankAccountsError,
     CommandIdReusedError,
     InsufficientFundsError,
     InvalidAmountError,
@@ -82,8 +83,8 @@ def test_keys_that_are_not_short_visible_ascii_are_refused(key: str) -> None:
         (CommandIdReusedError("x"), 422),
     ],
 )
-def test_status_codes(error: Exception, status: int) -> None:
-    assert status_for(error) == status  # type: ignore[arg-type]
+def test_status_codes(error: BankAccountsError, status: int) -> None:
+    assert status_for(error) == status
 
 
 def test_a_refused_postgresql_connection_is_unavailable_through_every_wrapper() -> None:
