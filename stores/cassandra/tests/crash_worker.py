@@ -16,6 +16,7 @@ import sys
 from uuid import UUID
 
 from bankaccounts.application import BankAccounts
+from eventsourcing_cassandra.recorders import CassandraApplicationRecorder
 
 
 def main() -> None:
@@ -26,7 +27,9 @@ def main() -> None:
         if reached == point:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    app.recorder.faults = die  # type: ignore[attr-defined]
+    recorder = app.recorder
+    assert isinstance(recorder, CassandraApplicationRecorder)
+    recorder.faults = die
     app.transfer(UUID(from_id), UUID(to_id), int(amount), command_id=command_id)
     print("transfer finished without reaching", point)
 

@@ -39,17 +39,17 @@ class Recorders:
 
 class TestAggregateRecorder(Recorders, eventsourcing_tests.AggregateRecorderTestCase):
     def create_recorder(self) -> CassandraAggregateRecorder:
-        return self.cassandra.aggregate_recorder("events")  # type: ignore[return-value]
+        return self.cassandra.aggregate_recorder("events")
 
 
 class TestSnapshotRecorder(Recorders, eventsourcing_tests.AggregateRecorderTestCase):
     def create_recorder(self) -> CassandraAggregateRecorder:
-        return self.cassandra.aggregate_recorder("snapshots")  # type: ignore[return-value]
+        return self.cassandra.aggregate_recorder("snapshots")
 
 
 class TestApplicationRecorder(Recorders, eventsourcing_tests.ApplicationRecorderTestCase[CassandraApplicationRecorder]):
     def create_recorder(self) -> CassandraApplicationRecorder:
-        return self.cassandra.application_recorder()  # type: ignore[return-value]
+        return self.cassandra.application_recorder()
 
     def test_insert_subscribe(self) -> None:
         self.optional_test_insert_subscribe()
@@ -57,7 +57,7 @@ class TestApplicationRecorder(Recorders, eventsourcing_tests.ApplicationRecorder
 
 class TestNonInterleavingNotificationIds(Recorders, eventsourcing_tests.NonInterleavingNotificationIDsBaseCase):
     def create_recorder(self) -> CassandraApplicationRecorder:
-        return self.cassandra.application_recorder()  # type: ignore[return-value]
+        return self.cassandra.application_recorder()
 
 
 class TestTrackingRecorder(Recorders, eventsourcing_tests.TrackingRecorderTestCase):
@@ -67,7 +67,7 @@ class TestTrackingRecorder(Recorders, eventsourcing_tests.TrackingRecorderTestCa
 
 class TestProcessRecorder(Recorders, eventsourcing_tests.ProcessRecorderTestCase):
     def create_recorder(self) -> CassandraProcessRecorder:
-        return self.cassandra.process_recorder()  # type: ignore[return-value]
+        return self.cassandra.process_recorder()
 
 
 class CustomTrackingRecorder(CassandraTrackingRecorder):

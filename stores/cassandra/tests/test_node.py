@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cassandra.cluster import Session
 
 from cassandra_testing.node import CASSANDRA_VERSION, CassandraNode, configured_hosts, resolve_classpath
 
@@ -18,9 +19,9 @@ def test_cassandra_hosts_names_a_cluster_to_use_instead() -> None:
 
 
 @pytest.mark.requires_local_node
-def test_the_node_is_cassandra_5_on_loopback(cassandra_admin: object, cassandra_node: CassandraNode | None) -> None:
+def test_the_node_is_cassandra_5_on_loopback(cassandra_admin: Session, cassandra_node: CassandraNode | None) -> None:
     assert cassandra_node is not None
-    row = cassandra_admin.execute("SELECT release_version, rpc_address, listen_address FROM system.local").one()  # type: ignore[attr-defined]
+    row = cassandra_admin.execute("SELECT release_version, rpc_address, listen_address FROM system.local").one()
     assert row.release_version == CASSANDRA_VERSION
     assert str(row.rpc_address) == "127.0.0.1"
     assert str(row.listen_address) == "127.0.0.1"
