@@ -23,7 +23,7 @@ try:
     import uwsgi
     from uwsgidecorators import postfork
 except ImportError:  # not running under uWSGI
-    uwsgi = None
+    uwsgi = None  # type: ignore[assignment]  # no module: tested below
 
 if uwsgi is not None and uwsgi.worker_id() != 0:
     # lazy-apps: every worker runs this. Cassandra is not safe against

@@ -32,9 +32,8 @@ try:
     import uwsgi
     from uwsgidecorators import postfork
 except ImportError:  # not running under uWSGI
-    uwsgi = None
-
-if uwsgi is not None:
+    pass
+else:
     if uwsgi.worker_id() == 0:  # imported in the master: construct after each fork
         postfork(start_uwsgi_worker)
     else:  # lazy-apps: imported in a worker, already after the fork

@@ -123,7 +123,7 @@ class _RecipeWorker(rq.worker.BaseWorker):
     """What the three classes share: JSON, the schema at start, the application per job."""
 
     def __init__(self, *args: Any, serializer: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, serializer=json_only(serializer), **kwargs)
+        super().__init__(*args, serializer=json_only(serializer), **kwargs)  # type: ignore[misc]  # RQ passes it by keyword
         # Started by ``rq worker-pool``: the pool's pid, to notice that it is gone.
         pool = multiprocessing.parent_process()
         self._pool_pid = None if pool is None else pool.pid

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from celery.result import AsyncResult
@@ -40,5 +41,5 @@ class Tasks:
     def send(self, name: str, *args: object) -> AsyncResult:
         return self.client.send_task(name, args=list(args), queue=self.worker.queue)
 
-    def call(self, name: str, *args: object, timeout: float = 60) -> object:
+    def call(self, name: str, *args: object, timeout: float = 60) -> Any:
         return self.send(name, *args).get(timeout=timeout)

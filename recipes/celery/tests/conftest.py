@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -48,7 +49,7 @@ def start_worker(
         database_url: str | None = None,
         extra_env: dict[str, str] | None = None,
         until: Callable[[CeleryWorker], bool] | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> CeleryWorker:
         """``until``: when to return (default: the worker says it is ready)."""
         env = {
@@ -57,7 +58,7 @@ def start_worker(
             "DATABASE_URL": database_url or make_database_url(),
             **(extra_env or {}),
         }
-        worker = CeleryWorker(env, **kwargs)  # type: ignore[arg-type]
+        worker = CeleryWorker(env, **kwargs)
         workers.append(worker)
         worker.start(timeout=90, until=None if until is None else lambda: until(worker))
         return worker

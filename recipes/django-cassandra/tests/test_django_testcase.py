@@ -38,6 +38,6 @@ class TestBankAccountsTestCase(BankAccountsTestCase):
 
     def test_the_session_closes_with_the_test(self) -> None:
         self.bank.open_account("Grace", "grace@example.com")  # the session opens on first use
-        datastore = self.bank.factory.datastore  # type: ignore[attr-defined]
+        datastore = self.bank.factory.datastore  # type: ignore[attr-defined]  # the Cassandra factory's
         self.assertTrue(datastore.is_connected)
         self.addCleanup(lambda: self.assertFalse(datastore.is_connected))  # after tearDown closed it

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from bank.accounts import bank, readiness
 from bankaccounts.domain import BankAccountsError
@@ -103,7 +104,7 @@ def domain_error(error: BankAccountsError) -> tuple[Response, int]:
     return jsonify(error_json(str(error))), status_for(error)
 
 
-def http_error(error: HTTPException) -> Response:
+def http_error(error: HTTPException) -> BaseResponse:
     """404, 405, 413, 500 and friends as JSON; keeps headers such as ``Allow``."""
     response = error.get_response()
     response.set_data(jsonify(error_json(error.description or error.name)).get_data())

@@ -27,7 +27,7 @@ def request_session() -> scoped_session:
     return db.session
 
 
-class AuditEntry(db.Model):  # type: ignore[name-defined,misc]
+class AuditEntry(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time
     """An ordinary ORM row written in the same transaction as the events."""
 
     __tablename__ = "audit_entries"

@@ -67,8 +67,8 @@ class RequestSession(scoped_session[Session]):
 
     def __init__(self) -> None:
         # No session factory: sessions are made by request.dbsession, never here.
-        super().__init__(session_factory=None)  # type: ignore[arg-type]
-        self.registry = CurrentRequestRegistry()  # type: ignore[assignment]
+        super().__init__(session_factory=None)  # type: ignore[arg-type]  # the registry below makes none
+        self.registry = CurrentRequestRegistry()  # type: ignore[assignment]  # has what scoped_session calls
 
 
 _REQUEST_SESSION = RequestSession()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -30,11 +31,11 @@ def start_worker(redis_url: str, make_database_url: Callable[[], str]) -> Iterat
         extra_env: dict[str, str] | None = None,
         timeout: float = 60,
         until: Callable[[RQWorker], bool] | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> RQWorker:
         """``until``: when to return (default: every worker listens on its queue)."""
         env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url or make_database_url(), **(extra_env or {})}
-        worker = RQWorker(env, **kwargs)  # type: ignore[arg-type]
+        worker = RQWorker(env, **kwargs)
         workers.append(worker)
         worker.start(timeout=timeout, until=None if until is None else lambda: until(worker))
         return worker

@@ -98,7 +98,9 @@ def test_a_job_that_kills_every_horse_fails_after_its_retries_and_can_be_requeue
     queue.failed_job_registry.requeue(deposit.id)
     start_worker(queue=dying.queue, database_url=dying.env["DATABASE_URL"])
     wait_for(lambda: deposit.get_status() == JobStatus.FINISHED, 30, "the requeued deposit to run")
-    assert deposit.latest_result().return_value["balance"] == 5  # not 10: the command id was recorded
+    latest = deposit.latest_result()
+    assert latest is not None and latest.return_value is not None
+    assert latest.return_value["balance"] == 5  # not 10: the command id was recorded
     assert call(queue, "get_account", account["id"])["version"] == 2
 
 

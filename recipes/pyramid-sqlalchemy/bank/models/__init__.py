@@ -43,7 +43,9 @@ def get_engine(settings: Mapping[str, Any], prefix: str = "sqlalchemy.") -> Engi
         raise ConfigurationError(msg)
     database = DatabaseConfig.from_env()
     # Bounded waits: for a connection, a statement, a lock (bankaccounts/timeouts.py).
-    return engine_from_config(settings, prefix, url=database.sqlalchemy_url(), connect_args=database.connect_args())
+    return engine_from_config(
+        dict(settings), prefix, url=database.sqlalchemy_url(), connect_args=database.connect_args()
+    )
 
 
 def get_session_factory(engine: Engine) -> sessionmaker[Session]:
