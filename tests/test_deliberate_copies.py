@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -454,7 +455,7 @@ def definition(relative: str, name: str) -> str | None:
     return "".join(source_of(lines, statement) for statement in statements) if statements else None
 
 
-class MultiValues(dict):  # type: ignore[type-arg]
+class MultiValues(dict[str, Any]):
     """configparser's section dict, keeping every value of a repeated key (uWSGI allows them)."""
 
     def __setitem__(self, key: str, value: object) -> None:
@@ -525,7 +526,10 @@ def drift(what: str, versions: Mapping[str, str | None], what_to_do: str = WHAT_
     return "\n".join(lines)
 
 
-def of_kind(kind: type[Group]) -> list[Group]:
+G = TypeVar("G", SameFiles, SameDefinitions, SameIniValues, SameDocumentedDefaults)
+
+
+def of_kind(kind: type[G]) -> list[G]:
     return [group for group in COPIES if isinstance(group, kind)]
 
 
