@@ -68,7 +68,7 @@ def measure(database_url: str, settings: Settings, progress: Progress, workdir: 
         results["accounts"][str(size)] = account_id
     for name, env in CONFIGURATIONS.items():
         results["configurations"][name] = {"env": env, "sizes": {}}
-        with serving(target, database_url, workers=settings.workers, env=env) as server:
+        with serving(target, {"DATABASE_URL": database_url}, workers=settings.workers, env=env) as server:
             for size, account_id in accounts.items():
                 ids_file = write_ids(workdir / f"long-{size}.txt", [account_id])
                 run_wrk(server.port, "read", settings.warmup, settings, ids_file)  # fills every worker's cache

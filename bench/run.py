@@ -277,15 +277,15 @@ def run_sections(
     workdir: Path,
     results: dict[str, Any],
 ) -> None:
-    def sqlite_url(name: str) -> str:
-        return f"sqlite:///{workdir / name}.sqlite3"
+    def sqlite_store(name: str) -> dict[str, str]:
+        return {"DATABASE_URL": f"sqlite:///{workdir / name}.sqlite3"}
 
-    def url(store: str, name: str) -> str:
-        return databases.create() if store == "postgresql" else sqlite_url(name)
+    def new_store(store: str, name: str) -> dict[str, str]:
+        return {"DATABASE_URL": databases.create()} if store == "postgresql" else sqlite_store(name)
 
     if "generator" in sections:
         progress.start_section("the load generator's ceiling: wrk against a trivial app under the same uWSGI config")
-        results["generator"] = {"start": web.measure_generator(settings, progress, sqlite_url("trivial"))}
+        results["generator"] = {"start": web.measure_generator(settings, progress, sqlite_store("trivial"))}
     if "ceiling" in sections:
         results["ceiling"] = {}
         if "postgresql" in stores:
@@ -296,8 +296,8 @@ def run_sections(
         for recipe in recipes:
             for store in [store for store in web.stores_of(recipe) if store in stores and store != "cassandra"]:
                 progress.start_section(f"{recipe} on {store}: the recipe against its baseline, uWSGI, 4 workers")
-                urls = (url(store, f"{recipe}-recipe"), url(store, f"{recipe}-baseline"))
-                results["web"].append(web.measure_pair(recipe, store, urls, settings, progress, workdir))
+                stores = (new_store(store, f"{recipe}-recipe"), new_store(store, f"{recipe}-baseline"))
+                results["web"].append(web.measure_pair(recipe, store, stores, settings, progress, workdir))
     if "contention" in sections and "postgresql" in stores:
         results["contention"] = []
         for recipe in [recipe for recipe in contention.CONTENTION_RECIPES if recipe in recipes]:
@@ -318,7 +318,7 @@ def run_sections(
     run_cassandra(sections, recipes, stores, settings, progress, workdir, results)
     if "generator" in sections and len(sections) > 1:
         progress.start_section("the load generator's ceiling again: how much the machine drifted over the run")
-        results["generator"]["end"] = web.measure_generator(settings, progress, sqlite_url("trivial"))
+        results["generator"]["end"] = web.measure_generator(settings, progress, sqlite_store("trivial"))
 
 
 def run_cassandra(
@@ -344,8 +344,8 @@ def run_cassandra(
         results["machine"]["cassandra"] = cassandra.description()
         for recipe in pairs:
             progress.start_section(f"{recipe} on cassandra: the recipe against its baseline, uWSGI, 4 workers")
-            urls = (cassandra.url(f"{recipe}-recipe"), cassandra.url(f"{recipe}-baseline"))
-            results["web"].append(web.measure_pair(recipe, "cassandra", urls, settings, progress, workdir))
+            stores = (cassandra.store(f"{recipe}-recipe"), cassandra.store(f"{recipe}-baseline"))
+            results["web"].append(web.measure_pair(recipe, "cassandra", stores, settings, progress, workdir))
         if measure_ceiling:  # after the recipes: by then the JVM has compiled its hot paths
             progress.start_section(
                 "the database's ceiling on Cassandra: the store's write of an event, cassandra-driver"

@@ -17,6 +17,7 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,6 @@ from harness import (
     Settings,
     Target,
     check_load,
-    database_env,
     fork_to_first_request,
     median,
     open_accounts,
@@ -72,7 +72,7 @@ def django_env() -> dict[str, str]:
     }
 
 
-def manage(target: Target, database_url: str) -> None:
+def manage(target: Target, store: Mapping[str, str]) -> None:
     """``python manage.py migrate`` (or ``create_event_store``), as the Django recipes' READMEs say to do
     before serving; the baselines' ``manage.py`` does the same for theirs."""
     recipe_args, baseline_args = DJANGO_PREPARE[target.name]
@@ -80,7 +80,7 @@ def manage(target: Target, database_url: str) -> None:
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=target.app_dir,
-        env={**os.environ, **target.env, **database_env(database_url)},
+        env={**os.environ, **target.env, **store},
         capture_output=True,
         text=True,
         timeout=300,
@@ -107,10 +107,10 @@ def generator_target() -> Target:
     return Target("trivial", "generator", BASELINES / "trivial", RECIPES / "plain-wsgi" / "uwsgi.ini")
 
 
-def measure_generator(settings: Settings, progress: Progress, database_url: str) -> dict[str, Any]:
+def measure_generator(settings: Settings, progress: Progress, store: Mapping[str, str]) -> dict[str, Any]:
     """wrk against an app that does nothing: what no recipe can exceed on this machine."""
     loads = []
-    with serving(generator_target(), database_url, workers=settings.workers) as server:
+    with serving(generator_target(), store, workers=settings.workers) as server:
         run_wrk(server.port, "get", settings.warmup, settings)
         for number in range(1, settings.rounds + 1):
             load = run_wrk(server.port, "get", settings.duration, settings)
@@ -122,18 +122,23 @@ def measure_generator(settings: Settings, progress: Progress, database_url: str)
 
 
 def measure_pair(
-    recipe: str, store: str, urls: tuple[str, str], settings: Settings, progress: Progress, workdir: Path
+    recipe: str,
+    store: str,
+    stores: tuple[Mapping[str, str], Mapping[str, str]],
+    settings: Settings,
+    progress: Progress,
+    workdir: Path,
 ) -> dict[str, Any]:
     """One recipe and its baseline on one store: throughput, latency, memory, start-up."""
     pair = targets(recipe)
-    for target, url in zip(pair, urls, strict=True):
+    for target, settings_of_store in zip(pair, stores, strict=True):
         if target.prepare is not None:
-            target.prepare(target, url)
+            target.prepare(target, settings_of_store)
     result: dict[str, Any] = {"recipe": recipe, "store": store, "operations": {}, "memory": {}, "first_request": {}}
     read_ids: dict[str, str] = {}
     with (
-        serving(pair[0], urls[0], workers=settings.workers) as recipe_server,
-        serving(pair[1], urls[1], workers=settings.workers) as baseline_server,
+        serving(pair[0], stores[0], workers=settings.workers) as recipe_server,
+        serving(pair[1], stores[1], workers=settings.workers) as baseline_server,
     ):
         servers = {"recipe": recipe_server, "baseline": baseline_server}
         ids_files: dict[tuple[str, str], Path] = {}
@@ -183,9 +188,9 @@ def measure_pair(
         f"(baseline {memory['baseline']['median']['rss']:.0f} MiB), "
         f"USS {memory['recipe']['median']['uss']:.0f} MiB (baseline {memory['baseline']['median']['uss']:.0f} MiB)"
     )
-    for target, url in zip(pair, urls, strict=True):
+    for target, settings_of_store in zip(pair, stores, strict=True):
         samples = [
-            fork_to_first_request(target, url, f"/accounts/{read_ids[target.role]}")
+            fork_to_first_request(target, settings_of_store, f"/accounts/{read_ids[target.role]}")
             for _ in range(settings.first_request_repeats)
         ]
         result["first_request"][target.role] = {

@@ -34,25 +34,13 @@ from bankaccounts.application import SCHEMA_EXISTS, construct_application, creat
 from client import call, enqueue, job_queue, result
 from cookbook_testing.brokers import valkey_server
 from cookbook_testing.databases import PostgresDatabases, embedded_postgres_server
-from cookbook_testing.processes import ManagedProcess
+from cookbook_testing.workers import RQWorker
 
 RECIPE_DIR = Path(__file__).resolve().parent
 BASELINE = "SimpleWorker"
 CLASSES = [BASELINE, "Worker", "SpawnWorker"]
 KINDS = ["health", "deposit"]
 ACCOUNTS = 64  # deposits go round these, so that concurrent ones rarely meet on one account
-
-
-class Pool(ManagedProcess):
-    """``rq worker-pool -n <workers> -w workers.<class> <queue>``, ready when every worker listens."""
-
-    def __init__(self, worker_class: str, workers: int, queue: str, env: dict[str, str]) -> None:
-        args = ["worker-pool", "--num-workers", str(workers), "-w", f"workers.{worker_class}", queue]
-        super().__init__(f"bench-{worker_class}", "rq", args, RECIPE_DIR, env)
-        self.workers = workers
-
-    def is_ready(self) -> bool:
-        return self.log().count("*** Listening on") >= self.workers
 
 
 @contextlib.contextmanager
@@ -104,7 +92,9 @@ def main() -> None:
         env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url}
         queues = {name: job_queue(f"bench-{name}-{os.urandom(4).hex()}", connection=redis) for name in CLASSES}
         for name, queue in queues.items():
-            pools.enter_context(Pool(name, args.workers, queue.name, env))
+            # ``rq worker-pool -n <workers> -w workers.<class> <queue>``, ready when every worker listens.
+            pool = RQWorker(RECIPE_DIR, env, worker_class=f"workers.{name}", queue=queue.name, pool=args.workers)
+            pools.enter_context(pool)
         accounts = [call(queues[BASELINE], "open_account", f"C{n}", "c@example.com")["id"] for n in range(ACCOUNTS)]
 
         print(f"RQ {rq.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs, {args.store}")

@@ -1,34 +1,13 @@
-"""Test helpers: a real Celery worker process, and a client that calls tasks by name."""
+"""Test helper: a client that calls a worker's tasks by name (the worker: the test kit's ``CeleryWorker``)."""
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from celery.result import AsyncResult
 
-from cookbook_testing.processes import ManagedProcess
-
-RECIPE_DIR = Path(__file__).resolve().parent.parent
-
-
-class CeleryWorker(ManagedProcess):
-    """``celery -A tasks worker`` run from the recipe folder, as the README says."""
-
-    def __init__(
-        self, env: dict[str, str], *, pool: str = "prefork", concurrency: int = 4, queue: str | None = None
-    ) -> None:
-        self.queue = queue or f"test-{uuid.uuid4().hex[:12]}"
-
-        args = ["-A", "tasks", "worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO"]
-        # A queue of its own, so no other test's messages reach this worker.
-        args += ["--queues", self.queue, "--hostname", f"{self.queue}@%h", "--without-gossip", "--without-mingle"]
-        super().__init__(f"celery-{pool}", "celery", args, RECIPE_DIR, env)
-
-    def is_ready(self) -> bool:
-        return " ready." in self.log()
+from cookbook_testing.workers import CeleryWorker
 
 
 class Tasks:

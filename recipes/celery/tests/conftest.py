@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
-from celery_worker import CeleryWorker, Tasks
+from celery_worker import Tasks
 
 from cookbook_testing.brokers import rabbitmq_url
+from cookbook_testing.workers import CeleryWorker
 
 pytest_plugins = ["cookbook_testing.plugin"]
 
@@ -39,7 +41,7 @@ def result_backend(broker_url: str) -> str:
 
 @pytest.fixture
 def start_worker(
-    broker_url: str, result_backend: str, make_database_url: Callable[[], str]
+    recipe_dir: Path, broker_url: str, result_backend: str, make_database_url: Callable[[], str]
 ) -> Iterator[Callable[..., CeleryWorker]]:
     """Start a real worker on a new database; it is stopped after the test."""
     workers: list[CeleryWorker] = []
@@ -58,7 +60,7 @@ def start_worker(
             "DATABASE_URL": database_url or make_database_url(),
             **(extra_env or {}),
         }
-        worker = CeleryWorker(env, **kwargs)
+        worker = CeleryWorker(recipe_dir, env, **kwargs)
         workers.append(worker)
         worker.start(timeout=90, until=None if until is None else lambda: until(worker))
         return worker

@@ -12,10 +12,11 @@ import pytest
 from celery import Celery, group
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
-from celery_worker import CeleryWorker, Tasks
+from celery_worker import Tasks
 
 from cookbook_testing.databases import count_rows
 from cookbook_testing.processes import STOP_BOUND_SECONDS, wait_for
+from cookbook_testing.workers import CeleryWorker
 
 
 @pytest.mark.parametrize("pool", ["solo", "threads"])

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from redis import Redis
 from rq import Queue
-from rq_worker import RQWorker
+from rq_worker import RQWorker, recipe_worker
 
 from client import job_queue
 
@@ -35,7 +35,7 @@ def start_worker(redis_url: str, make_database_url: Callable[[], str]) -> Iterat
     ) -> RQWorker:
         """``until``: when to return (default: every worker listens on its queue)."""
         env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url or make_database_url(), **(extra_env or {})}
-        worker = RQWorker(env, **kwargs)
+        worker = recipe_worker(env, **kwargs)
         workers.append(worker)
         worker.start(timeout=timeout, until=None if until is None else lambda: until(worker))
         return worker

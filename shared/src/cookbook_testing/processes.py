@@ -221,6 +221,12 @@ class ManagedProcess:
                 self.stop()
         self.kill()
 
+    def close(self) -> None:
+        """Stop (gracefully, bounded), make sure, and delete the log: for long runs
+        that start many processes and keep no log of those that went well (the benchmarks)."""
+        self.__exit__()
+        self.log_path.unlink(missing_ok=True)
+
 
 def _applications(verb: str, log: str) -> list[tuple[int, str]]:
     pattern = rf"{verb} application (\w+) in process (\d+)"

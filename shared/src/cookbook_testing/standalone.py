@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import http.client
-import re
 import signal
 import threading
 import time
@@ -516,10 +515,6 @@ class UWSGILazyAppsChecks(StandaloneChecks):
         return ["--ini", "uwsgi.ini", "--lazy-apps"]
 
 
-#: What ``bankaccounts.lifecycle`` logs when a process constructs its application.
-CONSTRUCTED = re.compile(r"constructed application \w+ in process (\d+)")
-
-
 class ConstructedWhenForkedChecks:
     """For recipes whose servers construct each worker's application in a post-fork
     hook, before any request (rather than on a worker's first request)."""
@@ -531,8 +526,46 @@ class ConstructedWhenForkedChecks:
         server = start_server()
 
         def constructors() -> set[int]:
-            return {int(pid) for pid in CONSTRUCTED.findall(server.log())}
+            return {pid for pid, _ in server.constructed()}
 
         workers = server.worker_pids()
         assert wait_for(lambda: constructors() >= workers, 30, "every worker to construct its application")
         assert server.pid not in constructors(), "the master must not construct an application"
+
+
+class WorkerStartedDuringAnOutageChecks:
+    """For recipes whose workers reach the store when they start: a worker replaced while
+    the store is unreachable starts anyway (the server keeps running; gunicorn used to stop
+    the whole server, 'Worker failed to boot'), and serves once the store is back, with no
+    restart. The recipe says what its worker logs when it starts without the store."""
+
+    #: The line a worker logs when it starts without its store; ``{pid}`` is the worker's pid.
+    started_without_the_store: str
+
+    def served_again(self, server: ServerProcess, replacement: int, store: StoreBehindAProxy) -> bool:
+        """Whether the replacement worker serves from the store; a recipe may ask more."""
+        return replacement in applications_by_pid(server)
+
+    @pytest.mark.requires_a_database_server
+    def test_a_worker_started_while_the_store_is_unreachable_serves_once_it_is_back(
+        self, start_server: Callable[..., ServerProcess], store_behind_a_fault_proxy: StoreBehindAProxy
+    ) -> None:
+        store = store_behind_a_fault_proxy
+        server = store.start(start_server)
+        opened = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
+        account = f"/accounts/{opened.json['id']}"
+        store.proxy.go_down()
+        before = server.worker_pids()
+        server.signal_worker(min(before), signal.SIGKILL)
+        (replacement,) = wait_for(lambda: server.worker_pids() - before, 30, "a replacement worker")
+        started = self.started_without_the_store.format(pid=replacement)
+        wait_for(lambda: started in server.log(), 30, f"its start: {started!r}")
+        assert server.returncode is None, "the server stopped"
+        store.proxy.come_back()
+
+        def served_again() -> bool:
+            # Workers reconnect on their own schedule (drivers back off): keep asking.
+            answers = {server.client.get(account).status for _ in range(server.workers * 4)}
+            return answers == {200} and self.served_again(server, replacement, store)
+
+        wait_for(served_again, 60, "every worker, the replacement too, to serve from the store again")

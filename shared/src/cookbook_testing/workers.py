@@ -1,0 +1,74 @@
+"""Real task-queue workers, run as the Celery and RQ recipes' READMEs run them.
+
+Each worker consumes a queue of its own, named at random, so that no other
+test's (or benchmark run's) messages reach it. Both are ``ManagedProcess``es:
+started in a session of their own, stopped with a bounded graceful stop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cookbook_testing.processes import ManagedProcess
+
+__all__ = ["CeleryWorker", "RQWorker"]
+
+
+def _queue_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class CeleryWorker(ManagedProcess):
+    """``celery -A APP worker --pool POOL`` run from ``cwd``; ready when it says so."""
+
+    def __init__(
+        self,
+        cwd: Path,
+        env: Mapping[str, str],
+        *,
+        app: str = "tasks",
+        pool: str = "prefork",
+        concurrency: int = 4,
+        queue: str | None = None,
+        extra_args: Sequence[str] = (),
+        kind: str | None = None,
+    ) -> None:
+        self.queue = queue or _queue_name("test")
+        args = ["-A", app, "worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO"]
+        args += ["--queues", self.queue, "--hostname", f"{self.queue}@%h", "--without-gossip", "--without-mingle"]
+        super().__init__(kind or f"celery-{pool}", "celery", [*args, *extra_args], cwd, dict(env))
+
+    def is_ready(self) -> bool:
+        return " ready." in self.log()
+
+
+class RQWorker(ManagedProcess):
+    """``rq worker -w CLASS QUEUE`` run from ``cwd``, or with ``pool=N`` ``rq
+    worker-pool --num-workers N``; ready when every worker listens.
+
+    ``worker_class`` is a dotted name; ``path`` adds folders to the import path
+    the workers load it from (``rq``'s ``--path``).
+    """
+
+    def __init__(
+        self,
+        cwd: Path,
+        env: Mapping[str, str],
+        *,
+        worker_class: str,
+        queue: str | None = None,
+        pool: int = 0,
+        path: Sequence[str] = (),
+        kind: str | None = None,
+    ) -> None:
+        self.queue = queue or _queue_name("test")
+        self.pool = pool
+        command = ["worker-pool", "--num-workers", str(pool)] if pool else ["worker"]
+        paths = [argument for folder in path for argument in ("--path", folder)]
+        args = [*command, *paths, "-w", worker_class, self.queue]
+        super().__init__(kind or f"rq-{worker_class.rsplit('.', 1)[-1]}", "rq", args, cwd, dict(env))
+
+    def is_ready(self) -> bool:
+        return self.log().count("*** Listening on") >= max(self.pool, 1)
