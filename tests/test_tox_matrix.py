@@ -27,7 +27,7 @@ def tox(*args: str) -> str:
 @pytest.fixture(scope="module")
 def environments() -> dict[str, dict[str, Any]]:
     """Every environment tox.ini defines, with its resolved settings."""
-    keys = ["change_dir", "commands_pre", "commands"]
+    keys = ["change_dir", "commands_pre", "commands", "env_python"]
     environments: dict[str, dict[str, Any]] = json.loads(tox("config", "-e", "ALL", "--format", "json", "-k", *keys))[
         "env"
     ]
@@ -46,7 +46,8 @@ def test_every_recipe_environment_runs_the_recipes_tests_in_a_copy(environments:
         assert settings["commands_pre"][0] == f"python {ROOT / 'cookbook.py'} copy {recipe} {folder.parent.parent}", (
             name
         )
-        assert settings["commands_pre"][1] == "python -m pip install --quiet -r requirements-test.txt", name
+        install = f"python -m uv pip install --quiet --python {settings['env_python']} -r requirements-test.txt"
+        assert settings["commands_pre"][1] == install, name
         assert all(command.startswith("python -m pytest ") for command in settings["commands"]), name
         copied.add(recipe)
     assert copied == {recipe.name for recipe in RECIPES}
