@@ -42,6 +42,7 @@ setup_test_environment()
 
 from bank.accounts import DjangoBankAccounts, close_bank_accounts, init_bank_accounts  # noqa: E402
 from config.database import database_settings  # noqa: E402
+from cookbook_testing.databases import copy_database  # noqa: E402
 from cookbook_testing.http import Client, DjangoTestClient  # noqa: E402
 
 pytest_plugins = ["cookbook_testing.plugin"]
@@ -109,19 +110,26 @@ def server_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def prepare_store(recipe_dir: Path, server_env: dict[str, str]) -> Callable[[dict[str, str]], None]:
-    """Create the tables as a user would before starting a server: python manage.py migrate."""
+def migrated_database(recipe_dir: Path, server_env: dict[str, str], make_database_url: Callable[[], str]) -> str:
+    """A database whose tables are created as a user creates them before starting a
+    server (python manage.py migrate), then left alone: servers get copies of it."""
+    database_url = make_database_url()
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input"],
+        cwd=recipe_dir,
+        env={**os.environ, **server_env, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return database_url
 
-    def run_migrate(store_env: dict[str, str]) -> None:
-        result = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input"],
-            cwd=recipe_dir,
-            env={**os.environ, **server_env, **store_env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
 
-    return run_migrate
+@pytest.fixture(scope="session")
+def prepare_store(migrated_database: str) -> Callable[[dict[str, str]], None]:
+    """Each server's new database becomes a copy of the migrated one: what migrate makes
+    of an empty database, without a Django start-up per server (the copy of a file on
+    SQLite, of a template on PostgreSQL)."""
+    return lambda store_env: copy_database(migrated_database, store_env["DATABASE_URL"])

@@ -10,6 +10,7 @@ a database of its own.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sqlite3
 import tempfile
 import uuid
@@ -69,6 +70,22 @@ class PostgresDatabases:
             for dbname in self._created:
                 connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
         self._created.clear()
+
+
+def copy_database(source_url: str, target_url: str) -> None:
+    """Make the database ``target_url`` names a copy of ``source_url``'s, on the same
+    server (or, for SQLite, a copy of the file). Nothing may be connected to the
+    source: PostgreSQL copies it as a template, SQLite's file must be closed."""
+    source, target = DatabaseConfig.from_url(source_url), DatabaseConfig.from_url(target_url)
+    if source.store == "sqlite":
+        assert source.sqlite_path is not None and target.sqlite_path is not None
+        target.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source.sqlite_path, target.sqlite_path)
+        return
+    with psycopg.connect(url_with_database(target_url, "postgres"), autocommit=True) as connection:
+        name = sql.Identifier(target.dbname)
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        connection.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(name, sql.Identifier(source.dbname)))
 
 
 def server_backends(database_url: str) -> list[tuple[int, str]]:
