@@ -99,9 +99,13 @@ finally:
 CASSANDRA_PROGRAM = """\
 from cassandra_testing.node import CassandraNode
 
-with CassandraNode(Path(sys.argv[1]), start_timeout=300) as node:
+node = CassandraNode(Path(sys.argv[1]), start_timeout=300)
+try:
+    node.start()
     hosts = ",".join(f"{host}:{node.port}" for host in node.hosts)
     ready_until_stdin_closes({"hosts": hosts, "pid": node.pid, "log": str(node.log_path)})
+finally:
+    node.stop()  # not a with block: a start cut short must delete the node's folder too
 """
 #: The keyspace eventsourcing_cassandra takes from the environment, as the application reads it.
 KEYSPACE_PROGRAM = """\
