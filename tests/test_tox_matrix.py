@@ -46,7 +46,8 @@ def test_every_recipe_environment_runs_the_recipes_tests_in_a_copy(environments:
         assert settings["commands_pre"][0] == f"python {ROOT / 'cookbook.py'} copy {recipe} {folder.parent.parent}", (
             name
         )
-        install = f"python -m uv pip install --quiet --python {settings['env_python']} -r requirements-test.txt"
+        python = settings["env_python"]
+        install = f"python -m uv pip install --quiet --reinstall --python {python} -r requirements-test.txt"
         assert settings["commands_pre"][1] == install, name
         assert all(command.startswith("python -m pytest ") for command in settings["commands"]), name
         copied.add(recipe)
