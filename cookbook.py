@@ -352,7 +352,7 @@ def prepare_django(recipe_dir: Path, python: Path, env: dict[str, str], store: s
     sys.stdout.write(result.stdout)
     sys.stdout.flush()
     result.check_returncode()
-    # "Event store ready in keyspace bankaccounts on 127.0.0.1:9042"
+    # "Event store ready in keyspace eventsourcing on 127.0.0.1:9042"
     match = re.search(r"keyspace (\S+) on", result.stdout)
     return match.group(1) if match else None
 

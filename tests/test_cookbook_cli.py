@@ -265,7 +265,9 @@ def test_serve_cassandra_recipes_start_a_node_or_use_cassandra_hosts(serve: Call
     hosts = match.group(1)
     flask.check_health_and_a_write("cassandra")
 
-    django = serve("django-cassandra", "--server", "gunicorn", env=serve_env(venvs, CASSANDRA_HOSTS=hosts))
+    # A keyspace of its own on that node (both recipes default to eventsourcing's).
+    env = serve_env(venvs, CASSANDRA_HOSTS=hosts, CASSANDRA_KEYSPACE="bankaccounts")
+    django = serve("django-cassandra", "--server", "gunicorn", env=env)
     assert django.wait_until_serving(INSTALL_AND_START) == f"Cassandra {hosts}, keyspace bankaccounts"
     assert f"Event store ready in keyspace bankaccounts on {hosts}" in django.output()  # create_event_store ran
     assert "starting a Cassandra node" not in django.output()
