@@ -46,6 +46,14 @@ def test_sqlite_relative_and_absolute_paths(tmp_path: Path, monkeypatch: pytest.
     assert DatabaseConfig.from_url("sqlite:////srv/x.db").sqlalchemy_url() == "sqlite:////srv/x.db"
 
 
+def test_only_make_sqlite_folder_creates_the_folder(tmp_path: Path) -> None:
+    config = DatabaseConfig.from_url(f"sqlite:///{tmp_path / 'data' / 'bank.sqlite3'}")
+    assert config.sqlalchemy_url() and config.connect_args() == {} and config.eventsourcing_env()
+    assert not (tmp_path / "data").exists()  # reading the setting creates nothing
+    config.make_sqlite_folder()
+    assert (tmp_path / "data").is_dir()
+
+
 @pytest.mark.parametrize(
     "url",
     ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&cache=shared", "sqlite:relative.db"],

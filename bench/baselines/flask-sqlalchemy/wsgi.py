@@ -68,8 +68,10 @@ class AuditEntry(db.Model):  # type: ignore[name-defined,misc]
 
 def create_app() -> Flask:
     app = Flask(__name__)
+    database = DatabaseConfig.from_env()
+    database.make_sqlite_folder()
     app.config.update(
-        SQLALCHEMY_DATABASE_URI=DatabaseConfig.from_env().sqlalchemy_url(),
+        SQLALCHEMY_DATABASE_URI=database.sqlalchemy_url(),
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )

@@ -116,7 +116,9 @@ def domain_error(error: BankAccountsError, request: Request) -> dict[str, str]:
 
 
 def make_app() -> Any:
-    engine = create_engine(DatabaseConfig.from_env().sqlalchemy_url(), pool_pre_ping=True)
+    database = DatabaseConfig.from_env()
+    database.make_sqlite_folder()
+    engine = create_engine(database.sqlalchemy_url(), pool_pre_ping=True)
     Base.metadata.create_all(engine)
     if engine.dialect.name == "sqlite":  # as eventsourcing-sqlalchemy sets it for the recipe
         with engine.connect() as connection:

@@ -28,6 +28,7 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     safe to call in a prefork server's master before the workers fork."""
     app = Flask(__name__)
     database = DatabaseConfig.from_env()
+    database.make_sqlite_folder()
     app.config.update(
         SQLALCHEMY_DATABASE_URI=database.sqlalchemy_url(),
         # Test connections before use: a database restart must not fail requests.

@@ -144,6 +144,13 @@ class DatabaseConfig:
             env["POSTGRES_PORT"] = self.port
         return env
 
+    def make_sqlite_folder(self) -> None:
+        """Create the folder of the SQLite file, if missing (SQLite creates the file, not its
+        folder); nothing for PostgreSQL. For code that opens the file itself (SQLAlchemy's
+        engine): eventsourcing's store does it for itself (``bankaccounts.sqlite_store``)."""
+        if self.sqlite_path is not None:
+            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+
     def connect_args(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
         """SQLAlchemy's ``connect_args``, Django's ``OPTIONS``: for PostgreSQL, how long to wait
         for a connection, and the session limits (``bankaccounts.timeouts``) as libpq's
@@ -162,7 +169,6 @@ class DatabaseConfig:
         """The same database as an SQLAlchemy URL (PostgreSQL through psycopg 3)."""
         if self.store == "sqlite":
             assert self.sqlite_path is not None
-            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             return f"sqlite:///{self.sqlite_path}"
         return "postgresql+psycopg" + self.url[self.url.index(":") :]
 

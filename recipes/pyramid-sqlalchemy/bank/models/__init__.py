@@ -42,6 +42,7 @@ def get_engine(settings: Mapping[str, Any], prefix: str = "sqlalchemy.") -> Engi
         msg = f"remove {prefix}url from the settings: the database is named by the DATABASE_URL environment variable"
         raise ConfigurationError(msg)
     database = DatabaseConfig.from_env()
+    database.make_sqlite_folder()
     # Bounded waits: for a connection, a statement, a lock (bankaccounts/timeouts.py).
     return engine_from_config(
         dict(settings), prefix, url=database.sqlalchemy_url(), connect_args=database.connect_args()
