@@ -12,39 +12,28 @@ they create, exactly as the contract's tests against one server do.
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-import django
 import pytest
 
-# The production settings, whatever this shell has set, with a secret key of
-# its own if it has none.
-for name in [name for name in os.environ if name.startswith("DJANGO_") and name != "DJANGO_SECRET_KEY"]:
-    del os.environ[name]
-os.environ.pop("ALLOWED_HOSTS", None)
+from cookbook_testing.django_checks import django_server_env, start_django, use_production_settings
+
+use_production_settings()
 os.environ.pop("CASSANDRA_KEYSPACE", None)  # every test says which keyspace it uses
-os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 # Cassandra's jars (about 95 MB from Maven Central): share the cache of the
 # stores/cassandra/ package beside this recipe, which is warm once its tests have run,
 # unless CASSANDRA_CACHE_DIR says where (a CI cache).
 STORE_PACKAGE = Path(__file__).resolve().parents[3] / "stores" / "cassandra"
 os.environ.setdefault("CASSANDRA_CACHE_DIR", str(STORE_PACKAGE / ".cache"))
-django.setup()
+start_django()
 
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client as DjangoClient  # noqa: E402
 from django.test import override_settings  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
-
-# What Django's own test runner does first; among other things it allows the
-# test client's host name, "testserver".
-setup_test_environment()
 
 from bank.accounts import close_bank_accounts  # noqa: E402
 from cookbook_testing.http import Client, DjangoTestClient  # noqa: E402
@@ -94,12 +83,7 @@ def api(keyspace: str) -> Client:
 
 @pytest.fixture(scope="session")
 def server_env() -> dict[str, str]:
-    return {
-        "DJANGO_SECRET_KEY": os.environ["DJANGO_SECRET_KEY"],
-        # The test kit's HTTP client speaks plain HTTP and cannot add the
-        # proxy's X-Forwarded-Proto header, so the servers must not redirect.
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-    }
+    return django_server_env()
 
 
 @pytest.fixture(scope="session")

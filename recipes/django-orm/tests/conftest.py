@@ -8,37 +8,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import django
 import pytest
 
-# The production settings, whatever this shell has set, with a secret key of
-# its own if it has none.
-for name in [name for name in os.environ if name.startswith("DJANGO_") and name != "DJANGO_SECRET_KEY"]:
-    del os.environ[name]
-os.environ.pop("ALLOWED_HOSTS", None)
-os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+from cookbook_testing.django_checks import django_server_env, start_django, use_production_settings
+
+use_production_settings()
 # Settings are read once, now; each test then points Django at its own
 # database. This placeholder is never opened: it only keeps the settings from
 # creating ./var for the default SQLite file.
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{Path(tempfile.gettempdir()) / 'django-orm-placeholder.sqlite3'}")
-django.setup()
+start_django()
 
 from django.core.management import call_command  # noqa: E402 - needs Django set up
 from django.db import DEFAULT_DB_ALIAS, connections  # noqa: E402
 from django.test import Client as DjangoClient  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
-
-# What Django's own test runner does first; among other things it allows the
-# test client's host name, "testserver".
-setup_test_environment()
 
 from bank.accounts import DjangoBankAccounts, close_bank_accounts, init_bank_accounts  # noqa: E402
 from config.database import database_settings  # noqa: E402
@@ -101,12 +90,7 @@ def api(django_database: str) -> Client:
 
 @pytest.fixture(scope="session")
 def server_env() -> dict[str, str]:
-    return {
-        "DJANGO_SECRET_KEY": os.environ["DJANGO_SECRET_KEY"],
-        # The test kit's HTTP client speaks plain HTTP and cannot add the
-        # proxy's X-Forwarded-Proto header, so the servers must not redirect.
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-    }
+    return django_server_env()
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from uuid import UUID
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.test import Client as DjangoClient
 from django.test import override_settings
@@ -18,24 +17,15 @@ from bank.accounts import DjangoBankAccounts, bank_accounts
 from bank.api import api_view
 from bank.models import AuditEntry
 from bank.transactions import atomic_with_retries, run_in_transaction
+from bankaccounts.application import BankAccounts
 from bankaccounts.domain import Account
-from bankaccounts.web import MAX_BODY_BYTES
 from config import urls as project_urls
 from cookbook_testing.contract import HttpContract
-
-HTTPS = {"X-Forwarded-Proto": "https"}
+from cookbook_testing.django_checks import HTTPS, DjangoSiteChecks, open_account
 
 
 class TestContract(HttpContract):
     """The shared HTTP contract suite, against the Django project in this process."""
-
-
-def open_account(client: DjangoClient) -> dict[str, object]:
-    response = client.post(
-        "/accounts", {"full_name": "Ada", "email_address": "ada@example.com"}, "application/json", headers=HTTPS
-    )
-    assert response.status_code == 201, response.content
-    return response.json()
 
 
 def test_events_and_orm_rows_commit_together(django_database: str, count_events: Callable[[], int]) -> None:
@@ -127,64 +117,14 @@ def test_inside_a_transaction_it_does_not_own_a_conflict_goes_to_the_owner(bank:
     assert bank.get_account(account_id).balance == 5
 
 
-def test_concurrent_deposits_from_threads_are_all_recorded(django_database: str) -> None:
-    """Each thread has its own Django connection: real concurrent transactions, real conflicts on PostgreSQL."""
-    account = open_account(DjangoClient())
-    threads, deposits_per_thread = 6, 15
-    statuses: list[int] = []
+class TestSite(DjangoSiteChecks):
+    """The test kit's checks of a Django project in this process, on this test's database."""
 
-    def deposit_repeatedly() -> None:
-        client = DjangoClient()
-        try:
-            for _ in range(deposits_per_thread):
-                response = client.post(
-                    f"/accounts/{account['id']}/deposit", {"amount": 3}, "application/json", headers=HTTPS
-                )
-                statuses.append(response.status_code)
-        finally:
-            connections.close_all()  # this thread's connection
+    deposits_per_thread = 15  # each thread has its own connection: real concurrent transactions
 
-    workers = [threading.Thread(target=deposit_repeatedly) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
+    @pytest.fixture
+    def django_store(self, django_database: str) -> str:
+        return django_database
 
-    assert statuses == [200] * threads * deposits_per_thread
-    final = DjangoClient().get(f"/accounts/{account['id']}", headers=HTTPS).json()
-    assert (final["balance"], final["version"]) == (
-        3 * threads * deposits_per_thread,
-        1 + threads * deposits_per_thread,
-    )
-
-
-def test_the_application_is_constructed_once_per_process(django_database: str) -> None:
-    client = DjangoClient()
-    ids = {client.get("/health", headers=HTTPS).json()["application"] for _ in range(5)}
-    assert ids == {bank_accounts().instance_id}
-
-
-def test_plain_http_is_redirected_to_https_except_the_probes(django_database: str) -> None:
-    client = DjangoClient()
-    response = client.post("/accounts", {"full_name": "Ada", "email_address": "a@example.com"}, "application/json")
-    assert response.status_code == 301
-    assert response.headers["Location"] == "https://testserver/accounts"
-    assert client.get("/health").status_code == 200  # probes on the machine itself use plain HTTP
-    assert client.get("/ready").status_code == 200
-    secure = client.get("/health", headers=HTTPS)
-    assert secure.headers["Strict-Transport-Security"] == "max-age=3600; includeSubDomains; preload"
-
-
-@override_settings(ALLOWED_HOSTS=["bank.example.com"])
-def test_a_request_for_another_host_is_refused(django_database: str) -> None:
-    response = DjangoClient().get("/health", headers={**HTTPS, "Host": "evil.example.com"})
-    assert response.status_code == 400
-    assert set(response.json()) == {"error"}
-
-
-def test_an_oversized_body_is_413_and_changes_nothing(django_database: str, count_events: Callable[[], int]) -> None:
-    body = b'{"full_name": "' + b"N" * MAX_BODY_BYTES + b'", "email_address": "ada@example.com"}'
-    response = DjangoClient().generic("POST", "/accounts", body, "application/json", headers=HTTPS)
-    assert response.status_code == 413
-    assert set(response.json()) == {"error"}
-    assert count_events() == 0
+    def process_application(self) -> BankAccounts:
+        return bank_accounts()

@@ -5,4 +5,6 @@ import pytest
 # The suites here are installed as a package, not collected from a test folder,
 # so pytest would not rewrite their asserts: a failure would say only
 # "AssertionError". Register them before they are imported.
-pytest.register_assert_rewrite("cookbook_testing.contract", "cookbook_testing.standalone")
+pytest.register_assert_rewrite(
+    "cookbook_testing.contract", "cookbook_testing.django_checks", "cookbook_testing.standalone"
+)
