@@ -25,17 +25,22 @@ pytestmark = pytest.mark.requires_postgresql
 ROUND = 16  # concurrent requests per round, one per client thread
 ROUNDS = 5  # the load both servers get: 80 account openings
 MAX_ROUNDS = 25  # the anti-pattern gets more, up to 400, until it shows a failure
+# How long a request may go unanswered before it counts as failed. An opening takes
+# milliseconds; the anti-pattern's workers hang on replies another worker read, and
+# a request that reaches no free worker waits out the connect and then the read.
+TIMEOUT = 5.0
+ANTIPATTERN_TIMEOUT = 1.0
 ANTIPATTERN_ARGS = {
     "uwsgi": ["--ini", "tests/antipattern/uwsgi.ini"],
     "gunicorn": ["-c", "tests/antipattern/gunicorn.conf.py"],
 }
 
 
-def open_accounts(server: ServerProcess, rounds: int) -> list[object]:
+def open_accounts(server: ServerProcess, rounds: int, timeout: float = TIMEOUT) -> list[object]:
     """Rounds of 16 concurrent account openings; each outcome is a status or an error name."""
-    # Short timeout: a worker that inherited a shared connection may wait forever
+    # A bounded wait: a worker that inherited a shared connection may wait forever
     # for a reply that another worker has already read.
-    client = HTTPClient("127.0.0.1", server.port, timeout=5)
+    client = HTTPClient("127.0.0.1", server.port, timeout=timeout)
 
     def open_one(number: int) -> object:
         try:
@@ -72,12 +77,12 @@ def test_constructed_before_fork_requests_fail(
         # Before any request, the one connection is the master's, which every worker now holds.
         names = {name for _, name in server_backends(database_url) if name.startswith("bankaccounts-")}
         assert names == {f"bankaccounts-{server.pid}"}
-        outcomes = open_accounts(server, ROUNDS)
+        outcomes = open_accounts(server, ROUNDS, ANTIPATTERN_TIMEOUT)
         print(f"{kind}, constructed before fork: {len(failures(outcomes))} of {len(outcomes)} requests failed")
         for _ in range(ROUNDS, MAX_ROUNDS):  # bounded: never let luck decide
             if failures(outcomes):
                 break
-            outcomes += open_accounts(server, 1)
+            outcomes += open_accounts(server, 1, ANTIPATTERN_TIMEOUT)
     assert failures(outcomes), f"the anti-pattern served all {len(outcomes)} requests: it no longer shows the hazard"
     print(f"{kind}, constructed before fork: failures seen: {sorted(set(map(str, failures(outcomes))))}")
 
