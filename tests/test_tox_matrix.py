@@ -4,7 +4,9 @@ repository's folders), and CI runs every environment tox.ini defines."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -74,3 +76,38 @@ def ci_environments() -> set[str]:
 
 def test_ci_runs_every_environment(environments: dict[str, dict[str, Any]]) -> None:
     assert set(environments) - ci_environments() == set()
+
+
+def test_the_matrix_node_goes_to_the_cassandra_recipes_only() -> None:
+    """``cookbook.py test`` hands the node it starts to the Cassandra recipes' environments
+    (as ``COOKBOOK_SHARED_CASSANDRA``); the Cassandra package's environment starts its own,
+    whose tests check the node harness, and ``CASSANDRA_HOSTS``, when set, wins."""
+    cassandra_envs = tox("list", "--no-desc", "-m", "cassandra").split()
+    env = {**os.environ, "COOKBOOK_SHARED_CASSANDRA": "127.0.0.1:19042"}
+    env.pop("CASSANDRA_HOSTS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "tox", "config", "-e", ",".join(cassandra_envs), "--format", "json", "-k", "set_env"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    hosts = {
+        name: settings["set_env"].get("CASSANDRA_HOSTS") for name, settings in json.loads(result.stdout)["env"].items()
+    }
+    recipes = {name for name in hosts if name != "cassandra"}
+    assert recipes >= {"flask-cassandra", "django-cassandra", "django-cassandra-django6"}
+    assert hosts == {"cassandra": None, **dict.fromkeys(recipes, "127.0.0.1:19042")}
+
+
+def test_only_a_run_of_the_whole_matrix_starts_the_shared_node() -> None:
+    spec = importlib.util.spec_from_file_location("cookbook", ROOT / "cookbook.py")
+    assert spec is not None and spec.loader is not None
+    cookbook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cookbook)
+    assert cookbook.runs_the_whole_matrix([])
+    assert cookbook.runs_the_whole_matrix(["-p", "4", "--", "-k", "-e"])
+    for selection in (["-e", "flask-cassandra"], ["-eflask-cassandra"], ["-m", "cassandra"], ["--labels=rabbitmq"]):
+        assert not cookbook.runs_the_whole_matrix(selection), selection
