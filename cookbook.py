@@ -490,7 +490,10 @@ def test(tox_args: list[str]) -> int:
         listed = [*env.get("PYENV_VERSION", "").split(":"), *versions.split(":")]
         env["PYENV_VERSION"] = ":".join(dict.fromkeys(v for v in listed if v))
 
-    command = [str(environment / "bin" / "tox"), "run-parallel", "--parallel", "auto", "--parallel-no-spinner"]
+    # Twice as many environments as cores: the tests spend much of their time
+    # waiting (servers starting and stopping, outages and timeouts running out).
+    parallel = str(2 * (os.cpu_count() or 1))
+    command = [str(environment / "bin" / "tox"), "run-parallel", "--parallel", parallel, "--parallel-no-spinner"]
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         # In CI an environment whose Python is missing is a failure, not a skip.
         command += ["--skip-missing-interpreters", "false"]
