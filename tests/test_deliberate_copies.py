@@ -330,6 +330,28 @@ COPIES: list[Group] = [
         },
     ),
     SameDefinitions(
+        why="the same checks of where the application is constructed, each shown on its recipe's page with what"
+        " its store opens (the test kit's Django checks take what is the same whichever the store)",
+        recipes=DJANGO,
+        path="tests/test_lifecycle.py",
+        alike=("FORK", "forked_child_of_a_parent_with_an_application"),
+        differ={
+            "test_importing_wsgi_constructs_nothing_and_connects_to_nothing": "what a master must not have opened:"
+            " Django's database connection, or the Cassandra driver's threads",
+            "task_queue_worker": "the ORM's unit of work runs in a transaction and closes Django's connections",
+            "test_the_task_queue_hook_constructs_each_worker_its_own_application": "the same: transactions and"
+            " Django's connections, or the driver's session",
+            "test_a_worker_forked_from_a_parent_with_an_application_refuses_to_start": "the parent's application:"
+            " the ORM test's fixture, or one constructed here that must still work after the fork",
+        },
+    ),
+    SameDefinitions(
+        why="the same server checks from the test kit: both projects construct each worker's application when forked",
+        recipes=DJANGO,
+        path="tests/test_servers.py",
+        alike=("TestContractOverServers", "TestServers", "TestLazyApps"),
+    ),
+    SameDefinitions(
         why="the WSGI entry point sets Django up the same way",
         recipes=DJANGO,
         path="wsgi.py",
