@@ -4,7 +4,7 @@ The settings are the production ones (``config/settings.py``), with a secret
 key generated for this run: none is kept in the repository. The node comes
 from ``cassandra_testing.plugin`` (or is the cluster ``CASSANDRA_HOSTS``
 names). Each test module in-process, and each server, gets a keyspace of its
-own, made as a user makes it (``manage.py create_event_store``) and dropped
+own, made by the command a user runs (``create_event_store``) and dropped
 afterwards. Tests inside one module tell their data apart by the account ids
 they create, exactly as the contract's tests against one server do.
 """
@@ -12,8 +12,6 @@ they create, exactly as the contract's tests against one server do.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -87,20 +85,14 @@ def server_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def prepare_store(recipe_dir: Path, server_env: dict[str, str]) -> Callable[[dict[str, str]], None]:
-    """Create a new keyspace's tables as a user would before starting a server:
-    python manage.py create_event_store."""
+def prepare_store() -> Callable[[dict[str, str]], None]:
+    """Create a new keyspace's tables before a server starts on it, with the command a
+    user runs (``manage.py create_event_store``; test_settings.py runs it that way), here
+    in this process: a Django start-up per server saved."""
 
     def create_event_store(store_env: dict[str, str]) -> None:
-        result = subprocess.run(
-            [sys.executable, "manage.py", "create_event_store"],
-            cwd=recipe_dir,
-            env={**os.environ, **server_env, **store_env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
+        env = eventstore_env(store_env["CASSANDRA_HOSTS"], store_env["CASSANDRA_KEYSPACE"])
+        with override_settings(EVENTSOURCING_ENV=env):
+            call_command("create_event_store", verbosity=0)
 
     return create_event_store
