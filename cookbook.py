@@ -258,17 +258,28 @@ def start_postgresql(python: Path, environment: Path, env: dict[str, str], servi
     return str(details["url"])
 
 
+def cassandra_cache(env: Mapping[str, str]) -> Path:
+    """Where Maven keeps Cassandra's jars: CASSANDRA_CACHE_DIR, or the Cassandra package's .cache."""
+    return Path(env.get("CASSANDRA_CACHE_DIR") or CASSANDRA_PACKAGE / ".cache").absolute()
+
+
+def start_cassandra_node(python: Path, env: dict[str, str], services: list[Service]) -> dict[str, Any]:
+    """A node run by ``cassandra_testing.service`` with ``python`` (which has the Cassandra
+    package), its jars from ``cassandra_cache``; its ready line (hosts, pid, log)."""
+    args = [str(cassandra_cache(env))]
+    services.append(service := Service("the Cassandra node", python, "cassandra_testing.service", args, env))
+    return service.ready(timeout=CASSANDRA_START_TIMEOUT)
+
+
 def start_cassandra(recipe_dir: Path, python: Path, env: dict[str, str], services: list[Service]) -> str:
     """One Cassandra node, from Maven Central's jars, with the recipe's own test harness; its hosts."""
-    cache = Path(os.environ.get("CASSANDRA_CACHE_DIR") or CASSANDRA_PACKAGE / ".cache").absolute()
     say("CASSANDRA_HOSTS is not set; starting a Cassandra node (Java 17 and Maven)")
     # requirements-test.txt brings cassandra_testing, which runs the recipe's test node.
     run_pip(python, "install", "--quiet", "-r", "requirements-test.txt", cwd=recipe_dir)
-    say(f"Cassandra's jars come into {shown(cache)} (about 95 MB on the first run)")
-    services.append(service := Service("the Cassandra node", python, "cassandra_testing.service", [str(cache)], env))
-    details = service.ready(timeout=CASSANDRA_START_TIMEOUT)
+    say(f"Cassandra's jars come into {shown(cassandra_cache(env))} (about 95 MB on the first run)")
+    details = start_cassandra_node(python, env, services)
     log = shown(Path(details["log"]))
-    say(f"the Cassandra node is up (pid {service.pid}), its log in {log}; it and its data go when serve stops")
+    say(f"the Cassandra node is up (pid {details['pid']}), its log in {log}; it and its data go when serve stops")
     return str(details["hosts"])
 
 
@@ -468,15 +479,13 @@ def start_shared_cassandra(tox_environment: Path, env: dict[str, str], services:
     them as CASSANDRA_HOSTS): a node each would cost each environment a start and a JVM
     running beside its tests. The Cassandra package's environment starts its own, to test
     the node harness itself. Its hosts."""
-    environment = venv("cassandra-node")
-    python = environment / "bin" / "python"
-    cache = Path(env.get("CASSANDRA_CACHE_DIR") or CASSANDRA_PACKAGE / ".cache").absolute()
+    python = venv("cassandra-node") / "bin" / "python"
     uv = [str(tox_environment / "bin" / "uv"), "pip", "install", "--quiet", "--python", str(python)]
     subprocess.run([*uv, "-r", "requirements-test.txt"], cwd=CASSANDRA_PACKAGE, check=True)
-    say(f"starting a Cassandra node for the Cassandra recipes' environments; Maven's jars in {shown(cache)}")
-    services.append(service := Service("the Cassandra node", python, "cassandra_testing.service", [str(cache)], env))
-    details = service.ready(timeout=CASSANDRA_START_TIMEOUT)
-    say(f"the Cassandra node is up (pid {service.pid}) at {details['hosts']}; it stops when the run ends")
+    cache = shown(cassandra_cache(env))
+    say(f"starting a Cassandra node for the Cassandra recipes' environments; Maven's jars in {cache}")
+    details = start_cassandra_node(python, env, services)
+    say(f"the Cassandra node is up (pid {details['pid']}) at {details['hosts']}; it stops when the run ends")
     return str(details["hosts"])
 
 

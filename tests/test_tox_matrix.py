@@ -18,10 +18,9 @@ import pytest
 from conftest import RECIPES, ROOT
 
 
-def tox(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "tox", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
+def tox(*args: str, env: dict[str, str] | None = None) -> str:
+    command = [sys.executable, "-m", "tox", *args]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -82,24 +81,21 @@ def test_the_matrix_node_goes_to_the_cassandra_recipes_only() -> None:
     """``cookbook.py test`` hands the node it starts to the Cassandra recipes' environments
     (as ``COOKBOOK_SHARED_CASSANDRA``); the Cassandra package's environment starts its own,
     whose tests check the node harness, and ``CASSANDRA_HOSTS``, when set, wins."""
-    cassandra_envs = tox("list", "--no-desc", "-m", "cassandra").split()
-    env = {**os.environ, "COOKBOOK_SHARED_CASSANDRA": "127.0.0.1:19042"}
-    env.pop("CASSANDRA_HOSTS", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "tox", "config", "-e", ",".join(cassandra_envs), "--format", "json", "-k", "set_env"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    hosts = {
-        name: settings["set_env"].get("CASSANDRA_HOSTS") for name, settings in json.loads(result.stdout)["env"].items()
-    }
+    cassandra_envs = ",".join(tox("list", "--no-desc", "-m", "cassandra").split())
+
+    def hosts_given(**variables: str) -> dict[str, str | None]:
+        env = {name: value for name, value in os.environ.items() if name != "CASSANDRA_HOSTS"}
+        resolved = json.loads(
+            tox("config", "-e", cassandra_envs, "--format", "json", "-k", "set_env", env={**env, **variables})
+        )
+        return {name: settings["set_env"].get("CASSANDRA_HOSTS") for name, settings in resolved["env"].items()}
+
+    hosts = hosts_given(COOKBOOK_SHARED_CASSANDRA="127.0.0.1:19042")
     recipes = {name for name in hosts if name != "cassandra"}
     assert recipes >= {"flask-cassandra", "django-cassandra", "django-cassandra-django6"}
     assert hosts == {"cassandra": None, **dict.fromkeys(recipes, "127.0.0.1:19042")}
+    cluster = hosts_given(COOKBOOK_SHARED_CASSANDRA="127.0.0.1:19042", CASSANDRA_HOSTS="cassandra.example.com:9042")
+    assert {cluster[name] for name in recipes} == {"cassandra.example.com:9042"}
 
 
 def test_only_a_run_of_the_whole_matrix_starts_the_shared_node() -> None:

@@ -113,7 +113,10 @@ class DjangoSettingsChecks:
     ) -> None:
         result = self.manage(
             recipe_dir,
-            *("check", "--deploy", "--fail-level", "WARNING"),
+            "check",
+            "--deploy",
+            "--fail-level",
+            "WARNING",
             DJANGO_SECRET_KEY=os.environ["DJANGO_SECRET_KEY"],
             ALLOWED_HOSTS="bank.example.com",
             **store_settings,
