@@ -126,10 +126,21 @@ class Served:
             found += [parent, *parent.children(recursive=True)]
         return found
 
+    def all_processes(self, timeout: float = 30) -> list[psutil.Process]:
+        """serve, the server's master and both workers, once they all exist.
+
+        A snapshot taken as soon as serve answers can miss a worker: gunicorn's master
+        forks its workers up to 0.1 s apart, and the first one answers meanwhile.
+        """
+        deadline = time.monotonic() + timeout
+        while len(processes := self.processes()) < 4:
+            assert time.monotonic() < deadline, ([process.cmdline() for process in processes], self.output()[-5000:])
+            time.sleep(0.1)
+        return processes
+
     def stop_with_ctrl_c(self) -> None:
         """Ctrl+C: serve exits 0, and no process it started is left."""
-        processes = self.processes()
-        assert len(processes) > 3, [process.cmdline() for process in processes]
+        processes = self.all_processes()
         self.process.send_signal(signal.SIGINT)  # what Ctrl+C does
         assert self.process.wait(timeout=240) == 0, self.output()[-5000:]
         deadline = time.monotonic() + 30
