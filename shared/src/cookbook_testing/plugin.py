@@ -369,7 +369,7 @@ def start_server(
 
     yield start
     for server in running:
-        server.__exit__()
+        server.kill()  # its checks are done; a graceful stop is checked by tests of its own
 
 
 @pytest.fixture(scope="class")
@@ -382,5 +382,8 @@ def server(
 ) -> Iterator[servers.ServerProcess]:
     """One running server shared by a test class (4 workers, its own store)."""
     env = {**make_store_env(), **server_env}
-    with servers.ServerProcess(server_kind, recipe_dir, env=env, args=server_args) as running:
+    running = servers.ServerProcess(server_kind, recipe_dir, env=env, args=server_args).start()
+    try:
         yield running
+    finally:
+        running.kill()  # as start_server's servers are
