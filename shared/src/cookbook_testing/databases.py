@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import sqlite3
 import tempfile
 import uuid
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -41,6 +43,12 @@ def embedded_postgres_server() -> Iterator[str]:
     try:
         yield server.get_uri()
     finally:
+        # Its data is deleted next: an immediate shutdown (SIGQUIT) skips the shutdown
+        # checkpoint, which wrote every test's database out first (3-5 s).
+        with contextlib.suppress(psutil.NoSuchProcess):
+            postmaster = psutil.Process(server.get_pid())
+            postmaster.send_signal(signal.SIGQUIT)
+            postmaster.wait(30)
         server.cleanup()
         with contextlib.suppress(OSError):
             parent.rmdir()
@@ -52,11 +60,20 @@ def url_with_database(url: str, dbname: str) -> str:
 
 
 class PostgresDatabases:
-    """Creates (and later drops) one database per test on a PostgreSQL server."""
+    """Creates (and later drops) the tests' databases on a PostgreSQL server.
+
+    ``create()`` makes a new one. A test that needs an empty database only while
+    it runs borrows one instead, and gives it back emptied: ``CREATE DATABASE``
+    copies ``template1`` (7.5 MB, about 0.2 CPU-seconds of the server's), while
+    dropping and re-creating the ``public`` schema takes milliseconds, and leaves
+    what a new database has (the schema's tables, sequences and functions go;
+    sessions are ended first, and with them their locks and prepared statements).
+    """
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
         self._created: list[str] = []
+        self._empty: list[str] = []  # created, used, and emptied again
 
     def create(self) -> str:
         dbname = f"cookbook_test_{uuid.uuid4().hex[:16]}"
@@ -64,6 +81,42 @@ class PostgresDatabases:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         self._created.append(dbname)
         return url_with_database(self.admin_url, dbname)
+
+    def borrow(self) -> str:
+        """An empty database: one given back before, or else a new one."""
+        if self._empty:
+            return url_with_database(self.admin_url, self._empty.pop())
+        return self.create()
+
+    def give_back(self, url: str) -> None:
+        """Empty a borrowed database for the next borrower. One holding anything but the
+        ``public`` schema (or whose sessions hold on past the bound) is not lent again."""
+        dbname = urlsplit(url).path.lstrip("/")
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [dbname],
+            )
+        try:
+            connection = psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError:
+            return  # the test dropped it
+        with connection:
+            schemas = connection.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
+            ).fetchall()
+            if schemas != [("public",)]:
+                return
+            try:
+                # A terminated session releases its locks as it exits: wait for that, boundedly.
+                connection.execute("SET lock_timeout = '10s'")
+                with connection.transaction():
+                    connection.execute("DROP SCHEMA public CASCADE")
+                    connection.execute("CREATE SCHEMA public AUTHORIZATION pg_database_owner")
+                    connection.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+            except psycopg.Error:  # a lock held past the bound; a server older than PostgreSQL 14
+                return
+        self._empty.append(dbname)
 
     def drop_all(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as connection:

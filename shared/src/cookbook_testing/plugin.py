@@ -200,11 +200,18 @@ def make_database_url(
 
 
 @pytest.fixture
-def database_url(make_database_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh database for this test, also set as ``DATABASE_URL``."""
-    url = make_database_url()
+def database_url(
+    make_database_url: Callable[[], str],
+    postgres_databases: PostgresDatabases | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """An empty database for this test, also set as ``DATABASE_URL``. On PostgreSQL it
+    is borrowed (``PostgresDatabases.borrow``), and emptied for another test after."""
+    url = make_database_url() if postgres_databases is None else postgres_databases.borrow()
     monkeypatch.setenv("DATABASE_URL", url)
-    return url
+    yield url
+    if postgres_databases is not None:
+        postgres_databases.give_back(url)
 
 
 @pytest.fixture(scope="session")
