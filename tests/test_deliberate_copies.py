@@ -214,7 +214,17 @@ COPIES: list[Group] = [
         why="the Flask recipes answer the contract alike: bodies, reads, errors as JSON, 503 when the store is down",
         recipes=("flask-cassandra", "flask-sqlalchemy"),
         path="bank/views.py",
-        alike=("logger", "api", "body", "health", "get_account", "domain_error", "http_error", "unavailable_store"),
+        alike=(
+            "logger",
+            "api",
+            "body",
+            "health",
+            "get_account",
+            "domain_error",
+            "http_error",
+            "unavailable_store",
+            "host_check",
+        ),
         differ={
             "ready": "each store's readiness question",
             **{

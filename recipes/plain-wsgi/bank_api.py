@@ -12,16 +12,19 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 from bankaccounts.application import BankAccounts
 from bankaccounts.domain import BankAccountsError
+from bankaccounts.hosts import UNKNOWN_HOST_MESSAGE, allowed_hosts, host_is_allowed, wsgi_host
 from bankaccounts.readiness import database_ready
 from bankaccounts.web import (
     IDEMPOTENCY_KEY_ENVIRON,
     MAX_BODY_BYTES,
     RETRY_AFTER_SECONDS,
+    JSONBody,
     account_json,
     command_id_for,
     error_json,
@@ -36,9 +39,22 @@ from bankaccounts.web import (
 logger = logging.getLogger(__name__)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request's body as read; parsed only by the handlers that take one."""
+
+    raw: bytes
+    content_type: str | None
+
+    def json(self) -> JSONBody:
+        return parse_json_object(self.raw, self.content_type)
+
+
 #: A handler's arguments: the application, the parts of the path (and, for a
 #: write, its ``command_id``), and the request body.
-Handler = Callable[[BankAccounts, dict[str, str], bytes], tuple[int, dict[str, Any]]]
+Handler = Callable[[BankAccounts, dict[str, str], Body], tuple[int, dict[str, Any]]]
 
 
 class HTTPError(Exception):
@@ -48,48 +64,48 @@ class HTTPError(Exception):
         self.headers = headers or []
 
 
-def health(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+def health(app: BankAccounts, params: dict[str, str], body: Body) -> tuple[int, dict[str, Any]]:
     return 200, health_json(app)
 
 
-def ready(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+def ready(app: BankAccounts, params: dict[str, str], body: Body) -> tuple[int, dict[str, Any]]:
     return database_ready()
 
 
-def open_account(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-    fields = parse_json_object(body)
+def open_account(app: BankAccounts, params: dict[str, str], body: Body) -> tuple[int, dict[str, Any]]:
+    fields = body.json()
     full_name, email_address = fields.string("full_name"), fields.string("email_address")
     account = app.open_account(full_name, email_address, command_id=params["command_id"])
     return 201, account_json(account)
 
 
-def get_account(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+def get_account(app: BankAccounts, params: dict[str, str], body: Body) -> tuple[int, dict[str, Any]]:
     return 200, account_json(app.get_account(parse_account_id(params["account_id"])))
 
 
-def deposit(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-    account_id, amount = parse_account_id(params["account_id"]), parse_json_object(body).integer("amount")
+def deposit(app: BankAccounts, params: dict[str, str], body: Body) -> tuple[int, dict[str, Any]]:
+    account_id, amount = parse_account_id(params["account_id"]), body.json().integer("amount")
     return 200, account_json(app.deposit(account_id, amount, command_id=params["command_id"]))
 
 
-def withdraw(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-    account_id, amount = parse_account_id(params["account_id"]), parse_json_object(body).integer("amount")
+def withdraw(app: BankAccounts, params: dict[str, str], body: Body) -> tuple[int, dict[str, Any]]:
+    account_id, amount = parse_account_id(params["account_id"]), body.json().integer("amount")
     return 200, account_json(app.withdraw(account_id, amount, command_id=params["command_id"]))
 
 
-def transfer(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-    account_id, fields = parse_account_id(params["account_id"]), parse_json_object(body)
+def transfer(app: BankAccounts, params: dict[str, str], body: Body) -> tuple[int, dict[str, Any]]:
+    account_id, fields = parse_account_id(params["account_id"]), body.json()
     to_account_id, amount = fields.uuid("to_account_id"), fields.integer("amount")
     account = app.transfer(account_id, to_account_id, amount, command_id=params["command_id"])
     return 200, account_json(account)
 
 
-def set_overdraft_limit(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-    account_id, limit = parse_account_id(params["account_id"]), parse_json_object(body).integer("limit")
+def set_overdraft_limit(app: BankAccounts, params: dict[str, str], body: Body) -> tuple[int, dict[str, Any]]:
+    account_id, limit = parse_account_id(params["account_id"]), body.json().integer("limit")
     return 200, account_json(app.set_overdraft_limit(account_id, limit, command_id=params["command_id"]))
 
 
-def close_account(app: BankAccounts, params: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+def close_account(app: BankAccounts, params: dict[str, str], body: Body) -> tuple[int, dict[str, Any]]:
     account_id = parse_account_id(params["account_id"])
     return 200, account_json(app.close_account(account_id, command_id=params["command_id"]))
 
@@ -109,32 +125,55 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
 
 
 def route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    """The handler for a request; HEAD is answered by the GET handler (its body left out)."""
     for pattern, handlers in ROUTES:
         match = pattern.fullmatch(path)
         if match:
-            if method not in handlers:
-                allow = ", ".join(sorted(handlers))
+            handler = handlers.get("GET" if method == "HEAD" else method)
+            if handler is None:
+                allow = ", ".join(sorted({*handlers, *(["HEAD"] if "GET" in handlers else [])}))
                 raise HTTPError(405, f"method {method} is not allowed here", [("Allow", allow)])
-            return handlers[method], match.groupdict()
+            return handler, match.groupdict()
     raise HTTPError(404, f"no such path: {path}")
 
 
-def read_body(environ: dict[str, Any]) -> bytes:
+def read_body(environ: dict[str, Any]) -> Body:
+    """The body, up to its declared length (the servers end it there, and dechunk a
+    chunked one: ``wsgi.input_terminated``)."""
+    text = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if environ.get("wsgi.input_terminated") and not text:
+        length = None  # chunked: read to its end, one byte past the limit at most
+    elif not text.isdigit():  # int() would take "+5", " 5", "-1" and "1_000"
+        if text:
+            raise HTTPError(400, "Content-Length is not a number")
+        length = 0
+    else:
+        length = int(text)
+        if length > MAX_BODY_BYTES:
+            raise HTTPError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise HTTPError(400, "Content-Length is not a number") from None
-    if length > MAX_BODY_BYTES:
+        raw = environ["wsgi.input"].read(MAX_BODY_BYTES + 1 if length is None else length) if length != 0 else b""
+    except Exception:  # the server's own errors: uWSGI's IOError, gunicorn's NoMoreData...
+        # The client stopped sending, or sent a malformed chunk: its request, not a bug here.
+        raise HTTPError(400, "request body is shorter than its Content-Length, or malformed") from None
+    if length is not None and len(raw) < length:
+        raise HTTPError(400, "request body is shorter than its Content-Length")
+    if len(raw) > MAX_BODY_BYTES:
         raise HTTPError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
-    return environ["wsgi.input"].read(length) if length > 0 else b""
+    return Body(raw, environ.get("CONTENT_TYPE") or None)
 
 
 def make_app(get_application: Callable[[], BankAccounts]) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    allowed = allowed_hosts()  # ALLOWED_HOSTS, read once
+
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         headers: list[tuple[str, str]] = []
+        method = str(environ.get("REQUEST_METHOD") or "")
         try:
-            handler, params = route(environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/")
-            if environ["REQUEST_METHOD"] == "POST":  # a write: its command id, from the client's key or new
+            if not host_is_allowed(wsgi_host(environ), allowed):
+                raise HTTPError(400, UNKNOWN_HOST_MESSAGE)
+            handler, params = route(method, environ.get("PATH_INFO") or "/")
+            if method == "POST":  # a write: its command id, from the client's key or new
                 params["command_id"] = command_id_for(environ.get(IDEMPOTENCY_KEY_ENVIRON))
             status, payload = handler(get_application(), params, read_body(environ))
         except HTTPError as error:
@@ -145,18 +184,18 @@ def make_app(get_application: Callable[[], BankAccounts]) -> Callable[[dict[str,
             if store_unavailable(error):  # down, cut off, or too slow: the client may retry
                 logger.warning(
                     "%s %s: the store is unavailable: %s",
-                    environ.get("REQUEST_METHOD"),
+                    method,
                     environ.get("PATH_INFO"),
                     error,
                 )
                 status, payload = 503, unavailable_json()
                 headers = [("Retry-After", str(RETRY_AFTER_SECONDS))]
             else:
-                logger.exception("unhandled error in %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+                logger.exception("unhandled error in %s %s", method, environ.get("PATH_INFO"))
                 status, payload = 500, error_json("internal server error")
         data = json.dumps(payload).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers]
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
-        return [data]
+        return [] if method == "HEAD" else [data]  # HEAD: the GET's headers, no body
 
     return application

@@ -37,11 +37,27 @@ def test_open() -> None:
         ("Ada", "ada.example.com"),
         ("Ada", "a" * 243 + "@example.com"),
         ("Ada", 7),
+        ("x\ud800y", "ada@example.com"),  # a lone surrogate: no UTF-8 for it
+        ("Ada", "ada\udfff@example.com"),
+        ("Ada\x00", "ada@example.com"),
+        ("Ada\nLovelace", "ada@example.com"),
+        ("Ada\x7f", "ada@example.com"),
+        ("Ada\x85", "ada@example.com"),  # a C1 control
+        ("\u202eecalevoL adA", "ada@example.com"),  # right-to-left override
+        ("Ada", "\u2066ada@example.com"),  # left-to-right isolate
     ],
 )
 def test_open_rejects_invalid_details(full_name: object, email_address: object) -> None:
     with pytest.raises(InvalidAccountDetailsError):
         Account.open(full_name, email_address)  # type: ignore[arg-type]  # wrong types too, on purpose
+
+
+@pytest.mark.parametrize(
+    "full_name", ["Zoë Ødegård", "李小龙", "عائشة", "Ada\u200dLovelace", "\U0001f600 Ada", "Ada\u200fx"]
+)
+def test_open_accepts_text_in_any_script(full_name: str) -> None:
+    """Letters of any script, emoji, and joiners and marks that shape text (U+200D, U+200F)."""
+    assert Account.open(full_name, "ada@example.com").full_name == full_name
 
 
 def test_deposit_and_withdraw() -> None:

@@ -18,6 +18,8 @@ from bankaccounts.retry import ConflictUnresolvedError
 from bankaccounts.web import (
     MAX_BODY_BYTES,
     MAX_IDEMPOTENCY_KEY_LENGTH,
+    BodyTooLargeError,
+    UnsupportedMediaTypeError,
     command_id_for,
     parse_account_id,
     parse_json_object,
@@ -25,17 +27,77 @@ from bankaccounts.web import (
     store_unavailable,
 )
 
+JSON = "application/json"
+
 
 @pytest.mark.parametrize(
-    "raw", [b"", b" \n", b"{", b"[1]", b'"s"', b"null", b"\xff", b"[" * 10_000, b" " * (MAX_BODY_BYTES + 1)]
+    "raw",
+    [
+        b"",
+        b" \n",
+        b"{",
+        b"[1]",
+        b'"s"',
+        b"null",
+        b"\xff",
+        b"[" * 10_000,
+        b'{"a": ' * 10_000,
+        b'{"amount": 1, "amount": 1000}',  # which one? neither
+        b'{"amount": NaN}',
+        b'{"amount": Infinity}',
+        b'{"amount": -Infinity}',
+        b'{"amount": ' + b"9" * 5000 + b"}",  # longer than Python converts
+        '{"full_name": "Ada"}'.encode("utf-16"),  # JSON is UTF-8; no other encoding is guessed
+        '{"full_name": "Ada"}'.encode("utf-16-le"),
+        b'\xef\xbb\xbf{"full_name": "Ada"}',  # a byte order mark
+        b'{"full_name": "\xed\xa0\x80"}',  # a surrogate in UTF-8 bytes: not UTF-8
+    ],
+    ids=lambda raw: repr(raw[:24]),
 )
-def test_bodies_that_are_not_one_json_object_are_refused(raw: bytes) -> None:
-    with pytest.raises(InvalidRequestError):
-        parse_json_object(raw)
+def test_bodies_that_are_not_one_json_object_in_utf8_are_400(raw: bytes) -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        parse_json_object(raw, JSON)
+    assert status_for(refused.value) == 400
+
+
+def test_a_body_over_the_limit_is_413() -> None:
+    with pytest.raises(BodyTooLargeError) as refused:
+        parse_json_object(b" " * (MAX_BODY_BYTES + 1), JSON)
+    assert status_for(refused.value) == 413
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonp",
+        "application/json; charset=utf-16",
+        "application/json; charset=latin-1",
+        "text/json",
+    ],
+)
+def test_a_body_not_sent_as_json_is_415(content_type: str | None) -> None:
+    with pytest.raises(UnsupportedMediaTypeError) as refused:
+        parse_json_object(b'{"amount": 5}', content_type)
+    assert status_for(refused.value) == 415
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "Application/JSON", "application/json; charset=utf-8", 'application/json;charset="UTF-8"'],
+)
+def test_json_in_any_spelling_of_its_media_type_is_read(content_type: str) -> None:
+    assert parse_json_object(b'{"amount": 5}', content_type).integer("amount") == 5
 
 
 def test_typed_fields() -> None:
-    body = parse_json_object(b'{"amount": 5, "flag": true, "name": "x", "id": "%s"}' % str(uuid.UUID(int=7)).encode())
+    body = parse_json_object(
+        b'{"amount": 5, "flag": true, "name": "x", "id": "%s"}' % str(uuid.UUID(int=7)).encode(), JSON
+    )
     assert body.integer("amount") == 5
     assert body.string("name") == "x"
     assert body.uuid("id") == uuid.UUID(int=7)

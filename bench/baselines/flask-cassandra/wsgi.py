@@ -122,7 +122,7 @@ def create_app() -> Flask:
 
     @app.post("/accounts")
     def open_account() -> tuple[dict[str, Any], int]:
-        fields = parse_json_object(request.get_data(cache=False))
+        fields = parse_json_object(request.get_data(cache=False), request.headers.get("Content-Type"))
         session, cql = statements()
         account_id, full_name, email = uuid.uuid4(), fields.string("full_name"), fields.string("email_address")
         session.execute(cql["insert"], (account_id, full_name, email))
@@ -139,7 +139,10 @@ def create_app() -> Flask:
 
     @app.post("/accounts/<account_id>/deposit")
     def deposit(account_id: str) -> dict[str, Any]:
-        account_uuid, amount = parse_account_id(account_id), parse_json_object(request.get_data()).integer("amount")
+        account_uuid, amount = (
+            parse_account_id(account_id),
+            parse_json_object(request.get_data(), request.headers.get("Content-Type")).integer("amount"),
+        )
         session, cql = statements()
         for _ in range(ATTEMPTS):
             row = session.execute(cql["select"], (account_uuid,)).one()

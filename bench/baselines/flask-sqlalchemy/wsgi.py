@@ -83,7 +83,7 @@ def create_app() -> Flask:
 
     @app.post("/accounts")
     def open_account() -> tuple[dict[str, Any], int]:
-        fields = parse_json_object(request.get_data(cache=False))
+        fields = parse_json_object(request.get_data(cache=False), request.headers.get("Content-Type"))
         account = Account(
             id=uuid.uuid4(), full_name=fields.string("full_name"), email_address=fields.string("email_address")
         )
@@ -101,7 +101,10 @@ def create_app() -> Flask:
 
     @app.post("/accounts/<account_id>/deposit")
     def deposit(account_id: str) -> dict[str, Any]:
-        account_uuid, amount = parse_account_id(account_id), parse_json_object(request.get_data()).integer("amount")
+        account_uuid, amount = (
+            parse_account_id(account_id),
+            parse_json_object(request.get_data(), request.headers.get("Content-Type")).integer("amount"),
+        )
         increment = (
             update(Account)
             .where(Account.id == account_uuid)

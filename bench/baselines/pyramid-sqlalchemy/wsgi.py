@@ -73,7 +73,7 @@ def health(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="accounts", request_method="POST", renderer="json")
 def open_account(request: Request) -> dict[str, Any]:
-    fields = parse_json_object(request.body)
+    fields = parse_json_object(request.body, request.headers.get("Content-Type"))
     account = Account(
         id=uuid.uuid4(), full_name=fields.string("full_name"), email_address=fields.string("email_address")
     )
@@ -95,7 +95,7 @@ def get_account(request: Request) -> dict[str, Any]:
 @view_config(route_name="deposit", request_method="POST", renderer="json")
 def deposit(request: Request) -> dict[str, Any]:
     account_id = parse_account_id(request.matchdict["account_id"])
-    amount = parse_json_object(request.body).integer("amount")
+    amount = parse_json_object(request.body, request.headers.get("Content-Type")).integer("amount")
     increment = (
         update(Account)
         .where(Account.id == account_id)

@@ -35,7 +35,7 @@ def error_response(message: str, status: int) -> JsonResponse:
 
 def json_body(request: HttpRequest) -> JSONBody:
     """The request body as a JSON object; ``InvalidRequestError`` (400) otherwise."""
-    return parse_json_object(request.body)
+    return parse_json_object(request.body, request.headers.get("Content-Type"))
 
 
 def command_id(request: HttpRequest) -> str:
@@ -50,6 +50,8 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
     its views are exempt. Give them back the protection (drop ``csrf_exempt``)
     if you add cookie-based authentication.
     """
+    # HEAD is a GET whose body is left out: wherever GET is answered, HEAD is too.
+    methods = (*methods, "HEAD") if "GET" in methods else methods
     allowed = ", ".join(methods)
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -60,6 +62,13 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
                 response = error_response(f"method {request.method} is not allowed here; use {allowed}", 405)
                 response["Allow"] = allowed
                 return response
+            response = answer(request, *args, **kwargs)
+            if request.method == "HEAD":  # the GET's status and headers, Content-Length too; no body
+                response["Content-Length"] = str(len(response.content))
+                response.content = b""
+            return response
+
+        def answer(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
                 return view(request, *args, **kwargs)
             except BankAccountsError as error:

@@ -40,11 +40,3 @@ def env_int(name: str, default: int) -> int:
         msg = f"{name} must not be negative, not {number}"
         raise ImproperlyConfigured(msg)
     return number
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    """A comma-separated list, e.g. ``ALLOWED_HOSTS=bank.example.com,localhost``."""
-    value = env_str(name)
-    if not value:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]

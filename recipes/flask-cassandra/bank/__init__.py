@@ -8,8 +8,9 @@ from typing import Any
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from bank.views import api, domain_error, http_error, unavailable_store
+from bank.views import api, domain_error, host_check, http_error, unavailable_store
 from bankaccounts.domain import BankAccountsError
+from bankaccounts.hosts import allowed_hosts
 from bankaccounts.web import MAX_BODY_BYTES
 
 
@@ -22,8 +23,9 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     runs arbitrary code for whoever can reach it.
     """
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, PROVIDE_AUTOMATIC_OPTIONS=False)  # OPTIONS: 405, as everywhere
     app.config.update(settings or {})
+    app.before_request(host_check(allowed_hosts()))
     app.register_blueprint(api)
     app.register_error_handler(BankAccountsError, domain_error)
     app.register_error_handler(HTTPException, http_error)

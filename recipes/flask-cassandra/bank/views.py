@@ -9,14 +9,16 @@ answering 409 only if it keeps losing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from bank.accounts import bank, readiness
 from bankaccounts.domain import BankAccountsError
+from bankaccounts.hosts import UNKNOWN_HOST_MESSAGE, host_is_allowed, wsgi_host
 from bankaccounts.readiness import ready_json
 from bankaccounts.web import (
     IDEMPOTENCY_KEY_HEADER,
@@ -38,7 +40,7 @@ api = Blueprint("api", __name__)
 
 
 def body() -> Any:
-    return parse_json_object(request.get_data(cache=False))
+    return parse_json_object(request.get_data(cache=False), request.headers.get("Content-Type"))
 
 
 def command_id() -> str:
@@ -118,3 +120,15 @@ def unavailable_store(error: Exception) -> tuple[Response, int, dict[str, str]]:
         raise error  # Flask logs it and answers 500 (http_error makes that JSON)
     logger.warning("%s %s: the store is unavailable: %s", request.method, request.path, error)
     return jsonify(unavailable_json()), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def host_check(allowed: list[str]) -> Callable[[], None]:
+    """A before-request hook: a request for a host not in ``allowed`` (ALLOWED_HOSTS,
+    see bankaccounts/hosts.py) is 400. It runs before routing errors are raised, so an
+    unknown path for another host is a 400 too, as in Django."""
+
+    def check_host() -> None:
+        if not host_is_allowed(wsgi_host(request.environ), allowed):
+            abort(400, UNKNOWN_HOST_MESSAGE)
+
+    return check_host

@@ -14,10 +14,11 @@ from werkzeug.exceptions import HTTPException
 
 from bank.accounts import EVENTSOURCING_ENV
 from bank.db import db
-from bank.views import api, domain_error, http_error, unavailable_store
+from bank.views import api, domain_error, host_check, http_error, unavailable_store
 from bankaccounts.application import construct_application
 from bankaccounts.config import DatabaseConfig
 from bankaccounts.domain import BankAccountsError
+from bankaccounts.hosts import allowed_hosts
 from bankaccounts.web import MAX_BODY_BYTES
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
         # Bounded waits: for a connection, a statement, a lock (bankaccounts/timeouts.py).
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "connect_args": database.connect_args()},
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        # OPTIONS is 405 here, as in every recipe: the API serves no CORS preflight.
+        PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     app.config.update(settings or {})
     db.init_app(app)
@@ -55,6 +58,7 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
             logger.warning("could not end the request's session cleanly: %s", failure)
             db.session.registry.clear()
 
+    app.before_request(host_check(allowed_hosts()))
     app.register_blueprint(api)
     app.register_error_handler(BankAccountsError, domain_error)
     app.register_error_handler(HTTPException, http_error)

@@ -17,7 +17,7 @@ class TestContract(HttpContract):
 def test_405_names_the_allowed_methods(api: Client) -> None:
     response = api.request("DELETE", "/health")
     assert_error(response, 405)
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD"
 
 
 def test_oversized_bodies_are_refused_unread(api: Client) -> None:

@@ -21,5 +21,6 @@ def includeme(config: Configurator) -> None:
     config.include(".eventstore")  # request.bank, on request.dbsession
     config.include(".conflicts")  # pyramid_retry for write conflicts
     config.include(".schema")  # tables created when the app is made
+    config.include(".hosts")  # ALLOWED_HOSTS
     config.include(".routes")
     config.scan(".views")

@@ -23,4 +23,4 @@ def json_body(request: Request) -> JSONBody:
     """The body as a JSON object, with checked field access (400 if it is not one)."""
     check_body_size(request)
     # request.body rewinds after reading: a retried request reads it again.
-    return parse_json_object(request.body)
+    return parse_json_object(request.body, request.headers.get("Content-Type"))

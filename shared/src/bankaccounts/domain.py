@@ -7,6 +7,7 @@ aggregate (and therefore the event store) untouched.
 
 from __future__ import annotations
 
+import unicodedata
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -73,6 +74,20 @@ def check_overdraft_limit(limit: object) -> int:
     return limit
 
 
+#: Characters no name or address may hold: the bidirectional embeddings, overrides
+#: and isolates, which make text display in another order than it is stored
+#: (U+202A-U+202E, U+2066-U+2069). Control characters and lone surrogates are
+#: refused by their Unicode category (``Cc``, ``Cs``).
+BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
+
+
+def unfit_for_text(value: str) -> bool:
+    """Whether ``value`` holds a character that is not text: a control character (NUL, a
+    newline, DEL...), a bidirectional control, or a lone surrogate, which JSON's
+    ``"\\ud800"`` escapes can carry but UTF-8 cannot encode (the event store would fail)."""
+    return any(character in BIDI_CONTROLS or unicodedata.category(character) in ("Cc", "Cs") for character in value)
+
+
 def check_account_details(full_name: object, email_address: object) -> None:
     if not isinstance(full_name, str) or not full_name.strip() or len(full_name) > MAX_FULL_NAME_LENGTH:
         msg = f"full_name must be a non-empty string of at most {MAX_FULL_NAME_LENGTH} characters"
@@ -80,6 +95,10 @@ def check_account_details(full_name: object, email_address: object) -> None:
     if not isinstance(email_address, str) or "@" not in email_address or len(email_address) > MAX_EMAIL_ADDRESS_LENGTH:
         msg = f'email_address must be a string containing "@" of at most {MAX_EMAIL_ADDRESS_LENGTH} characters'
         raise InvalidAccountDetailsError(msg)
+    for name, value in (("full_name", full_name), ("email_address", email_address)):
+        if unfit_for_text(value):
+            msg = f"{name} must not hold control characters, bidirectional controls or lone surrogates"
+            raise InvalidAccountDetailsError(msg)
 
 
 class AppliedCommand(Aggregate):

@@ -66,18 +66,63 @@ class JSONBody:
             raise InvalidRequestError(msg) from None
 
 
-def parse_json_object(raw: bytes) -> JSONBody:
-    """Parse a request body that must be a JSON object; raise ``InvalidRequestError``."""
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """A request body that is not declared ``application/json`` (415)."""
+
+
+class BodyTooLargeError(InvalidRequestError):
+    """A request body larger than ``MAX_BODY_BYTES`` (413)."""
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json``, any case, with no charset or UTF-8's (RFC 8259: JSON is UTF-8)."""
+    media_type, _, parameters = (content_type or "").partition(";")
+    if media_type.strip().lower() != "application/json":
+        return False
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        msg = "request body names a field twice"
+        raise ValueError(msg)
+    return fields
+
+
+def _refuse_constant(name: str) -> Any:
+    msg = f"{name} is not JSON"  # Python's json module would read NaN, Infinity and -Infinity
+    raise ValueError(msg)
+
+
+def parse_json_object(raw: bytes, content_type: str | None) -> JSONBody:
+    """Parse a request body that must be a JSON object, sent as ``application/json``
+    (``content_type``: the request's ``Content-Type`` header, or None).
+
+    Raises ``UnsupportedMediaTypeError`` (415), ``BodyTooLargeError`` (413), or
+    ``InvalidRequestError`` (400) for a body that is empty, not UTF-8 (no other
+    encoding is guessed), not JSON (``NaN`` and ``Infinity`` are not), nested too
+    deeply, naming a field twice, or not an object.
+    """
+    if not is_json_media_type(content_type):
+        msg = "request body must be sent as Content-Type: application/json"
+        raise UnsupportedMediaTypeError(msg)
     if len(raw) > MAX_BODY_BYTES:
         msg = f"request body is larger than {MAX_BODY_BYTES} bytes"
-        raise InvalidRequestError(msg)
+        raise BodyTooLargeError(msg)
     if not raw.strip():
         msg = "request body must be a JSON object, and it is empty"
         raise InvalidRequestError(msg)
     try:
-        value = json.loads(raw)
+        value = json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys, parse_constant=_refuse_constant
+        )
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        msg = "request body is not valid JSON"
+        msg = "request body is not valid JSON in UTF-8, or names a field twice"
         raise InvalidRequestError(msg) from None
     if not isinstance(value, dict):
         msg = "request body must be a JSON object"
@@ -202,6 +247,10 @@ def status_for(error: BankAccountsError) -> int:
     """The HTTP status code for an error the application raised on purpose."""
     if isinstance(error, CommandIdReusedError):
         return 422  # the same key with another request: the IETF draft's answer
+    if isinstance(error, UnsupportedMediaTypeError):
+        return 415
+    if isinstance(error, BodyTooLargeError):
+        return 413
     if isinstance(error, InvalidRequestError):
         return 400
     if isinstance(error, AccountNotFoundError):

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from cookbook_testing.hostile import CASES, Case
 from cookbook_testing.http import Client, Response
 
 MAX = 10**12
@@ -412,3 +413,44 @@ class HttpContract:
     def test_unknown_path_is_404(self, api: Client, path: str) -> None:
         account = self.open_account(api)
         assert_error(api.get(path.replace("ID", account["id"])), 404)
+
+    @pytest.mark.parametrize("path", ["/health", "/ready", "/accounts/ID", f"/accounts/{uuid.UUID(int=1)}"])
+    def test_head_is_the_get_without_its_body(self, api: Client, path: str) -> None:
+        path = path.replace("ID", self.open_account(api)["id"])
+        get, head = api.get(path), api.request("HEAD", path)
+        assert (head.status, head.body) == (get.status, b"")
+        assert head.headers.get("content-type") == get.headers.get("content-type")
+        if path != "/health" and "content-length" in head.headers:  # /health's pid is of any length
+            assert head.headers["content-length"] == get.headers.get("content-length", str(len(get.body)))
+
+    # --- hostile input -----------------------------------------------------
+
+    @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+    def test_a_hostile_request_is_refused_and_changes_nothing(
+        self, api: Client, count_events: Callable[[], int], case: Case
+    ) -> None:
+        account = self.open_account(api)
+        other = self.open_account(api, "Grace Hopper", "grace@example.com")
+        path = case.path.replace("{id}", account["id"]).replace("{other}", other["id"])
+        with self.nothing_changes(api, count_events, account, other):
+            response = api.send(case.method, path, case.body, dict(case.headers))
+        if case.method == "HEAD":
+            assert (response.status, response.body) == (case.status, b"")
+        else:
+            assert_error(response, case.status)
+
+    @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", 'Application/JSON; charset="UTF-8"'])
+    def test_json_in_any_spelling_of_its_media_type_is_read(self, api: Client, content_type: str) -> None:
+        account = self.open_account(api)
+        path, body = f"/accounts/{account['id']}/deposit", b'{"amount": 5}'
+        response = api.send("POST", path, body, {"Content-Type": content_type})
+        assert (response.status, response.json["balance"]) == (200, 5)
+
+    @pytest.mark.parametrize("full_name", ["Zoë Ødegård", "李小龙", "عائشة", "\U0001f600 Ada", "Ada\u200dLovelace"])
+    def test_names_in_any_script_are_kept_as_sent(self, api: Client, full_name: str) -> None:
+        account = self.open_account(api, full_name=full_name)
+        assert self.get_account(api, account["id"])["full_name"] == full_name
+
+    @pytest.mark.parametrize("host", ["localhost", "localhost:8000", "127.0.0.1:1", "[::1]:8000", "LOCALHOST."])
+    def test_the_loopback_names_are_allowed_hosts_by_default(self, api: Client, host: str) -> None:
+        assert api.send("GET", "/health", None, {"Host": host}).status == 200

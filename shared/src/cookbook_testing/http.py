@@ -121,12 +121,16 @@ class DjangoTestClient(Client):
         self.client = client
 
     def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        # Django's client declares a Content-Type only with a body: given one, it is sent
+        # as it would be over a socket, body or none (CONTENT_TYPE, straight into the environ).
+        declared = {"CONTENT_TYPE": headers["Content-Type"]} if "Content-Type" in headers else {}
         response = self.client.generic(
             method,
             path,
             data=body or b"",
             content_type=headers.get("Content-Type", "application/octet-stream"),
             headers={"X-Forwarded-Proto": "https", **{k: v for k, v in headers.items() if k != "Content-Type"}},
+            **declared,
         )
         return Response(
             status=response.status_code,

@@ -44,7 +44,7 @@ def health(request: HttpRequest) -> JsonResponse:
 @csrf_exempt
 def open_account(request: HttpRequest) -> JsonResponse:
     try:
-        fields = parse_json_object(request.body)
+        fields = parse_json_object(request.body, request.headers.get("Content-Type"))
         full_name, email = fields.string("full_name"), fields.string("email_address")
     except BankAccountsError as exception:
         return error(exception)
@@ -69,7 +69,10 @@ def get_account(request: HttpRequest, account_id: str) -> JsonResponse:
 @csrf_exempt
 def deposit(request: HttpRequest, account_id: str) -> JsonResponse:
     try:
-        account_uuid, amount = parse_account_id(account_id), parse_json_object(request.body).integer("amount")
+        account_uuid, amount = (
+            parse_account_id(account_id),
+            parse_json_object(request.body, request.headers.get("Content-Type")).integer("amount"),
+        )
         current = ledger()
         select, update = current.statements["select"], current.statements["deposit"]
         for _ in range(ATTEMPTS):

@@ -30,7 +30,7 @@ def health(request: HttpRequest) -> JsonResponse:
 @csrf_exempt
 def open_account(request: HttpRequest) -> JsonResponse:
     try:
-        fields = parse_json_object(request.body)
+        fields = parse_json_object(request.body, request.headers.get("Content-Type"))
         with transaction.atomic():
             account = Account.objects.create(
                 full_name=fields.string("full_name"), email_address=fields.string("email_address")
@@ -53,7 +53,10 @@ def get_account(request: HttpRequest, account_id: str) -> JsonResponse:
 @csrf_exempt
 def deposit(request: HttpRequest, account_id: str) -> JsonResponse:
     try:
-        account_uuid, amount = parse_account_id(account_id), parse_json_object(request.body).integer("amount")
+        account_uuid, amount = (
+            parse_account_id(account_id),
+            parse_json_object(request.body, request.headers.get("Content-Type")).integer("amount"),
+        )
         with transaction.atomic():
             if not Account.objects.filter(pk=account_uuid).update(
                 balance=F("balance") + amount, version=F("version") + 1
