@@ -16,7 +16,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 from django.core.wsgi import get_wsgi_application
 from django.db import connections
 
-application = get_wsgi_application()
+from bankaccounts.request_body import read_whole_body
+
+# Each body read whole and checked first (bankaccounts/request_body.py): Django
+# would read a malformed length or a short or chunked body as a 500 or as empty.
+application = read_whole_body(get_wsgi_application())
 
 from bank.accounts import close_bank_accounts, init_bank_accounts  # noqa: E402 - needs Django set up
 

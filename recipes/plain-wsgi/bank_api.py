@@ -20,9 +20,9 @@ from bankaccounts.application import BankAccounts
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.hosts import UNKNOWN_HOST_MESSAGE, allowed_hosts, host_is_allowed, wsgi_host
 from bankaccounts.readiness import database_ready
+from bankaccounts.request_body import read_whole_body
 from bankaccounts.web import (
     IDEMPOTENCY_KEY_ENVIRON,
-    MAX_BODY_BYTES,
     RETRY_AFTER_SECONDS,
     JSONBody,
     account_json,
@@ -138,29 +138,9 @@ def route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
 
 
 def read_body(environ: dict[str, Any]) -> Body:
-    """The body, up to its declared length (the servers end it there, and dechunk a
-    chunked one: ``wsgi.input_terminated``)."""
-    text = str(environ.get("CONTENT_LENGTH") or "").strip()
-    if environ.get("wsgi.input_terminated") and not text:
-        length = None  # chunked: read to its end, one byte past the limit at most
-    elif not text.isdigit():  # int() would take "+5", " 5", "-1" and "1_000"
-        if text:
-            raise HTTPError(400, "Content-Length is not a number")
-        length = 0
-    else:
-        length = int(text)
-        if length > MAX_BODY_BYTES:
-            raise HTTPError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        raw = environ["wsgi.input"].read(MAX_BODY_BYTES + 1 if length is None else length) if length != 0 else b""
-    except Exception:  # the server's own errors: uWSGI's IOError, gunicorn's NoMoreData...
-        # The client stopped sending, or sent a malformed chunk: its request, not a bug here.
-        raise HTTPError(400, "request body is shorter than its Content-Length, or malformed") from None
-    if length is not None and len(raw) < length:
-        raise HTTPError(400, "request body is shorter than its Content-Length")
-    if len(raw) > MAX_BODY_BYTES:
-        raise HTTPError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
-    return Body(raw, environ.get("CONTENT_TYPE") or None)
+    """The body: whole, and of the length declared (``read_whole_body`` saw to that)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return Body(environ["wsgi.input"].read(length) if length else b"", environ.get("CONTENT_TYPE") or None)
 
 
 def make_app(get_application: Callable[[], BankAccounts]) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
@@ -168,7 +148,7 @@ def make_app(get_application: Callable[[], BankAccounts]) -> Callable[[dict[str,
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         headers: list[tuple[str, str]] = []
-        method = str(environ.get("REQUEST_METHOD") or "")
+        method = str(environ["REQUEST_METHOD"])
         try:
             if not host_is_allowed(wsgi_host(environ), allowed):
                 raise HTTPError(400, UNKNOWN_HOST_MESSAGE)
@@ -198,4 +178,6 @@ def make_app(get_application: Callable[[], BankAccounts]) -> Callable[[dict[str,
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [] if method == "HEAD" else [data]  # HEAD: the GET's headers, no body
 
-    return application
+    # The body read whole and checked first: a bad length, a short, chunked or
+    # malformed body, and a request line that is none are answered there.
+    return read_whole_body(application)

@@ -13,11 +13,14 @@ from pathlib import Path
 from pyramid.paster import get_app, setup_logging
 
 from bankaccounts.lifecycle import close_application
+from bankaccounts.request_body import read_whole_body
 
 CONFIG = str(Path(__file__).resolve().with_name("production.ini"))
 
 setup_logging(CONFIG)
-app = get_app(CONFIG, "main")
+# Each body read whole and checked first (bankaccounts/request_body.py): a chunked
+# body, or a malformed or short one, is answered there.
+app = read_whole_body(get_app(CONFIG, "main"))
 
 # Each worker inherits this registration and, when it exits, closes the
 # application it constructed. In the master there is nothing to close.

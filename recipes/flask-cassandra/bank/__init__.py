@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from bank.views import api, domain_error, host_check, http_error, unavailable_store
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.hosts import allowed_hosts
+from bankaccounts.request_body import read_whole_body
 from bankaccounts.web import MAX_BODY_BYTES
 
 
@@ -26,6 +27,9 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, PROVIDE_AUTOMATIC_OPTIONS=False)  # OPTIONS: 405, as everywhere
     app.config.update(settings or {})
     app.before_request(host_check(allowed_hosts()))
+    # Each body read whole and checked first (bankaccounts/request_body.py): a chunked
+    # body under uWSGI, or a malformed or short one, is answered there.
+    app.wsgi_app = read_whole_body(app.wsgi_app)  # type: ignore[method-assign,assignment]  # the WSGI-middleware idiom
     app.register_blueprint(api)
     app.register_error_handler(BankAccountsError, domain_error)
     app.register_error_handler(HTTPException, http_error)

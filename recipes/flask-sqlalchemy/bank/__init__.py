@@ -19,6 +19,7 @@ from bankaccounts.application import construct_application
 from bankaccounts.config import DatabaseConfig
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.hosts import allowed_hosts
+from bankaccounts.request_body import read_whole_body
 from bankaccounts.web import MAX_BODY_BYTES
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
             db.session.registry.clear()
 
     app.before_request(host_check(allowed_hosts()))
+    # Each body read whole and checked first (bankaccounts/request_body.py): a chunked
+    # body under uWSGI, or a malformed or short one, is answered there.
+    app.wsgi_app = read_whole_body(app.wsgi_app)  # type: ignore[method-assign,assignment]  # the WSGI-middleware idiom
     app.register_blueprint(api)
     app.register_error_handler(BankAccountsError, domain_error)
     app.register_error_handler(HTTPException, http_error)

@@ -108,3 +108,59 @@ CASES = [
     Case("a foreign Host, an unknown path", 400, method="GET", path="/nothing-here", headers={"Host": FOREIGN_HOST}),
     Case("a Host that is no host name", 400, method="GET", path="/health", headers={"Host": "a b"}),
 ]
+
+
+@dataclass(frozen=True)
+class RawCase:
+    """A request only a raw socket sends, answered ``statuses``: by the application (with
+    the JSON error), or by the server before it (gunicorn's own HTML page; ``None``: the
+    connection closed without an answer, as uWSGI does to a request over its buffer)."""
+
+    name: str
+    request: bytes
+    statuses: frozenset[int | None]
+
+
+def raw(head: str, body: bytes = b"") -> bytes:
+    """A request to deposit into ``{id}``: ``head`` holds its headers after the Host."""
+    start = "POST /accounts/{id}/deposit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    return f"{start}{head}\r\n".encode() + body
+
+
+def chunked(*chunks: bytes, end: bytes = b"0\r\n\r\n") -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks) + end
+
+
+AMOUNT = b'{"amount": 5}'
+RAW_CASES = [
+    RawCase("Content-Length that is not a number", raw("Content-Length: abc\r\n", AMOUNT), frozenset({400})),
+    RawCase("a negative Content-Length", raw("Content-Length: -5\r\n", AMOUNT), frozenset({400})),
+    RawCase("a body shorter than its Content-Length", raw("Content-Length: 100\r\n", AMOUNT), frozenset({400})),
+    RawCase("a malformed chunk size", raw("Transfer-Encoding: chunked\r\n", b"zz\r\n" + AMOUNT), frozenset({400})),
+    RawCase(
+        "a chunk longer than its size",
+        raw("Transfer-Encoding: chunked\r\n", b"2\r\n" + AMOUNT + b"\r\n0\r\n\r\n"),
+        frozenset({400}),
+    ),
+    RawCase(
+        "a chunked body that never ends",
+        raw("Transfer-Encoding: chunked\r\n", b"5\r\n" + AMOUNT[:5] + b"\r\n"),
+        frozenset({400}),
+    ),
+    RawCase(
+        "Transfer-Encoding and Content-Length at once",
+        raw(f"Transfer-Encoding: chunked\r\nContent-Length: {len(chunked(AMOUNT))}\r\n", chunked(AMOUNT)),
+        frozenset({400}),
+    ),
+    RawCase("a request line that is none", b"GARBAGE\r\n\r\n", frozenset({400, None})),
+    RawCase(
+        "a URL of 10 KB",
+        b"GET /accounts/" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        frozenset({400, 404, 414, None}),
+    ),
+    RawCase(
+        "a header of 10 KB",
+        raw("X-Padding: " + "a" * 10_000 + "\r\nContent-Length: 13\r\n", AMOUNT),
+        frozenset({400, 431, None}),
+    ),
+]

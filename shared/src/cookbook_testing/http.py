@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import io
 import json as jsonlib
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,3 +164,29 @@ class HTTPClient(Client):
             )
         finally:
             connection.close()
+
+
+def exchange_raw(host: str, port: int, request: bytes, timeout: float = 15.0) -> Response | None:
+    """Send ``request`` as it is, close the sending side, and read the answer until the
+    server closes. None: it closed (or reset) the connection without an answer."""
+    received = b""
+    with socket.create_connection((host, port), timeout=timeout) as connection:
+        try:
+            connection.sendall(request)
+            connection.shutdown(socket.SHUT_WR)
+            while chunk := connection.recv(65536):
+                received += chunk
+        except TimeoutError:
+            raise
+        except OSError:  # reset, or closed before all was sent: answered or not by what came first
+            pass
+    head, _, body = received.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/"):
+        return None
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(":", 1) for line in header_lines if ":" in line)
+    return Response(
+        status=int(status_line.split()[1]),
+        body=body,
+        headers={name.strip().lower(): value.strip() for name, value in headers.items()},
+    )

@@ -24,10 +24,11 @@ import pytest
 
 from bankaccounts.readiness import READY_TIMEOUT_SECONDS
 from bankaccounts.timeouts import REQUEST_TIMEOUT_ENV, server_timeout
-from cookbook_testing.contract import HttpContract
+from cookbook_testing.contract import HttpContract, assert_error
 from cookbook_testing.databases import advisory_lock_waiters
 from cookbook_testing.faults import FaultProxy, StoreBehindAProxy
-from cookbook_testing.http import Client, HTTPClient, Response
+from cookbook_testing.hostile import RAW_CASES, RawCase, chunked, raw
+from cookbook_testing.http import Client, HTTPClient, Response, exchange_raw
 from cookbook_testing.processes import STOP_BOUND_SECONDS
 from cookbook_testing.servers import ServerProcess, wait_for
 
@@ -203,6 +204,29 @@ class ContractOverServer(HttpContract):
         self, server: ServerProcess, count_store_events: Callable[[Mapping[str, str]], int]
     ) -> Callable[[], int]:
         return lambda: count_store_events(server.env)
+
+    @pytest.mark.parametrize("case", RAW_CASES, ids=lambda case: case.name)
+    def test_a_malformed_request_is_refused_without_a_5xx_and_changes_nothing(
+        self, server: ServerProcess, api: Client, count_events: Callable[[], int], case: RawCase
+    ) -> None:
+        """What only a raw socket sends: answered by the application (``read_whole_body``)
+        with the JSON error, or by the server first (gunicorn's HTML page, uWSGI's reset)."""
+        account = self.open_account(api)
+        with self.nothing_changes(api, count_events, account):
+            response = exchange_raw("127.0.0.1", server.port, case.request.replace(b"{id}", account["id"].encode()))
+        status = None if response is None else response.status
+        assert status in case.statuses, (status, response)
+        if response is not None and response.headers.get("content-type", "").startswith("application/json"):
+            assert_error(response, response.status)  # the application's answer: its JSON error
+
+    def test_a_chunked_body_is_read_as_any_other(self, server: ServerProcess, api: Client) -> None:
+        """uWSGI's http-socket hands a chunked body to ``uwsgi.chunked_read`` only, and
+        gunicorn declares no length for it: both are read whole first, alike."""
+        account = self.open_account(api)
+        request = raw("Transfer-Encoding: chunked\r\n", chunked(b'{"amo', b'unt": 5}'))
+        response = exchange_raw("127.0.0.1", server.port, request.replace(b"{id}", account["id"].encode()))
+        assert response is not None
+        assert (response.status, response.json["balance"]) == (200, 5), response
 
 
 class StandaloneChecks:
