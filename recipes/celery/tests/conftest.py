@@ -10,7 +10,7 @@ from celery import Celery
 from celery_worker import Tasks
 
 from cookbook_testing.brokers import rabbitmq_url
-from cookbook_testing.workers import CeleryWorker
+from cookbook_testing.workers import CeleryWorker, check_logs
 
 pytest_plugins = ["cookbook_testing.plugin"]
 
@@ -41,7 +41,11 @@ def result_backend(broker_url: str) -> str:
 
 @pytest.fixture
 def start_worker(
-    recipe_dir: Path, broker_url: str, result_backend: str, make_database_url: Callable[[], str]
+    recipe_dir: Path,
+    broker_url: str,
+    result_backend: str,
+    make_database_url: Callable[[], str],
+    request: pytest.FixtureRequest,
 ) -> Iterator[Callable[..., CeleryWorker]]:
     """Start a real worker on a new database; it is stopped after the test."""
     workers: list[CeleryWorker] = []
@@ -68,6 +72,7 @@ def start_worker(
     yield start
     for worker in workers:
         worker.__exit__()
+    check_logs(request, workers)
 
 
 @pytest.fixture(scope="session")

@@ -82,6 +82,7 @@ BAD_CALLS: list[tuple[str, list[Any], type[Exception]]] = [
 ]
 
 
+@pytest.mark.logs_errors("each refused task fails, and Celery logs a failure with its traceback")
 def test_bad_arguments_fail_clearly_and_change_nothing(
     tasks: Tasks, make_database_url: Callable[[], str], start_worker: Callable[..., Any], events_table: str
 ) -> None:

@@ -100,6 +100,7 @@ def assert_every_deposit_applied_once(tasks: Tasks, account_id: str, results: li
     assert (final["balance"], final["version"]) == (KILLED_BATCH * 3, 1 + KILLED_BATCH)
 
 
+@pytest.mark.logs_errors("a child killed mid-task: Celery logs its WorkerLostError with a traceback")
 def test_a_task_whose_child_was_killed_runs_again_and_applies_once(
     client: Celery, start_worker: Callable[..., CeleryWorker], events_table: str
 ) -> None:

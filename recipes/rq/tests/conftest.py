@@ -9,6 +9,7 @@ from rq import Queue
 from rq_worker import RQWorker, recipe_worker
 
 from client import job_queue
+from cookbook_testing.workers import check_logs
 
 pytest_plugins = ["cookbook_testing.plugin"]
 
@@ -21,7 +22,9 @@ def redis(redis_url: str) -> Iterator[Redis]:
 
 
 @pytest.fixture
-def start_worker(redis_url: str, make_database_url: Callable[[], str]) -> Iterator[Callable[..., RQWorker]]:
+def start_worker(
+    redis_url: str, make_database_url: Callable[[], str], request: pytest.FixtureRequest
+) -> Iterator[Callable[..., RQWorker]]:
     """Start a real worker (or pool) on a new database, unless given one; stopped after the test."""
     workers: list[RQWorker] = []
 
@@ -43,6 +46,7 @@ def start_worker(redis_url: str, make_database_url: Callable[[], str]) -> Iterat
     yield start
     for worker in workers:
         worker.__exit__()
+    check_logs(request, workers)
 
 
 @pytest.fixture

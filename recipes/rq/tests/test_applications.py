@@ -47,6 +47,7 @@ def test_one_application_per_process_and_never_one_from_the_worker_in_a_horse(
     assert sorted(worker.closed()) == sorted(worker.constructed())
 
 
+@pytest.mark.logs_errors("the anti-pattern: every job fails, and RQ logs each failure with its traceback")
 def test_an_application_constructed_before_the_fork_fails_every_job_and_writes_nothing(
     start_worker: Callable[..., RQWorker], queue_of: Callable[..., Queue], events_table: str
 ) -> None:

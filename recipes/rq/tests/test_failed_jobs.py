@@ -41,6 +41,7 @@ BAD_CALLS: list[tuple[str, list[Any], str]] = [
 ]
 
 
+@pytest.mark.logs_errors("bad jobs fail, and RQ logs each failure with its traceback")
 def test_bad_jobs_fail_once_into_the_failed_registry_and_change_nothing(
     start_worker: Callable[..., RQWorker], queue_of: Callable[..., Queue], events_table: str
 ) -> None:
@@ -114,6 +115,7 @@ class RemoveFile:
         return os.remove, (str(self.path),)
 
 
+@pytest.mark.logs_errors("refused jobs fail, and RQ logs each failure with its traceback")
 def test_only_json_jobs_naming_functions_of_jobs_py_run(
     start_worker: Callable[..., RQWorker], queue_of: Callable[..., Queue], tmp_path: Path
 ) -> None:

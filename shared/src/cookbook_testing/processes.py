@@ -38,6 +38,8 @@ log_folder: Path | None = None
 #: the signal comes (docs/topics/servers.rst): requests or tasks in hand finish,
 #: workers still starting finish starting, and every application is closed.
 STOP_BOUND_SECONDS = 15.0
+#: What a log line that reports failed code contains (``errors_logged``).
+ERROR_MARKS = ("Traceback (most recent call last)", "Signal handler")
 
 
 def wait_for(condition: Callable[[], T], timeout: float, message: str, interval: float = 0.05) -> T:
@@ -203,6 +205,11 @@ class ManagedProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def errors_logged(self) -> list[str]:
+        """Lines of its log that say code failed: a traceback's first line, or a signal
+        handler that raised (Celery logs that and goes on, so nothing else fails)."""
+        return [line for line in self.log().splitlines() if any(mark in line for mark in ERROR_MARKS)]
 
     def constructed(self) -> list[tuple[int, str]]:
         """(pid, application id) of every application constructed, from ``bankaccounts.lifecycle``'s log."""

@@ -128,10 +128,7 @@ class DepositLoad:
     def __init__(self, server: ServerProcess, threads: int = CLIENT_THREADS // 2, seconds: float = 120.0) -> None:
         self.server = server
         self.deadline = time.monotonic() + seconds
-        self.account_ids = [
-            server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"}).json["id"]
-            for _ in range(threads)
-        ]
+        self.account_ids = [self._open_account() for _ in range(threads)]
         #: HTTP statuses, or the repr of the error for a request that got no answer.
         self.outcomes: list[int | str] = []
         #: Per account: deposits answered 200, and whether one was left unanswered.
@@ -140,6 +137,11 @@ class DepositLoad:
         self._responses: list[Response] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._deposit, args=(a,)) for a in self.account_ids]
+
+    def _open_account(self) -> str:
+        response = self.server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
+        assert response.status == 201, ("an account for the load", response.status, response.body[:500])
+        return str(response.json["id"])
 
     def start(self) -> DepositLoad:
         for thread in self._threads:

@@ -11,9 +11,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pytest
+
 from cookbook_testing.processes import ManagedProcess
 
-__all__ = ["CeleryWorker", "RQWorker"]
+__all__ = ["CeleryWorker", "RQWorker", "check_logs"]
 
 
 def _queue_name(prefix: str) -> str:
@@ -72,3 +74,14 @@ class RQWorker(ManagedProcess):
 
     def is_ready(self) -> bool:
         return self.log().count("*** Listening on") >= max(self.pool, 1)
+
+
+def check_logs(request: pytest.FixtureRequest, workers: Sequence[ManagedProcess]) -> None:
+    """After a test, once its workers stopped: they logged no traceback and no signal
+    handler that raised, unless the test is marked ``logs_errors(reason)``. Celery and
+    RQ log such errors and go on, so without this a broken hook passes every test."""
+    if request.node.get_closest_marker("logs_errors"):
+        return
+    errors = {f"{worker.kind} (pid {worker.pid})": worker.errors_logged() for worker in workers}
+    errors = {worker: lines for worker, lines in errors.items() if lines}
+    assert not errors, f"workers logged errors: {errors}; mark the test logs_errors(reason) if it means them"

@@ -155,6 +155,17 @@ def new_keyspace(cassandra_admin: Session) -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture(scope="session")
+def drop_cassandra_store_env(cassandra_admin: Session) -> Callable[[Mapping[str, str]], None]:
+    """The kit's ``discard_store_env`` on Cassandra: drop the keyspace (``new_keyspace``
+    drops it again at the session's end, which then finds it gone)."""
+
+    def drop(env: Mapping[str, str]) -> None:
+        cassandra_admin.execute(f"DROP KEYSPACE IF EXISTS {env['CASSANDRA_KEYSPACE']}", timeout=120)
+
+    return drop
+
+
+@pytest.fixture(scope="session")
 def new_cassandra_store_env(
     cassandra_hosts_setting: str, new_keyspace: Callable[[], str]
 ) -> Callable[[], dict[str, str]]:
