@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 from typing import Any
+from wsgiref.handlers import SimpleHandler
+from wsgiref.util import setup_testing_defaults
+from wsgiref.validate import validator
 
 import pytest
 
@@ -87,3 +90,20 @@ def test_a_malformed_body_is_answered_and_never_reaches_the_application(
     answered, seen, answer = call(environ, body)
     assert (answered.split()[0], seen) == (status, None)  # the reason phrase varies with Python's version
     assert set(json.loads(answer)) == {"error"}
+
+
+def test_its_refusals_are_served_by_the_standard_librarys_server() -> None:
+    """wsgiref's handler (``python wsgi.py``'s server) enforces PEP 3333: an application's
+    hop-by-hop header, such as ``Connection: close``, would turn the refusal into a 500."""
+
+    def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise AssertionError("a body over the limit must not reach the application")
+
+    environ: dict[str, Any] = {"QUERY_STRING": ""}
+    setup_testing_defaults(environ)
+    environ.update(REQUEST_METHOD="POST", CONTENT_LENGTH=str(MAX_BODY_BYTES + 1))
+    output, errors = io.BytesIO(), io.StringIO()
+    SimpleHandler(io.BytesIO(b""), output, errors, environ).run(validator(read_whole_body(application)))
+    head, _, body = output.getvalue().partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"413", (head, errors.getvalue())
+    assert set(json.loads(body)) == {"error"}

@@ -52,8 +52,9 @@ def read_whole_body(application: WSGIApp) -> WSGIApp:
         except BadRequestBodyError as error:
             data = json.dumps(error_json(str(error))).encode()
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
-            # The rest of what the client sent is not read: the connection cannot carry another request.
-            start_response(f"{error.status} {HTTPStatus(error.status).phrase}", [*headers, ("Connection", "close")])
+            # No "Connection: close": PEP 3333 forbids an application hop-by-hop headers (wsgiref
+            # refuses them). Both servers close a connection whose request body was not read.
+            start_response(f"{error.status} {HTTPStatus(error.status).phrase}", headers)
             return [data]
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
