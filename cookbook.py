@@ -2,7 +2,7 @@
 """Set up and run the cookbook with nothing but Python 3.11+ and pip (no root).
 
     python3 cookbook.py serve [RECIPE]     # install a web recipe in a venv and serve it
-        [--server uwsgi|gunicorn] [--port 8000] [--store sqlite|postgresql]
+        [--server uwsgi|gunicorn|uvicorn] [--port 8000] [--store sqlite|postgresql]
     python3 cookbook.py test [TOX ARGS]    # install tox and run the whole test matrix
     python3 cookbook.py copy RECIPE DEST   # a recipe as a project of its own, in DEST
     python3 cookbook.py list               # the recipes
@@ -37,7 +37,11 @@ RECIPES = ROOT / "recipes"
 SERVERS = {
     "uwsgi": ["uwsgi", "--ini", "uwsgi.ini"],
     "gunicorn": ["gunicorn", "-c", "gunicorn.conf.py"],
+    "uvicorn": ["python", "serve_uvicorn.py"],
 }
+#: The servers each kind of web recipe runs under, its default first.
+WSGI_SERVERS = ["uwsgi", "gunicorn"]
+ASGI_SERVERS = ["uvicorn", "gunicorn"]
 TOX_REQUIREMENTS = ["tox>=4.20", "tox-uv>=1.11"]
 #: The cookbook's Cassandra package (its store, and the test node serve starts): the
 #: Cassandra recipes install it by relative path, and its .cache holds Maven's jars.
@@ -83,8 +87,17 @@ def recipe_names() -> list[str]:
 
 
 def web_recipe_names() -> list[str]:
-    """Recipes with a WSGI entry point, which ``serve`` can run."""
-    return [name for name in recipe_names() if (RECIPES / name / "wsgi.py").is_file()]
+    """Recipes with a WSGI or an ASGI entry point, which ``serve`` can run."""
+    return [name for name in recipe_names() if recipe_servers(name)]
+
+
+def recipe_servers(recipe: str) -> list[str]:
+    """The servers ``recipe`` runs under, its default first (none: not a web recipe)."""
+    if (RECIPES / recipe / "asgi.py").is_file():
+        return ASGI_SERVERS
+    if (RECIPES / recipe / "wsgi.py").is_file():
+        return WSGI_SERVERS
+    return []
 
 
 def venv(name: str) -> Path:
@@ -369,10 +382,13 @@ def run_server(command: list[str], recipe_dir: Path, env: dict[str, str], on_rea
     return code if healthy or code else 1
 
 
-def serve(recipe: str, server_name: str, port: int, requested_store: str | None = None) -> int:
+def serve(recipe: str, server_name: str | None, port: int, requested_store: str | None = None) -> int:
     recipe_dir = RECIPES / recipe
     if recipe not in web_recipe_names():
         fail(f"no web recipe {recipe!r}; choose one of: {', '.join(web_recipe_names())}")
+    server_name = server_name or recipe_servers(recipe)[0]
+    if server_name not in recipe_servers(recipe):
+        fail(f"{recipe} runs under {' or '.join(recipe_servers(recipe))}, not {server_name}")
     store = choose_store(recipe, recipe_dir, requested_store, os.environ)
     # Until the server runs, a stop (Ctrl+C or SIGTERM) stops what serve has started.
     signal.signal(signal.SIGINT, interrupt)
@@ -524,7 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="serve a web recipe (default: flask-sqlalchemy)")
     serve_parser.add_argument("recipe", nargs="?", default="flask-sqlalchemy")
-    serve_parser.add_argument("--server", choices=sorted(SERVERS), default="uwsgi")
+    serve_parser.add_argument(
+        "--server", choices=sorted(SERVERS), help="default: uwsgi for a WSGI recipe, uvicorn for an ASGI one"
+    )
     serve_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
     serve_parser.add_argument(
         "--store",

@@ -24,9 +24,10 @@ import pytest
 
 from conftest import RECIPES, ROOT
 
-WEB_RECIPES = [path.name for path in RECIPES if (path / "wsgi.py").is_file()]
-#: The SQL recipes, each on SQLite under one of the two servers (both servers get used).
+WEB_RECIPES = [path.name for path in RECIPES if (path / "wsgi.py").is_file() or (path / "asgi.py").is_file()]
+#: The SQL recipes, each on SQLite under one of its servers (every server gets used).
 SQL_SERVED = [
+    ("fastapi", "uvicorn"),
     ("flask-sqlalchemy", "uwsgi"),
     ("plain-wsgi", "gunicorn"),
     ("pyramid-sqlalchemy", "gunicorn"),
@@ -198,6 +199,17 @@ def test_list_names_the_recipes() -> None:
         [sys.executable, "cookbook.py", "list"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert "flask-sqlalchemy" in result.stdout.split()
+
+
+def test_a_server_the_recipe_does_not_run_under_is_a_clear_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "cookbook.py", "serve", "fastapi", "--server", "uwsgi"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "fastapi runs under uvicorn or gunicorn, not uwsgi" in result.stderr
 
 
 def test_unknown_recipe_is_a_clear_error() -> None:

@@ -120,7 +120,10 @@ WEB_RECIPES = (
     "plain-wsgi",
     "pyramid-sqlalchemy",
 )
-ALL_RECIPES = (*WEB_RECIPES, "celery", "rq")
+#: Web recipes on ASGI servers (uvicorn, gunicorn's uvicorn worker): no uwsgi.ini, and a
+#: gunicorn.conf.py of another kind.
+ASGI_RECIPES = ("fastapi",)
+ALL_RECIPES = (*WEB_RECIPES, *ASGI_RECIPES, "celery", "rq")
 DJANGO = ("django-cassandra", "django-orm")
 
 COPIES: list[Group] = [

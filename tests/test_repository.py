@@ -25,6 +25,7 @@ README_SECTIONS = [
 ]
 RECIPE_FILES = ["README.md", "requirements.txt", "requirements-test.txt", "pytest.ini"]
 WEB_RECIPE_FILES = ["wsgi.py", "uwsgi.ini", "gunicorn.conf.py"]
+ASGI_RECIPE_FILES = ["asgi.py", "serve_uvicorn.py", "gunicorn.conf.py"]
 #: A worker recipe's entry point: Celery's tasks.py, RQ's jobs.py.
 WORKER_ENTRY_POINTS = ["tasks.py", "jobs.py"]
 DOCS = sorted((ROOT / "docs").rglob("*.rst"))
@@ -40,8 +41,10 @@ def test_every_recipe_has_the_common_files(recipe: Path) -> None:
 def test_every_recipe_is_a_web_recipe_with_both_servers_or_a_worker_recipe(recipe: Path) -> None:
     if (recipe / "wsgi.py").is_file():
         assert [name for name in WEB_RECIPE_FILES if not (recipe / name).is_file()] == []
+    elif (recipe / "asgi.py").is_file():
+        assert [name for name in ASGI_RECIPE_FILES if not (recipe / name).is_file()] == []
     else:
-        assert [name for name in WORKER_ENTRY_POINTS if (recipe / name).is_file()], "neither wsgi.py nor a worker"
+        assert [name for name in WORKER_ENTRY_POINTS if (recipe / name).is_file()], "no wsgi.py, asgi.py nor a worker"
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
@@ -99,11 +102,19 @@ def test_every_uwsgi_ini_stops_the_same_way() -> None:
     assert "shared-import = bankaccounts.uwsgi_signals" in first
 
 
+def wsgi_gunicorn_confs() -> list[Path]:
+    """The WSGI recipes' gunicorn.conf.py (an ASGI recipe's runs uvicorn's worker, which
+    installs its own signal handlers, and answers a request's timeout in the application)."""
+    return [
+        conf for conf in sorted((ROOT / "recipes").glob("*/gunicorn.conf.py")) if (conf.parent / "wsgi.py").is_file()
+    ]
+
+
 def test_every_gunicorn_conf_holds_stop_signals_until_the_worker_has_handlers() -> None:
     """The same copy in every recipe: held from the fork (at-fork callbacks registered in the
     master), released first thing in post_worker_init, and before a SIGUSR2 re-exec."""
     blocks = {}
-    for conf in sorted((ROOT / "recipes").glob("*/gunicorn.conf.py")):
+    for conf in wsgi_gunicorn_confs():
         text = conf.read_text()
         match = re.search(
             r"^# Never lose a stop signal\..*?^    release\(GUNICORN_STOP_SIGNALS\)$", text, flags=re.M | re.S
@@ -136,7 +147,7 @@ def test_every_server_stops_a_request_at_the_same_time_after_request_timeout() -
     )
     inis = sorted((ROOT / "recipes").glob("*/uwsgi.ini"))
     assert [ini.parent.name for ini in inis if knob not in ini.read_text() or harakiri not in ini.read_text()] == []
-    confs = sorted((ROOT / "recipes").glob("*/gunicorn.conf.py"))
+    confs = wsgi_gunicorn_confs()
     assert [conf.parent.name for conf in confs if "\ntimeout = server_timeout()\n" not in conf.read_text()] == []
     abort = (
         "\n\ndef worker_abort(worker):\n"

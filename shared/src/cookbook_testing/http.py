@@ -1,7 +1,8 @@
 """HTTP clients the contract suite drives: one interface, in-process or over a socket.
 
 A framework's own test client is adapted to ``Client``: Flask's
-(``FlaskTestClient``), Django's (``DjangoTestClient``), any WSGI callable
+(``FlaskTestClient``), Django's (``DjangoTestClient``), Starlette's
+(``StarletteTestClient``, FastAPI's too), any WSGI callable
 (``WSGIClient``); WebTest by a recipe's own subclass. ``HTTPClient`` talks to
 a real server over a real TCP connection. The adapters use only the methods
 of the client they are given, so this module imports no framework.
@@ -140,6 +141,27 @@ class DjangoTestClient(Client):
         )
 
 
+class StarletteTestClient(Client):
+    """Starlette's (and so FastAPI's) ``TestClient``, as the contract suite's client.
+
+    Enter the ``TestClient`` first (``with TestClient(app) as client``): that
+    runs the app's lifespan, as a server's worker would.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        # As bytes, as a socket carries them: the client would refuse a value that is not ASCII.
+        raw = {name: value.encode("latin-1", "replace") for name, value in headers.items()}
+        response = self.client.request(method, path, content=body, headers=raw)
+        return Response(
+            status=response.status_code,
+            body=response.content,
+            headers={name.lower(): value for name, value in response.headers.items()},
+        )
+
+
 class HTTPClient(Client):
     """A real HTTP/1.1 client over TCP; one connection per request, safe across threads."""
 
@@ -166,16 +188,26 @@ class HTTPClient(Client):
             connection.close()
 
 
-def exchange_raw(host: str, port: int, request: bytes, timeout: float = 15.0) -> Response | None:
+def exchange_raw(
+    host: str, port: int, request: bytes, timeout: float = 15.0, *, half_close: bool = True
+) -> Response | None:
     """Send ``request`` as it is, close the sending side, and read the answer until the
-    server closes. None: it closed (or reset) the connection without an answer."""
+    server closes. None: it closed (or reset) the connection without an answer.
+
+    ``half_close=False`` keeps the sending side open, and reads one answer (by its
+    Content-Length): ASGI servers take a half-closed connection for a client that
+    has gone, and answer nothing, even to a whole request.
+    """
     received = b""
     with socket.create_connection((host, port), timeout=timeout) as connection:
         try:
             connection.sendall(request)
-            connection.shutdown(socket.SHUT_WR)
+            if half_close:
+                connection.shutdown(socket.SHUT_WR)
             while chunk := connection.recv(65536):
                 received += chunk
+                if not half_close and _answer_complete(received):
+                    break
         except TimeoutError:
             raise
         except OSError:  # reset, or closed before all was sent: answered or not by what came first
@@ -190,3 +222,14 @@ def exchange_raw(host: str, port: int, request: bytes, timeout: float = 15.0) ->
         body=body,
         headers={name.strip().lower(): value.strip() for name, value in headers.items()},
     )
+
+
+def _answer_complete(received: bytes) -> bool:
+    head, separator, body = received.partition(b"\r\n\r\n")
+    if not separator:
+        return False
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            return len(body) >= int(value)
+    return False

@@ -250,7 +250,7 @@ def redis_url() -> Iterator[str]:
 # --- servers ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="class", params=sorted(servers.COMMANDS))
+@pytest.fixture(scope="class", params=servers.WSGI_SERVERS)
 def server_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

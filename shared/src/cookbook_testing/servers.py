@@ -1,7 +1,7 @@
 """Start a recipe's own server configuration as a real process, and watch it.
 
-``ServerProcess`` runs ``uwsgi --ini uwsgi.ini`` or ``gunicorn -c
-gunicorn.conf.py`` from the recipe folder, exactly as the recipe's README
+``ServerProcess`` runs ``uwsgi --ini uwsgi.ini``, ``gunicorn -c
+gunicorn.conf.py`` or ``python serve_uvicorn.py`` from the recipe folder, exactly as the recipe's README
 tells users to, with ``PORT``, ``WEB_CONCURRENCY`` and the store's settings
 (``DATABASE_URL``, or ``CASSANDRA_HOSTS`` and ``CASSANDRA_KEYSPACE``...) in the
 environment. It is ready when every worker has answered ``/health``; it
@@ -25,12 +25,17 @@ import psutil
 from cookbook_testing.http import HTTPClient
 from cookbook_testing.processes import ManagedProcess, started, wait_for
 
-__all__ = ["COMMANDS", "ServerProcess", "free_port", "started", "wait_for"]
+__all__ = ["COMMANDS", "WSGI_SERVERS", "ServerProcess", "free_port", "started", "wait_for"]
 
 COMMANDS = {
     "uwsgi": ["uwsgi", "--ini", "uwsgi.ini"],
     "gunicorn": ["gunicorn", "-c", "gunicorn.conf.py"],
+    # uvicorn reads no config file: the recipe's is a script that starts it.
+    "uvicorn": ["python", "serve_uvicorn.py"],
 }
+#: The servers a WSGI recipe's tests run under (the ``server_kind`` fixture's);
+#: a recipe for other servers overrides that fixture with its own list.
+WSGI_SERVERS = ["gunicorn", "uwsgi"]
 
 
 def free_port() -> int:
@@ -95,11 +100,13 @@ class ServerProcess(ManagedProcess):
         return int(response.json["pid"]) if response.status == 200 else None
 
     def is_listening(self) -> bool:
-        """The master has bound its port (it may still be loading the app or forking)."""
+        """The server has bound its port (it may still be loading the app or forking): in
+        the master, or in the workers only (a master may hand its socket over to them)."""
         with contextlib.suppress(psutil.NoSuchProcess):
-            for connection in psutil.Process(self.pid).net_connections("tcp"):
-                if connection.status == psutil.CONN_LISTEN and connection.laddr.port == self.port:
-                    return True
+            for pid in (self.pid, *self.worker_pids()):
+                for connection in psutil.Process(pid).net_connections("tcp"):
+                    if connection.status == psutil.CONN_LISTEN and connection.laddr.port == self.port:
+                        return True
         return False
 
     def answers_health(self) -> bool:
@@ -110,7 +117,14 @@ class ServerProcess(ManagedProcess):
             return False
 
     def worker_pids(self) -> set[int]:
-        return self.child_pids()
+        """The master's children, less multiprocessing's resource tracker (uvicorn's
+        supervisor starts one beside the workers it spawns)."""
+        workers = set()
+        for pid in self.child_pids():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if "multiprocessing.resource_tracker" not in " ".join(psutil.Process(pid).cmdline()):
+                    workers.add(pid)
+        return workers
 
     def reload(self, timeout: float = 60.0) -> set[int]:
         """Ask for a graceful reload (SIGHUP); wait for a complete set of new workers."""

@@ -207,6 +207,12 @@ class ContractOverServer(HttpContract):
     ) -> Callable[[], int]:
         return lambda: count_store_events(server.env)
 
+    #: ASGI servers (uvicorn, Granian) take a half-closed connection for a client
+    #: that has gone: a request whose body is short, or never ends, is then
+    #: answered by no one (``RawCase.asgi_statuses``), and a whole one is sent
+    #: without closing the sending side.
+    asgi = False
+
     @pytest.mark.parametrize("case", RAW_CASES, ids=lambda case: case.name)
     def test_a_malformed_request_is_refused_without_a_5xx_and_changes_nothing(
         self, server: ServerProcess, api: Client, count_events: Callable[[], int], case: RawCase
@@ -217,7 +223,7 @@ class ContractOverServer(HttpContract):
         with self.nothing_changes(api, count_events, account):
             response = exchange_raw("127.0.0.1", server.port, case.request.replace(b"{id}", account["id"].encode()))
         status = None if response is None else response.status
-        assert status in case.statuses, (status, response)
+        assert status in (case.asgi_statuses if self.asgi else case.statuses), (status, response)
         if response is not None and response.headers.get("content-type", "").startswith("application/json"):
             assert_error(response, response.status)  # the application's answer: its JSON error
 
@@ -226,7 +232,8 @@ class ContractOverServer(HttpContract):
         gunicorn declares no length for it: both are read whole first, alike."""
         account = self.open_account(api)
         request = raw("Transfer-Encoding: chunked\r\n", chunked(b'{"amo', b'unt": 5}'))
-        response = exchange_raw("127.0.0.1", server.port, request.replace(b"{id}", account["id"].encode()))
+        request = request.replace(b"{id}", account["id"].encode())
+        response = exchange_raw("127.0.0.1", server.port, request, half_close=not self.asgi)
         assert response is not None
         assert (response.status, response.json["balance"]) == (200, 5), response
 
@@ -395,6 +402,11 @@ class StandaloneChecks:
         assert database.commits_lost == 6
         print(f"{server.kind}: first answers to deposits whose COMMIT answer was lost: {first_answers}")
 
+    #: Whether a request that runs out of time costs its worker (uWSGI's ``harakiri``,
+    #: gunicorn's ``timeout``). An ASGI recipe answers 503 itself at the same limit and
+    #: keeps the worker: the call goes on in its thread until the database answers.
+    server_timeout_replaces_the_worker = True
+
     @pytest.mark.requires_a_database_server
     def test_a_database_that_hangs_holds_a_request_no_longer_than_the_server_timeout(
         self, start_server: Callable[..., ServerProcess], store_behind_a_fault_proxy: StoreBehindAProxy
@@ -431,8 +443,10 @@ class StandaloneChecks:
         assert answer.headers.get("retry-after") and set(answer.json) == {"error"}
         assert seconds < limit + 3.0, f"the request lasted {seconds:.1f}s; the server's limit is {limit}s"
         ended_by_the_server = seconds >= limit - 1.0  # harakiri's deadline counts whole seconds
-        if ended_by_the_server:
+        if ended_by_the_server and self.server_timeout_replaces_the_worker:
             wait_for(lambda: server.worker_pids() - workers, 30, "a new worker in place of the stopped one")
+        elif ended_by_the_server:
+            assert server.worker_pids() == workers, "the worker that answered 503 was replaced"
         statuses = [answer.status for answer in until_not_503(deposit, tries=20, pause=0.5)]
         assert statuses[-1] == 200, statuses
         assert server.client.get(f"/accounts/{account_id}").json["balance"] == 100
@@ -503,6 +517,12 @@ class StandaloneChecks:
             f"{load.outcomes.count(409)} x 409, {len(lost)} answers lost"
         )
 
+    #: uvicorn's workers (its own, and gunicorn's uvicorn worker) close, as they stop, a
+    #: connection accepted but not yet read: its client sees a reset, and sends the
+    #: request again with its key (Kludex/uvicorn#2757, open). A recipe on them says so
+    #: here; the reload must still lose no deposit and apply none twice.
+    reload_resets_accepted_connections = False
+
     def test_graceful_reload_under_load_loses_no_request(self, start_server: Callable[..., ServerProcess]) -> None:
         server = start_server()
         before = applications_by_pid(server)
@@ -519,7 +539,10 @@ class StandaloneChecks:
             wait_for(lambda: len(load.outcomes) >= served_before_reload_ended + 20, 60, "load after the reload")
         finally:
             load.stop()
-        assert [outcome for outcome in load.outcomes if outcome != 200] == []
+        resets = [outcome for outcome in load.outcomes if str(outcome).startswith("ConnectionResetError")]
+        tolerated = resets if self.reload_resets_accepted_connections else []
+        assert [outcome for outcome in load.outcomes if outcome != 200 and outcome not in tolerated] == []
+        print(f"{server.kind}: {len(resets)} of {len(load.outcomes)} requests reset by the reload, each sent again")
         assert not set(after) & set(before), "the old workers are still serving"
         assert not set().union(*after.values()) & set().union(*before.values()), "an application survived the reload"
         load.assert_every_deposit_applied_once()  # every acknowledged deposit is recorded, once
