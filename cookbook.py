@@ -2,7 +2,7 @@
 """Set up and run the cookbook with nothing but Python 3.11+ and pip (no root).
 
     python3 cookbook.py serve [RECIPE]     # install a web recipe in a venv and serve it
-        [--server uwsgi|gunicorn|uvicorn] [--port 8000] [--store sqlite|postgresql]
+        [--server uwsgi|gunicorn|uvicorn|granian] [--port 8000] [--store sqlite|postgresql]
     python3 cookbook.py test [TOX ARGS]    # install tox and run the whole test matrix
     python3 cookbook.py copy RECIPE DEST   # a recipe as a project of its own, in DEST
     python3 cookbook.py list               # the recipes
@@ -38,10 +38,11 @@ SERVERS = {
     "uwsgi": ["uwsgi", "--ini", "uwsgi.ini"],
     "gunicorn": ["gunicorn", "-c", "gunicorn.conf.py"],
     "uvicorn": ["python", "serve_uvicorn.py"],
+    "granian": ["python", "serve_granian.py"],
 }
 #: The servers each kind of web recipe runs under, its default first.
 WSGI_SERVERS = ["uwsgi", "gunicorn"]
-ASGI_SERVERS = ["uvicorn", "gunicorn"]
+ASGI_SERVERS = ["uvicorn", "gunicorn", "granian"]
 TOX_REQUIREMENTS = ["tox>=4.20", "tox-uv>=1.11"]
 #: The cookbook's Cassandra package (its store, and the test node serve starts): the
 #: Cassandra recipes install it by relative path, and its .cache holds Maven's jars.
@@ -388,7 +389,7 @@ def serve(recipe: str, server_name: str | None, port: int, requested_store: str 
         fail(f"no web recipe {recipe!r}; choose one of: {', '.join(web_recipe_names())}")
     server_name = server_name or recipe_servers(recipe)[0]
     if server_name not in recipe_servers(recipe):
-        fail(f"{recipe} runs under {' or '.join(recipe_servers(recipe))}, not {server_name}")
+        fail(f"{recipe} runs under {', '.join(recipe_servers(recipe))}; not {server_name}")
     store = choose_store(recipe, recipe_dir, requested_store, os.environ)
     # Until the server runs, a stop (Ctrl+C or SIGTERM) stops what serve has started.
     signal.signal(signal.SIGINT, interrupt)

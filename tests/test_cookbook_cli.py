@@ -209,7 +209,7 @@ def test_a_server_the_recipe_does_not_run_under_is_a_clear_error() -> None:
         text=True,
     )
     assert result.returncode == 2
-    assert "fastapi runs under uvicorn or gunicorn, not uwsgi" in result.stderr
+    assert "fastapi runs under uvicorn, gunicorn, granian; not uwsgi" in result.stderr
 
 
 def test_unknown_recipe_is_a_clear_error() -> None:

@@ -25,7 +25,7 @@ README_SECTIONS = [
 ]
 RECIPE_FILES = ["README.md", "requirements.txt", "requirements-test.txt", "pytest.ini"]
 WEB_RECIPE_FILES = ["wsgi.py", "uwsgi.ini", "gunicorn.conf.py"]
-ASGI_RECIPE_FILES = ["asgi.py", "serve_uvicorn.py", "gunicorn.conf.py"]
+ASGI_RECIPE_FILES = ["asgi.py", "serve_uvicorn.py", "gunicorn.conf.py", "serve_granian.py"]
 #: A worker recipe's entry point: Celery's tasks.py, RQ's jobs.py.
 WORKER_ENTRY_POINTS = ["tasks.py", "jobs.py"]
 DOCS = sorted((ROOT / "docs").rglob("*.rst"))

@@ -22,8 +22,8 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(name
 
 #: How many application calls one worker runs at once (its threads). Keep it
 #: at most the store's connections per process: eventsourcing's PostgreSQL pool
-#: holds POSTGRES_POOL_SIZE + POSTGRES_MAX_OVERFLOW (5 + 10); a call beyond that
-#: waits for a connection, and after 2 s fails (503).
+#: holds POSTGRES_POOL_SIZE + POSTGRES_MAX_OVERFLOW (5 + 10). A call beyond that
+#: waits in its thread for a connection; one within it waits in the event loop.
 DEFAULT_THREADS = 15
 
 

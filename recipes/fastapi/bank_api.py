@@ -87,8 +87,8 @@ async def read_body(request: Request) -> bytes:
                 raise BodyTooLargeError(msg)
     except BodyTooLargeError:
         raise
-    except Exception as error:  # the server's: a malformed chunk, a client gone (Starlette's ClientDisconnect)
-        msg = f"request body could not be read: {error}"
+    except Exception:  # the server's: a malformed chunk, a body cut short, a client gone
+        msg = "request body could not be read whole: it was cut short, or its chunks are malformed"
         raise InvalidRequestError(msg) from None
     return bytes(body)
 
@@ -280,6 +280,31 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, send_without_body)
 
 
+#: The most a request's line and headers may take, as gunicorn and uWSGI allow.
+MAX_HEAD_BYTES = 8 * 1024
+
+
+class HeadSizeLimit:
+    """ASGI middleware: a request whose URL (414) or whole head (431) is over 8 KiB is
+    refused before anything reads it. uvicorn reads a head of any size that arrives at once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            url = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            head = url + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if url > MAX_HEAD_BYTES:
+                await answer(414, error_json(f"the URL is longer than {MAX_HEAD_BYTES} bytes"))(scope, receive, send)
+                return
+            if head > MAX_HEAD_BYTES:
+                message = f"the request's headers are larger than {MAX_HEAD_BYTES} bytes"
+                await answer(431, error_json(message))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class AllowedHosts:
     """ASGI middleware: a request for a host not in ``ALLOWED_HOSTS`` is 400, as in every recipe."""
 
@@ -317,5 +342,6 @@ def create_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]])
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, internal_error)
     app.add_middleware(HeadAsGet)
-    app.add_middleware(AllowedHosts, hosts=allowed_hosts())  # the outermost: first to see a request
+    app.add_middleware(AllowedHosts, hosts=allowed_hosts())
+    app.add_middleware(HeadSizeLimit)  # the outermost: first to see a request
     return app

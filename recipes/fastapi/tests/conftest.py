@@ -11,9 +11,9 @@ from cookbook_testing.http import Client, StarletteTestClient
 pytest_plugins = ["cookbook_testing.plugin"]
 
 
-@pytest.fixture(scope="class", params=["uvicorn", "gunicorn"])
+@pytest.fixture(scope="class", params=["uvicorn", "gunicorn", "granian"])
 def server_kind(request: pytest.FixtureRequest) -> str:
-    """The ASGI servers this recipe runs under, each from its own config file."""
+    """The ASGI servers this recipe runs under, each from its own configuration file."""
     return str(request.param)
 
 

@@ -46,7 +46,7 @@ def test_built_at_import_under_preload_requests_fail(recipe_dir: Path, make_data
     print(f"gunicorn, built at import: failures seen: {sorted(set(map(str, failures(outcomes))))}")
 
 
-@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn", "granian"])
 def test_each_worker_has_its_own_database_connections(
     kind: str, recipe_dir: Path, make_database_url: Callable[[], str]
 ) -> None:

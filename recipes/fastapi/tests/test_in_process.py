@@ -40,3 +40,9 @@ def test_the_lifespan_constructs_the_application_and_closes_it(database_url: str
         assert slot.is_initialised
         assert client.get("/health").status_code == 200
     assert not slot.is_initialised
+
+
+def test_a_head_over_8_kib_is_refused_unread(api: Client) -> None:
+    """What gunicorn and uWSGI refuse themselves, and uvicorn would read (bank_api.HeadSizeLimit)."""
+    assert_error(api.request("GET", "/health", headers={"X-Padding": "a" * 9000}), 431)
+    assert_error(api.get("/accounts/" + "a" * 9000), 414)

@@ -1,4 +1,4 @@
-"""Stand-alone checks: serve_uvicorn.py and gunicorn.conf.py (uvicorn's worker), 4 workers each."""
+"""Stand-alone checks: serve_uvicorn.py, gunicorn.conf.py (uvicorn's worker) and serve_granian.py, 4 workers each."""
 
 from cookbook_testing.standalone import ContractOverServer, StandaloneChecks, WorkerStartedDuringAnOutageChecks
 

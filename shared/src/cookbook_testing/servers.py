@@ -1,7 +1,8 @@
 """Start a recipe's own server configuration as a real process, and watch it.
 
 ``ServerProcess`` runs ``uwsgi --ini uwsgi.ini``, ``gunicorn -c
-gunicorn.conf.py`` or ``python serve_uvicorn.py`` from the recipe folder, exactly as the recipe's README
+gunicorn.conf.py``, ``python serve_uvicorn.py`` or ``python serve_granian.py``
+from the recipe folder, exactly as the recipe's README
 tells users to, with ``PORT``, ``WEB_CONCURRENCY`` and the store's settings
 (``DATABASE_URL``, or ``CASSANDRA_HOSTS`` and ``CASSANDRA_KEYSPACE``...) in the
 environment. It is ready when every worker has answered ``/health``; it
@@ -30,8 +31,9 @@ __all__ = ["COMMANDS", "WSGI_SERVERS", "ServerProcess", "free_port", "started", 
 COMMANDS = {
     "uwsgi": ["uwsgi", "--ini", "uwsgi.ini"],
     "gunicorn": ["gunicorn", "-c", "gunicorn.conf.py"],
-    # uvicorn reads no config file: the recipe's is a script that starts it.
+    # uvicorn and Granian read no config file: the recipe's is a script that starts them.
     "uvicorn": ["python", "serve_uvicorn.py"],
+    "granian": ["python", "serve_granian.py"],
 }
 #: The servers a WSGI recipe's tests run under (the ``server_kind`` fixture's);
 #: a recipe for other servers overrides that fixture with its own list.
@@ -101,7 +103,7 @@ class ServerProcess(ManagedProcess):
 
     def is_listening(self) -> bool:
         """The server has bound its port (it may still be loading the app or forking): in
-        the master, or in the workers only (a master may hand its socket over to them)."""
+        the master, or in the workers only (Granian's master hands its socket over to them)."""
         with contextlib.suppress(psutil.NoSuchProcess):
             for pid in (self.pid, *self.worker_pids()):
                 for connection in psutil.Process(pid).net_connections("tcp"):
