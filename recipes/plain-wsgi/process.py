@@ -7,16 +7,10 @@ application lives in one place.
 
 from __future__ import annotations
 
-import logging
-import os
-
 from bankaccounts.application import SCHEMA_EXISTS, BankAccounts, create_schema
-from bankaccounts.lifecycle import close_application, get_or_init_application
-from bankaccounts.web import store_unavailable
+from bankaccounts.lifecycle import close_application, get_or_init_application, start_unless_store_unavailable
 
 __all__ = ["create_schema", "start_worker", "stop_worker", "worker_application"]
-
-logger = logging.getLogger(__name__)
 
 
 def worker_application() -> BankAccounts:
@@ -29,20 +23,9 @@ def worker_application() -> BankAccounts:
 
 
 def start_worker() -> None:
-    """Construct this worker's application, with connections of its own.
-
-    A worker can start while the database is down: the master replaces one
-    that died, during an outage. It must start anyway, without an application
-    (its requests answer 503 until one of them finds the database back and
-    constructs it): gunicorn stops the whole server when a worker fails to
-    boot, and uWSGI would leave the worker answering 500.
-    """
-    try:
-        worker_application()
-    except Exception as error:
-        if not store_unavailable(error):
-            raise
-        logger.warning("worker %d starts without its application: the database is unavailable: %s", os.getpid(), error)
+    """Construct this worker's application, with connections of its own; during an
+    outage, the worker starts without it (``start_unless_store_unavailable``)."""
+    start_unless_store_unavailable(worker_application)
 
 
 def stop_worker() -> None:

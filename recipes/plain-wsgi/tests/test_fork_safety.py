@@ -14,10 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_testing.databases import server_backends
-from cookbook_testing.fork_proof import ANTIPATTERN_TIMEOUT, ROUNDS, failures, open_accounts, open_until_one_fails
+from cookbook_testing.fork_proof import (
+    ANTIPATTERN_TIMEOUT,
+    ROUNDS,
+    assert_each_worker_has_its_own_connections,
+    failures,
+    open_accounts,
+    open_until_one_fails,
+    session_labels,
+)
 from cookbook_testing.servers import ServerProcess
-from cookbook_testing.standalone import applications_by_pid
 
 pytestmark = pytest.mark.requires_postgresql
 
@@ -44,8 +50,7 @@ def test_constructed_before_fork_requests_fail(
     database_url = make_database_url()
     with ServerProcess(kind, recipe_dir, env={"DATABASE_URL": database_url}, args=ANTIPATTERN_ARGS[kind]) as server:
         # Before any request, the one connection is the master's, which every worker now holds.
-        names = {name for _, name in server_backends(database_url) if name.startswith("bankaccounts-")}
-        assert names == {f"bankaccounts-{server.pid}"}
+        assert session_labels(database_url) == {f"bankaccounts-{server.pid}"}
         outcomes = open_accounts(server, ROUNDS, ANTIPATTERN_TIMEOUT)
         print(f"{kind}, constructed before fork: {len(failures(outcomes))} of {len(outcomes)} requests failed")
         outcomes = open_until_one_fails(server, outcomes)  # bounded: never let luck decide
@@ -62,8 +67,4 @@ def test_each_worker_has_its_own_database_connections(
 ) -> None:
     database_url = make_database_url()
     with ServerProcess(kind, recipe_dir, env={"DATABASE_URL": database_url}) as server:
-        applications_by_pid(server)
-        names = {name for _, name in server_backends(database_url) if name.startswith("bankaccounts-")}
-        workers = server.worker_pids()
-        assert names == {f"bankaccounts-{pid}" for pid in workers}
-        assert f"bankaccounts-{server.pid}" not in names
+        assert_each_worker_has_its_own_connections(server, database_url)

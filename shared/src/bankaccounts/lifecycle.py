@@ -33,6 +33,7 @@ from typing import Any, Generic, TypeVar
 from eventsourcing.application import Application
 
 from bankaccounts.application import BankAccounts, construct_application
+from bankaccounts.web import store_unavailable
 
 A = TypeVar("A", bound=Application[Any])
 
@@ -184,3 +185,21 @@ def get_or_init_application(**kwargs: Any) -> BankAccounts:
 
 def close_application() -> None:
     slot.close()
+
+
+def start_unless_store_unavailable(construct: Callable[[], object]) -> None:
+    """Start a worker: ``construct`` builds its application, with connections of its own.
+
+    A worker can start while the database is down: its server replaces one that
+    died, during an outage. It must start anyway, without an application (its
+    requests answer 503 until one of them finds the database back and constructs
+    it): gunicorn stops the whole server when a worker fails to boot, and uWSGI
+    would leave the worker answering 500. So a store that is unavailable just now
+    is logged, not raised; any other error is raised.
+    """
+    try:
+        construct()
+    except Exception as error:
+        if not store_unavailable(error):
+            raise
+        logger.warning("worker %d starts without its application: the database is unavailable: %s", os.getpid(), error)

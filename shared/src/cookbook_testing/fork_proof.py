@@ -6,17 +6,21 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from cookbook_testing.databases import server_backends
 from cookbook_testing.http import HTTPClient
 from cookbook_testing.servers import ServerProcess
+from cookbook_testing.standalone import applications_by_pid
 
 __all__ = [
     "ANTIPATTERN_TIMEOUT",
     "MAX_ROUNDS",
     "ROUNDS",
     "TIMEOUT",
+    "assert_each_worker_has_its_own_connections",
     "failures",
     "open_accounts",
     "open_until_one_fails",
+    "session_labels",
 ]
 
 ROUND = 16  # concurrent requests per round, one per client thread
@@ -58,3 +62,18 @@ def open_until_one_fails(server: ServerProcess, outcomes: list[object]) -> list[
             break
         outcomes = outcomes + open_accounts(server, 1, ANTIPATTERN_TIMEOUT)
     return outcomes
+
+
+def session_labels(database_url: str) -> set[str]:
+    """The labels of the application's sessions in the database: ``bankaccounts-<pid>``
+    (``application_name``), one per process that opened a connection."""
+    return {name for _, name in server_backends(database_url) if name.startswith("bankaccounts-")}
+
+
+def assert_each_worker_has_its_own_connections(server: ServerProcess, database_url: str) -> None:
+    """Once every worker has served, the database's sessions are labelled with the workers'
+    pids, and none with the master's."""
+    applications_by_pid(server)
+    labels = session_labels(database_url)
+    assert labels == {f"bankaccounts-{pid}" for pid in server.worker_pids()}
+    assert f"bankaccounts-{server.pid}" not in labels
