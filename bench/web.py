@@ -1,8 +1,9 @@
-"""Web recipes against their baselines, each under the recipe's own uwsgi.ini.
+"""Web recipes against their baselines, each under the recipe's own server config.
 
 A baseline is the same framework without event sourcing: its plain ORM on
 PostgreSQL and SQLite; cassandra-driver on an ordinary table for the
-Cassandra recipes.
+Cassandra recipes. WSGI recipes are measured under their uwsgi.ini; the
+FastAPI recipe under each of its three servers, from its own files.
 
 For each recipe and store, both servers run side by side (4 workers each; an
 idle server costs nothing) and are measured in turn, back to back: a deposit
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -40,15 +42,22 @@ from harness import (
     write_ids,
 )
 
+from cookbook_testing.servers import COMMANDS
+
 #: Every landed web recipe (recipes/rq is a worker recipe; its benchmark comes with it).
 WEB_RECIPES = [
     "flask-sqlalchemy",
     "plain-wsgi",
     "pyramid-sqlalchemy",
     "django-orm",
+    "fastapi",
     "flask-cassandra",
     "django-cassandra",
 ]
+#: The servers a recipe is measured under: an ASGI recipe's own three, compared in one run;
+#: uWSGI for the rest.
+RECIPE_SERVERS = {"fastapi": ["uvicorn", "gunicorn", "granian"]}
+SERVERS = ["uwsgi", "uvicorn", "gunicorn", "granian"]
 #: The stores each recipe runs on (the SQL recipes: both of DATABASE_URL's).
 RECIPE_STORES = {"flask-cassandra": ["cassandra"], "django-cassandra": ["cassandra"]}
 SQL_STORES = ["postgresql", "sqlite"]
@@ -62,6 +71,10 @@ DJANGO_PREPARE = {
 
 def stores_of(recipe: str) -> list[str]:
     return RECIPE_STORES.get(recipe, SQL_STORES)
+
+
+def servers_of(recipe: str) -> list[str]:
+    return RECIPE_SERVERS.get(recipe, ["uwsgi"])
 
 
 def django_env() -> dict[str, str]:
@@ -91,8 +104,13 @@ def manage(target: Target, store: Mapping[str, str]) -> None:
         raise BenchError(msg)
 
 
-def targets(recipe: str) -> tuple[Target, Target]:
-    """The recipe, and its baseline served with the recipe's own uwsgi.ini."""
+def targets(recipe: str, server: str, workdir: Path) -> tuple[Target, Target]:
+    """The recipe, and its baseline served with the recipe's own server config."""
+    if server != "uwsgi":
+        return (
+            Target(recipe, "recipe", RECIPES / recipe, None, server=server),
+            Target(recipe, "baseline", beside_server_file(recipe, server, workdir), None, {}, create_tables, server),
+        )
     ini = RECIPES / recipe / "uwsgi.ini"
     env = django_env() if recipe in DJANGO_PREPARE else {}
     prepare = manage if recipe in DJANGO_PREPARE else None
@@ -100,6 +118,38 @@ def targets(recipe: str) -> tuple[Target, Target]:
         Target(recipe, "recipe", RECIPES / recipe, ini, env, prepare),
         Target(recipe, "baseline", BASELINES / recipe, ini, env, prepare),
     )
+
+
+def beside_server_file(recipe: str, server: str, workdir: Path) -> Path:
+    """A copy of the baseline's folder with the recipe's file for ``server`` beside it.
+
+    uWSGI takes its ini by path; the ASGI recipe's server files are started
+    from their own folder (``python serve_uvicorn.py``) and name the app by
+    module (``asgi:app``), which Python finds beside the script: so the
+    baseline is served from a folder that holds its ``asgi.py`` and the
+    recipe's file, the same bytes.
+    """
+    folder = workdir / f"{recipe}-baseline-{server}"
+    shutil.copytree(BASELINES / recipe, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    server_file = COMMANDS[server][-1]  # gunicorn.conf.py, serve_uvicorn.py, serve_granian.py
+    shutil.copy2(RECIPES / recipe / server_file, folder / server_file)
+    return folder
+
+
+def create_tables(target: Target, store: Mapping[str, str]) -> None:
+    """``python asgi.py``: the ASGI baseline's tables, created before serving, as a migration would."""
+    result = subprocess.run(
+        [sys.executable, "asgi.py"],
+        cwd=target.app_dir,
+        env={**os.environ, **store},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        msg = f"{target.label}: python asgi.py failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        raise BenchError(msg)
 
 
 def generator_target() -> Target:
@@ -123,18 +173,28 @@ def measure_generator(settings: Settings, progress: Progress, store: Mapping[str
 
 def measure_pair(
     recipe: str,
+    server: str,
     store: str,
     stores: tuple[Mapping[str, str], Mapping[str, str]],
     settings: Settings,
     progress: Progress,
     workdir: Path,
 ) -> dict[str, Any]:
-    """One recipe and its baseline on one store: throughput, latency, memory, start-up."""
-    pair = targets(recipe)
+    """One recipe and its baseline under one server, on one store: throughput, latency, memory, start-up."""
+    pair = targets(recipe, server, workdir)
     for target, settings_of_store in zip(pair, stores, strict=True):
         if target.prepare is not None:
             target.prepare(target, settings_of_store)
-    result: dict[str, Any] = {"recipe": recipe, "store": store, "operations": {}, "memory": {}, "first_request": {}}
+    result: dict[str, Any] = {
+        "recipe": recipe,
+        "server": server,
+        "store": store,
+        "operations": {},
+        "memory": {},
+        "first_request": {},
+    }
+    what = recipe if server == "uwsgi" else f"{recipe} under {server}"  # in the progress lines
+    files = workdir / f"{recipe}-{server}-{store}"
     read_ids: dict[str, str] = {}
     with (
         serving(pair[0], stores[0], workers=settings.workers) as recipe_server,
@@ -142,18 +202,18 @@ def measure_pair(
     ):
         servers = {"recipe": recipe_server, "baseline": baseline_server}
         ids_files: dict[tuple[str, str], Path] = {}
-        for role, server in servers.items():
-            writes = open_accounts(server.client, settings.write_accounts)
-            reads = open_accounts(server.client, settings.read_accounts, settings.read_account_events - 1)
-            ids_files[role, "deposit"] = write_ids(workdir / f"{recipe}-{store}-{role}-write.txt", writes)
-            ids_files[role, "read"] = write_ids(workdir / f"{recipe}-{store}-{role}-read.txt", reads)
+        for role, running in servers.items():
+            writes = open_accounts(running.client, settings.write_accounts)
+            reads = open_accounts(running.client, settings.read_accounts, settings.read_account_events - 1)
+            ids_files[role, "deposit"] = write_ids(Path(f"{files}-{role}-write.txt"), writes)
+            ids_files[role, "read"] = write_ids(Path(f"{files}-{role}-read.txt"), reads)
             read_ids[role] = reads[0]
         progress.step(
-            f"{recipe} on {store}: opened {settings.write_accounts + settings.read_accounts} accounts per server"
+            f"{what} on {store}: opened {settings.write_accounts + settings.read_accounts} accounts per server"
         )
-        for role, server in servers.items():  # warm every worker up: imports, connections, caches
+        for role, running in servers.items():  # warm every worker up: imports, connections, caches
             for operation in OPERATIONS:
-                run_wrk(server.port, operation, settings.warmup, settings, ids_files[role, operation])
+                run_wrk(running.port, operation, settings.warmup, settings, ids_files[role, operation])
         for operation in OPERATIONS:
             result["operations"][operation] = {"recipe": [], "baseline": [], "ratios": []}
         for number in range(1, settings.rounds + 1):
@@ -162,29 +222,29 @@ def measure_pair(
                 loads = {}
                 # Alternate who goes first, so that a drift in the machine's load favours neither.
                 order = list(servers.items()) if number % 2 else list(servers.items())[::-1]
-                for role, server in order:
-                    load = run_wrk(server.port, operation, settings.duration, settings, ids_files[role, operation])
+                for role, running in order:
+                    load = run_wrk(running.port, operation, settings.duration, settings, ids_files[role, operation])
                     try:
-                        check_load(load, f"{recipe} {role} {operation} on {store}")
+                        check_load(load, f"{what} {role} {operation} on {store}")
                     except BenchError as error:
-                        raise server.failure(error) from None
+                        raise running.failure(error) from None
                     loads[role] = load
                     measured[role].append(load.as_dict())
                 ratio = loads["recipe"].rps / loads["baseline"].rps
                 measured["ratios"].append(ratio)
                 progress.step(
-                    f"{recipe} on {store}, {operation} round {number}: "
+                    f"{what} on {store}, {operation} round {number}: "
                     f"recipe {loads['recipe'].rps:,.0f} req/s (p50 {loads['recipe'].p50_ms:.1f} ms, "
                     f"p99 {loads['recipe'].p99_ms:.1f} ms), baseline {loads['baseline'].rps:,.0f} req/s "
                     f"(p50 {loads['baseline'].p50_ms:.1f} ms): ratio {ratio:.2f}"
                 )
-        for role, server in servers.items():
-            result["memory"][role] = worker_memory(server)
+        for role, running in servers.items():
+            result["memory"][role] = worker_memory(running)
     for operation in OPERATIONS:
         summarise(result["operations"][operation])
     memory = result["memory"]
     progress.step(
-        f"{recipe} on {store}: worker RSS after warm-up {memory['recipe']['median']['rss']:.0f} MiB "
+        f"{what} on {store}: worker RSS after warm-up {memory['recipe']['median']['rss']:.0f} MiB "
         f"(baseline {memory['baseline']['median']['rss']:.0f} MiB), "
         f"USS {memory['recipe']['median']['uss']:.0f} MiB (baseline {memory['baseline']['median']['uss']:.0f} MiB)"
     )
@@ -199,7 +259,7 @@ def measure_pair(
         }
     first = result["first_request"]
     progress.step(
-        f"{recipe} on {store}: fork to first request served {first['recipe']['median_s'] * 1000:.0f} ms "
+        f"{what} on {store}: fork to first request served {first['recipe']['median_s'] * 1000:.0f} ms "
         f"(baseline {first['baseline']['median_s'] * 1000:.0f} ms)"
     )
     return result
@@ -217,4 +277,13 @@ def summarise(measured: dict[str, Any]) -> None:
     measured["ratio_spread"] = spread(measured["ratios"])
 
 
-__all__ = ["OPERATIONS", "WEB_RECIPES", "BenchServer", "measure_generator", "measure_pair", "stores_of"]
+__all__ = [
+    "OPERATIONS",
+    "SERVERS",
+    "WEB_RECIPES",
+    "BenchServer",
+    "measure_generator",
+    "measure_pair",
+    "servers_of",
+    "stores_of",
+]
