@@ -40,7 +40,9 @@ def test_an_unknown_store_is_a_usage_error(pytester: pytest.Pytester, monkeypatc
         ("[pid: 17914|app: 0|req: 67/299] 127.0.0.1 () {26 vars in 389 bytes} POST /accounts", True),
         ('127.0.0.1 - - [01/Dec/2026:23:46:31 +0000] "POST /accounts HTTP/1.1" 200 165 "-" "-"', True),
         ("Wed Dec  2 00:02:46 2026 - graceful shutdown triggered...", False),
+        ('[2026-12-03 02:48:38 +0000] 127.0.0.1 - "POST /accounts HTTP/1.1" 201 2.452', True),
         ("[2026-12-01 23:46:31 +0000] [123] [INFO] Booting worker with pid: 123", False),
+        ("[WARNING] Killing worker-4 after it refused to gracefully stop", False),
         ("2026-12-02 00:02:45,875 [3214] bankaccounts.lifecycle INFO: constructed application", False),
     ],
 )

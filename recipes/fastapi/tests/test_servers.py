@@ -4,10 +4,10 @@ from cookbook_testing.standalone import ContractOverServer, StandaloneChecks, Wo
 
 
 class TestContractOverServers(ContractOverServer):
-    asgi = True
+    half_close_is_a_client_gone = frozenset({"uvicorn", "gunicorn", "granian"})
 
 
 class TestServers(WorkerStartedDuringAnOutageChecks, StandaloneChecks):
     started_without_the_store = "worker {pid} starts without its application"
     reload_resets_accepted_connections = frozenset({"uvicorn", "gunicorn"})  # uvicorn#2757: see StandaloneChecks
-    server_timeout_replaces_the_worker = False  # bank_api.call_application answers 503 itself
+    server_timeout_keeps_the_worker = frozenset({"uvicorn", "gunicorn", "granian"})  # call_application answers 503

@@ -119,18 +119,21 @@ class RawCase:
     name: str
     request: bytes
     statuses: frozenset[int | None]
-    #: Under an ASGI server, where they differ: a request whose body is cut short
-    #: by the client's half-close is a client gone to uvicorn, answered by no
-    #: one (None); Granian hands the application a short body (400).
-    asgi: frozenset[int | None] | None = None
+    #: Where they differ under a server that takes a half-close for a client gone: a
+    #: request whose body is cut short by the client's half-close is answered by no one
+    #: under uvicorn (None); Granian hands the application a short body (400).
+    half_close_gone: frozenset[int | None] | None = None
     #: Servers that read the body as chunked and ignore the Content-Length, as RFC 9112
     #: (6.3) lets a server do, closing the connection after: the application never sees
     #: the length, and the deposit is applied, once (Granian).
     read_as_chunked_by: frozenset[str] = frozenset()
 
-    @property
-    def asgi_statuses(self) -> frozenset[int | None]:
-        return self.statuses if self.asgi is None else self.asgi
+    def answers(self, half_close_is_a_client_gone: bool) -> frozenset[int | None]:
+        """The statuses it may be answered, under a server that does or does not take a
+        half-close for a client gone (``ContractOverServer.half_close_is_a_client_gone``)."""
+        if half_close_is_a_client_gone and self.half_close_gone is not None:
+            return self.half_close_gone
+        return self.statuses
 
 
 def raw(head: str, body: bytes = b"") -> bytes:
@@ -151,7 +154,7 @@ RAW_CASES = [
         "a body shorter than its Content-Length",
         raw("Content-Length: 100\r\n", AMOUNT),
         frozenset({400}),
-        asgi=frozenset({400, None}),
+        half_close_gone=frozenset({400, None}),
     ),
     RawCase("a malformed chunk size", raw("Transfer-Encoding: chunked\r\n", b"zz\r\n" + AMOUNT), frozenset({400})),
     RawCase(
@@ -163,13 +166,13 @@ RAW_CASES = [
         "a chunked body that never ends",
         raw("Transfer-Encoding: chunked\r\n", b"5\r\n" + AMOUNT[:5] + b"\r\n"),
         frozenset({400}),
-        asgi=frozenset({400, None}),
+        half_close_gone=frozenset({400, None}),
     ),
     RawCase(
         "Transfer-Encoding and Content-Length at once",
         raw(f"Transfer-Encoding: chunked\r\nContent-Length: {len(chunked(AMOUNT))}\r\n", chunked(AMOUNT)),
         frozenset({400}),
-        asgi=frozenset({400, None}),  # half-closed, uvicorn answers no one; kept open, the application's 400
+        half_close_gone=frozenset({400, None}),  # half-closed, uvicorn answers no one; kept open, the application's 400
         read_as_chunked_by=frozenset({"granian"}),
     ),
     RawCase("a request line that is none", b"GARBAGE\r\n\r\n", frozenset({400, None})),

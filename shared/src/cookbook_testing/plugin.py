@@ -145,10 +145,11 @@ def pytest_runtest_makereport(
     return report
 
 
-#: One request in uWSGI's request log ("[pid: 42|app: 0|req: 7/9] 127.0.0.1 ...") or gunicorn's
-#: access log ('127.0.0.1 - - [01/Dec/2026:...] "POST ...'): under load, hundreds of them
-#: would push out the lines that say what the server did.
-REQUEST_LINE = re.compile(r'^\[pid: \d+\|app: |^\S+ - \S+ \[[^\]]+\] "')
+#: One request in uWSGI's request log ("[pid: 42|app: 0|req: 7/9] 127.0.0.1 ..."), gunicorn's
+#: access log ('127.0.0.1 - - [01/Dec/2026:...] "POST ...') or Granian's ('[2026-12-01 ...
+#: +0000] 127.0.0.1 - "POST ...'): under load, hundreds of them would push out the lines
+#: that say what the server did.
+REQUEST_LINE = re.compile(r'^\[pid: \d+\|app: |^\S+ - \S+ \[[^\]]+\] "|^\[[^\]]+\] \S+ - "')
 
 
 @pytest.fixture(scope="session", autouse=True)

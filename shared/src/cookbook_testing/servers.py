@@ -26,7 +26,7 @@ import psutil
 from cookbook_testing.http import HTTPClient
 from cookbook_testing.processes import ManagedProcess, started, wait_for
 
-__all__ = ["COMMANDS", "WSGI_SERVERS", "ServerProcess", "free_port", "started", "wait_for"]
+__all__ = ["COMMANDS", "KILLED_FOR_NOT_STOPPING", "WSGI_SERVERS", "ServerProcess", "free_port", "started", "wait_for"]
 
 COMMANDS = {
     "uwsgi": ["uwsgi", "--ini", "uwsgi.ini"],
@@ -35,6 +35,11 @@ COMMANDS = {
     "uvicorn": ["python", "serve_uvicorn.py"],
     "granian": ["python", "serve_granian.py"],
 }
+#: What a server logs when it kills a worker that did not stop in its time. Granian's
+#: (``workers_kill_timeout``, 10 s in the recipes) ends within ``STOP_BOUND_SECONDS``, so
+#: a stop lost by a worker that held no application yet would pass unseen without it;
+#: uWSGI's and gunicorn's limits lie beyond the bound.
+KILLED_FOR_NOT_STOPPING = {"granian": "after it refused to gracefully stop"}
 #: The servers a WSGI recipe's tests run under (the ``server_kind`` fixture's);
 #: a recipe for other servers overrides that fixture with its own list.
 WSGI_SERVERS = ["gunicorn", "uwsgi"]
@@ -138,6 +143,11 @@ class ServerProcess(ManagedProcess):
             return new if len(new) == self.workers and not new & old else set()
 
         return wait_for(replaced, timeout, f"{self.kind} to replace workers {sorted(old)} after SIGHUP")
+
+    def killed_for_not_stopping(self) -> list[str]:
+        """The lines of its log that say it killed a worker that did not stop in its time."""
+        mark = KILLED_FOR_NOT_STOPPING.get(self.kind)
+        return [line for line in self.log().splitlines() if mark and mark in line]
 
     def signal_worker(self, pid: int, signum: int) -> None:
         if pid not in self.worker_pids():
