@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi import app as recipe_app
-from bankaccounts.prefork_signals import hold_in_forked_children, release
-
-#: What stops a Granian worker: the master sends SIGTERM; Ctrl+C sends SIGINT.
-GRANIAN_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+from bankaccounts.prefork_signals import GRANIAN_STOP_SIGNALS, hold_in_forked_children, release
 
 
 def released_once_serving(app: ASGIApp) -> ASGIApp:

@@ -26,18 +26,29 @@ Who releases them:
   hold them (with ``py-call-uwsgi-fork-hooks``, so that uWSGI's forks run
   Python's fork callbacks), and holds them in the master itself from its
   start (``hook-asap``) to its master-start hooks.
+- Granian, ASGI: the FastAPI recipe's ``serve_granian.py``, one loop turn after
+  the lifespan's startup.
+- Granian, WSGI: never. Its master and workers wait on a lock in their main
+  thread, which then acts only on a signal delivered to it:
+  ``take_in_a_thread`` holds them in every thread, and takes them in one.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterable
 
 #: What stops a uWSGI worker gracefully (SIGHUP) and the whole server (SIGTERM).
 UWSGI_STOP_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTERM})
 #: What stops a gunicorn worker: gracefully (SIGTERM), quickly (SIGINT, SIGQUIT).
 GUNICORN_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+#: What stops a Granian worker: its master sends SIGTERM; Ctrl+C sends SIGINT.
+GRANIAN_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+#: What Granian's master acts on: a stop, and a reload (SIGHUP).
+GRANIAN_MASTER_SIGNALS = GRANIAN_STOP_SIGNALS | {signal.SIGHUP}
 
 
 def hold_in_forked_children(
@@ -71,6 +82,36 @@ def hold_in_forked_children(
         saved.clear()  # the child keeps them held until its server releases them
 
     os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
+
+
+def take_in_a_thread(signals: Iterable[signal.Signals]) -> None:
+    """Hold ``signals`` in this thread, and so in every thread and process it starts from
+    now on, and take them in a thread of their own, which calls the Python handler that
+    the program installs for each after this call (the one before is another program's:
+    in a Granian worker, its master's).
+
+    For a process whose main thread waits on a lock (Granian's master, and its WSGI
+    worker): Python runs a handler in the main thread only, and such a thread acts on a
+    signal only if the kernel delivers it there. Delivered to another of its threads
+    (any that does not hold it), the signal was never acted on, and the stop was lost.
+    Held in every thread, it waits until ``sigwait`` takes it here. A signal that comes
+    before the program has installed its handler waits for it.
+    """
+    held = frozenset(signals)
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    before = {signum: signal.getsignal(signum) for signum in held}
+
+    def take() -> None:
+        while True:
+            signum = signal.Signals(signal.sigwait(held))
+            # Nothing says when the program installs its handler: look again, for a
+            # signal that came before, until it has.
+            while (handler := signal.getsignal(signum)) is before[signum]:
+                time.sleep(0.01)
+            if callable(handler):
+                handler(signum, None)
+
+    threading.Thread(target=take, name="signals", daemon=True).start()
 
 
 def release(signals: Iterable[signal.Signals]) -> None:
