@@ -97,7 +97,9 @@ def recipe_servers(recipe: str) -> list[str]:
     if (RECIPES / recipe / "asgi.py").is_file():
         return ASGI_SERVERS
     if (RECIPES / recipe / "wsgi.py").is_file():
-        return WSGI_SERVERS
+        # A WSGI recipe with a serve_granian.py runs under Granian too.
+        granian = ["granian"] if (RECIPES / recipe / "serve_granian.py").is_file() else []
+        return WSGI_SERVERS + granian
     return []
 
 

@@ -28,7 +28,7 @@ WEB_RECIPES = [path.name for path in RECIPES if (path / "wsgi.py").is_file() or 
 #: The SQL recipes, each on SQLite under one of its servers (every server gets used).
 SQL_SERVED = [
     ("fastapi", "uvicorn"),
-    ("flask-sqlalchemy", "uwsgi"),
+    ("flask-sqlalchemy", "granian"),
     ("plain-wsgi", "gunicorn"),
     ("pyramid-sqlalchemy", "gunicorn"),
     ("django-orm", "uwsgi"),
@@ -201,15 +201,23 @@ def test_list_names_the_recipes() -> None:
     assert "flask-sqlalchemy" in result.stdout.split()
 
 
-def test_a_server_the_recipe_does_not_run_under_is_a_clear_error() -> None:
+@pytest.mark.parametrize(
+    ("recipe", "server", "message"),
+    [
+        ("fastapi", "uwsgi", "fastapi runs under uvicorn, gunicorn, granian; not uwsgi"),
+        # Granian serves a WSGI recipe that has its serve_granian.py, and no other.
+        ("plain-wsgi", "granian", "plain-wsgi runs under uwsgi, gunicorn; not granian"),
+    ],
+)
+def test_a_server_the_recipe_does_not_run_under_is_a_clear_error(recipe: str, server: str, message: str) -> None:
     result = subprocess.run(
-        [sys.executable, "cookbook.py", "serve", "fastapi", "--server", "uwsgi"],
+        [sys.executable, "cookbook.py", "serve", recipe, "--server", server],
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
     assert result.returncode == 2
-    assert "fastapi runs under uvicorn, gunicorn, granian; not uwsgi" in result.stderr
+    assert message in result.stderr
 
 
 def test_unknown_recipe_is_a_clear_error() -> None:

@@ -110,7 +110,21 @@ class SameDocumentedDefaults:
     differ: Mapping[str, str] = field(default_factory=dict)
 
 
-Group = SameFiles | SameDefinitions | SameIniValues | SameDocumentedDefaults
+@dataclass(frozen=True)
+class SameCallArguments:
+    """The keyword arguments of the calls to ``callee`` in the Python file ``path`` (anywhere
+    in it), the same expressions in every recipe. Every keyword of any of the calls must be
+    in ``alike`` or ``differ``: for a server configured by a script, one call is its settings."""
+
+    why: str
+    recipes: tuple[str, ...]
+    path: str
+    callee: str
+    alike: tuple[str, ...]
+    differ: Mapping[str, str] = field(default_factory=dict)
+
+
+Group = SameFiles | SameDefinitions | SameIniValues | SameDocumentedDefaults | SameCallArguments
 
 WEB_RECIPES = (
     "django-cassandra",
@@ -211,6 +225,27 @@ COPIES: list[Group] = [
         path="wsgi.py",
         alike=("atexit.register()",),
         differ={"app": "made by Flask's factory, or by Pyramid from production.ini"},
+    ),
+    # --- Granian: the recipes it serves, ASGI and WSGI, are configured by a script each.
+    SameCallArguments(
+        why="one Granian setup for both interfaces: the knobs, workers replaced, the stop's limit, an 8 KiB head",
+        recipes=("fastapi", "flask-sqlalchemy"),
+        path="serve_granian.py",
+        callee="Server",
+        alike=(
+            "address",
+            "port",
+            "workers",
+            "respawn_failed_workers",
+            "workers_kill_timeout",
+            "http1_settings",
+            "log_access",
+        ),
+        differ={
+            "interface": "ASGI for FastAPI, WSGI for Flask",
+            "blocking_threads": "WSGI only: one request at a time in a worker, as under uWSGI and gunicorn (an ASGI"
+            " worker's calls run in the recipe's own THREADS)",
+        },
     ),
     # --- Flask: the HTTP contract's shared parts.
     SameDefinitions(
@@ -561,7 +596,7 @@ def drift(what: str, versions: Mapping[str, str | None], what_to_do: str = WHAT_
     return "\n".join(lines)
 
 
-G = TypeVar("G", SameFiles, SameDefinitions, SameIniValues, SameDocumentedDefaults)
+G = TypeVar("G", SameFiles, SameDefinitions, SameIniValues, SameDocumentedDefaults, SameCallArguments)
 
 
 def of_kind(kind: type[G]) -> list[G]:
@@ -662,6 +697,37 @@ def test_ini_values_are_the_same(group: SameIniValues) -> None:
     }
     assert not undecided, (
         f"Keys in neither list: {undecided}. Add each to the group's `alike` (and to every {group.path}),"
+        f" or to its `differ` with a reason (COPIES in {THIS_FILE})."
+    )
+
+
+def call_arguments(relative: str, name: str) -> dict[str, str]:
+    """Each keyword argument of the one call to ``name`` in the file, as an expression."""
+    calls = [node for node in ast.walk(parsed(relative)[0]) if isinstance(node, ast.Call) and callee(node.func) == name]
+    assert len(calls) == 1, f"{relative}: {len(calls)} calls to {name}(), not one"
+    return {keyword.arg: ast.unparse(keyword.value) + "\n" for keyword in calls[0].keywords if keyword.arg}
+
+
+@pytest.mark.parametrize("group", of_kind(SameCallArguments), ids=group_id)
+def test_call_arguments_are_the_same(group: SameCallArguments) -> None:
+    files = files_of(group.recipes, group.path)
+    arguments = {relative: call_arguments(relative, group.callee) for relative in files}
+    assert not (
+        message := failures(
+            drift(
+                f"`{keyword}=` of {group.callee}() in {group.path}",
+                {relative: given.get(keyword) for relative, given in arguments.items()},
+            )
+            for keyword in group.alike
+        )
+    ), f"{message}\n(Why alike: {group.why}.)"
+    undecided = {
+        relative: stray
+        for relative, given in arguments.items()
+        if (stray := sorted(set(given) - {*group.alike, *group.differ}))
+    }
+    assert not undecided, (
+        f"Arguments in neither list: {undecided}. Add each to the group's `alike` (and to every {group.path}),"
         f" or to its `differ` with a reason (COPIES in {THIS_FILE})."
     )
 

@@ -110,6 +110,15 @@ def wsgi_gunicorn_confs() -> list[Path]:
     ]
 
 
+def wsgi_granian_scripts() -> list[Path]:
+    """The WSGI recipes' serve_granian.py (an ASGI recipe's is answered by the application)."""
+    return [
+        script
+        for script in sorted((ROOT / "recipes").glob("*/serve_granian.py"))
+        if (script.parent / "wsgi.py").is_file()
+    ]
+
+
 def test_every_gunicorn_conf_holds_stop_signals_until_the_worker_has_handlers() -> None:
     """The same copy in every recipe: held from the fork (at-fork callbacks registered in the
     master), released first thing in post_worker_init, and before a SIGUSR2 re-exec."""
@@ -136,7 +145,8 @@ def test_every_gunicorn_conf_holds_stop_signals_until_the_worker_has_handlers() 
 def test_every_server_stops_a_request_at_the_same_time_after_request_timeout() -> None:
     """``REQUEST_TIMEOUT`` (default and margin from ``bankaccounts.timeouts``) sets uWSGI's
     ``harakiri`` and gunicorn's ``timeout`` in every recipe, and both end the request with
-    ``SERVER_TIMEOUT_SIGNAL``, made a 503 (the stand-alone hang check shows it)."""
+    ``SERVER_TIMEOUT_SIGNAL``, made a 503 (the stand-alone hang check shows it); Granian's
+    workers keep the same limit themselves."""
     knob = (
         "if-env = REQUEST_TIMEOUT\nset-ph = request_timeout=%(_)\nendif =\n"
         f"if-not-env = REQUEST_TIMEOUT\nset-ph = request_timeout={DEFAULT_REQUEST_TIMEOUT_SECONDS}\nendif =\n"
@@ -156,6 +166,11 @@ def test_every_server_stops_a_request_at_the_same_time_after_request_timeout() -
     )
     assert [conf.parent.name for conf in confs if abort not in conf.read_text()] == []
     assert len(inis) == len(confs) >= 6
+    # Granian keeps no such limit: a WSGI recipe's serve_granian.py has its workers keep it.
+    granian = wsgi_granian_scripts()
+    deadline = "\ndeadline = RequestDeadline(server_timeout())\n"
+    assert [script.parent.name for script in granian if deadline not in script.read_text()] == []
+    assert granian
 
 
 LITERAL_BLOCK = re.compile(r"^(?!\s*\.\.).*::\s*$")

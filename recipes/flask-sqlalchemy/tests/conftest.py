@@ -13,6 +13,12 @@ from cookbook_testing.http import Client, FlaskTestClient
 pytest_plugins = ["cookbook_testing.plugin"]
 
 
+@pytest.fixture(scope="class", params=["uwsgi", "gunicorn", "granian"])
+def server_kind(request: pytest.FixtureRequest) -> str:
+    """The WSGI servers this recipe runs under, each from its own configuration file."""
+    return str(request.param)
+
+
 @pytest.fixture
 def app(database_url: str) -> Iterator[Flask]:
     """A Flask app on a fresh database; its application is closed after the test."""

@@ -1,11 +1,11 @@
-"""Stand-alone checks: this recipe's uwsgi.ini and gunicorn.conf.py, 4 workers each."""
+"""Stand-alone checks: this recipe's uwsgi.ini, gunicorn.conf.py and serve_granian.py, 4 workers each."""
 
 from cookbook_testing.standalone import ContractOverServer, StandaloneChecks
 
 
 class TestContractOverServers(ContractOverServer):
-    pass
+    half_close_is_a_client_gone = frozenset({"granian"})
 
 
 class TestServers(StandaloneChecks):
-    pass
+    server_timeout_keeps_the_worker = frozenset({"granian"})  # serve_granian.py's RequestDeadline
