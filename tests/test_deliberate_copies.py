@@ -137,7 +137,7 @@ WEB_RECIPES = (
 #: Web recipes on ASGI servers (uvicorn, gunicorn's uvicorn worker): no uwsgi.ini, and a
 #: gunicorn.conf.py of another kind.
 ASGI_RECIPES = ("fastapi",)
-ALL_RECIPES = (*WEB_RECIPES, *ASGI_RECIPES, "celery", "rq")
+ALL_RECIPES = (*WEB_RECIPES, *ASGI_RECIPES, "celery", "rq", "projections")
 DJANGO = ("django-cassandra", "django-orm")
 
 COPIES: list[Group] = [

@@ -26,8 +26,9 @@ README_SECTIONS = [
 RECIPE_FILES = ["README.md", "requirements.txt", "requirements-test.txt", "pytest.ini"]
 WEB_RECIPE_FILES = ["wsgi.py", "uwsgi.ini", "gunicorn.conf.py"]
 ASGI_RECIPE_FILES = ["asgi.py", "serve_uvicorn.py", "gunicorn.conf.py", "serve_granian.py"]
-#: A worker recipe's entry point: Celery's tasks.py, RQ's jobs.py.
-WORKER_ENTRY_POINTS = ["tasks.py", "jobs.py"]
+#: A worker recipe's entry point: Celery's tasks.py, RQ's jobs.py; an event processing
+#: recipe's process: run_projection.py.
+WORKER_ENTRY_POINTS = ["tasks.py", "jobs.py", "run_projection.py"]
 DOCS = sorted((ROOT / "docs").rglob("*.rst"))
 
 
@@ -44,7 +45,9 @@ def test_every_recipe_is_a_web_recipe_with_both_servers_or_a_worker_recipe(recip
     elif (recipe / "asgi.py").is_file():
         assert [name for name in ASGI_RECIPE_FILES if not (recipe / name).is_file()] == []
     else:
-        assert [name for name in WORKER_ENTRY_POINTS if (recipe / name).is_file()], "no wsgi.py, asgi.py nor a worker"
+        assert [name for name in WORKER_ENTRY_POINTS if (recipe / name).is_file()], (
+            "no wsgi.py, asgi.py, nor a worker's or a projection's entry point"
+        )
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)

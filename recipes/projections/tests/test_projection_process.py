@@ -1,0 +1,156 @@
+"""The projection as its own process: catch-up, following, SIGTERM, SIGKILL, the database going away.
+
+Every test runs ``python run_projection.py`` for real, against the test's
+database (SQLite, or the kit's PostgreSQL with ``--store postgresql``), writes
+events with the shared application in the test process, and waits for the
+view's tracking position (a bounded poll), never for a fixed time.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+from event_log import (
+    FIXED_EVENTS_PER_BATCH,
+    EventStream,
+    account_events,
+    await_position,
+    check_view_is_the_fold,
+    last_position,
+    position,
+    write_batch,
+)
+from projection_process import ProjectionProcess
+
+from account_views import AccountViewsRecorder
+from bankaccounts.application import BankAccounts, construct_application
+from bankaccounts.config import DatabaseConfig
+from conftest import read_view
+from cookbook_testing.faults import FaultProxy
+from cookbook_testing.processes import STOP_BOUND_SECONDS, wait_for
+
+Start = Callable[..., ProjectionProcess]
+
+
+def test_catches_up_from_a_cold_start_then_follows_new_events(
+    application: BankAccounts, view: AccountViewsRecorder, start_projection: Start
+) -> None:
+    for _ in range(20):
+        write_batch(application, deposits=44)
+    last = last_position(application)
+    assert last == 20 * (44 + FIXED_EVENTS_PER_BATCH)
+
+    started = time.monotonic()
+    projection = start_projection()
+    seconds = await_position(view, last)
+    print(
+        f"\ncaught up {last} events in {time.monotonic() - started:.2f} s from the start ({seconds:.2f} s once ready)"
+    )
+    check_view_is_the_fold(application, view)
+    wait_for(lambda: "caught up to position" in projection.log(), 10, "the caught-up line")
+
+    # New events, one command at a time, are followed (LISTEN/NOTIFY, or SQLite's poll).
+    lags = []
+    account = application.open_account("Ada Lovelace", "ada@example.com")
+    other = application.open_account("Grace Hopper", "grace@example.com")
+    for amount in (100, 250, 75):
+        application.deposit(account.id, amount)
+        written = time.monotonic()
+        await_position(view, last_position(application), timeout=10)
+        lags.append(time.monotonic() - written)
+    application.withdraw(account.id, 40)
+    application.transfer(account.id, other.id, 60)
+    await_position(view, last_position(application), timeout=10)
+    check_view_is_the_fold(application, view)
+    assert view.balances()[account.id] == 325 and view.balances()[other.id] == 60
+    print(f"one deposit, committed to seen in the view: {', '.join(f'{lag * 1000:.0f} ms' for lag in lags)}")
+
+    assert projection.stop(signal.SIGTERM, timeout=STOP_BOUND_SECONDS) == 0
+    assert f"stopped at position {last_position(application)}: exiting 0" in projection.log()
+
+
+def test_sigterm_mid_stream_commits_the_event_in_hand_and_exits_0(
+    application: BankAccounts, view: AccountViewsRecorder, start_projection: Start
+) -> None:
+    for _ in range(40):
+        write_batch(application, deposits=94)
+    last = last_position(application)
+    projection = start_projection()
+    await_position(view, 300)
+
+    signalled = time.monotonic()
+    assert projection.stop(signal.SIGTERM, timeout=STOP_BOUND_SECONDS) == 0
+    stop_seconds = time.monotonic() - signalled
+    stopped_at = position(view)
+    print(f"\nSIGTERM at about 300 of {last}: exited 0 in {stop_seconds:.2f} s at position {stopped_at}")
+    assert stopped_at < last, "the projection finished before the signal: nothing was mid-stream"
+    assert f"stopped at position {stopped_at}: exiting 0" in projection.log()
+    # The rows are exactly those of the events up to the committed position.
+    check_view_is_the_fold(application, view, upto=stopped_at)
+
+    # Started again, it resumes from there and finishes.
+    again = start_projection()
+    assert f"views: following BankAccounts from position {stopped_at};" in again.log()
+    await_position(view, last)
+    check_view_is_the_fold(application, view)
+
+
+def test_sigkill_in_a_stream_then_restart_applies_every_event_exactly_once(
+    application: BankAccounts, view: AccountViewsRecorder, start_projection: Start
+) -> None:
+    # A writer keeps recording events the whole time, from its own application.
+    with EventStream(deposits=4) as stream:
+        kills = []
+        for _ in range(3):
+            projection = start_projection()
+            await_position(view, position(view) + 200)
+            assert stream.is_alive(), "the stream ended before the kill"
+            assert projection.stop(signal.SIGKILL) == -signal.SIGKILL
+            killed_at = position(view)
+            kills.append((killed_at, last_position(application)))
+            # What was committed is whole: the rows are the fold of the events up to the position.
+            check_view_is_the_fold(application, view, upto=killed_at)
+        stream.stop()
+
+    start_projection()
+    last = last_position(application)
+    await_position(view, last)
+    check_view_is_the_fold(application, view)
+    # Nothing lost, nothing counted twice: one count per account event in the log.
+    assert sum(day.events for day in view.daily_totals()) == account_events(application)
+    assert account_events(application) == stream.batches * (4 + FIXED_EVENTS_PER_BATCH) == last
+    assert all(killed_at < last for killed_at, last in kills), f"a kill came after the stream was done: {kills}"
+    print(f"\n{stream.batches} batches, {last} events; SIGKILL at (position, log's last): {kills}")
+
+
+@pytest.mark.requires_a_database_server
+@pytest.mark.logs_errors("the database goes away on purpose: the process logs the error it exits with")
+def test_when_the_database_goes_away_it_exits_1_and_its_restart_resumes(
+    start_projection: Start, database_behind_a_fault_proxy: FaultProxy
+) -> None:
+    """The proxy cuts every connection and refuses new ones, as a PostgreSQL restart does to its clients."""
+    proxy = database_behind_a_fault_proxy
+    # The test's writer and its reading of the view reach the server directly.
+    store = DatabaseConfig.from_url(proxy.upstream_url).eventsourcing_env()
+    with construct_application(store) as writer, read_view(proxy.upstream_url) as seen:
+        for _ in range(5):
+            write_batch(writer, deposits=14)
+        projection = start_projection(database_url=proxy.url)
+        await_position(seen, last_position(writer))
+
+        proxy.go_down()
+        went_down = time.monotonic()
+        write_batch(writer, deposits=14)  # written meanwhile, straight to the server
+        returncode = wait_for(lambda: projection.returncode, 30, "the projection to exit")
+        exit_seconds = time.monotonic() - went_down
+        assert returncode == 1
+        assert "the runner stopped on an error: exiting 1" in projection.log()
+        print(f"\nthe database went away: the projection exited 1 after {exit_seconds:.2f} s")
+
+        proxy.come_back()
+        start_projection(database_url=proxy.url)
+        await_position(seen, last_position(writer))
+        check_view_is_the_fold(writer, seen)
