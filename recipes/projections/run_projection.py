@@ -33,8 +33,12 @@ across a fork: its connections and threads are this process's own).
   database is down, a start fails within about 25 s (eventsourcing tries a
   statement 10 times, each waiting up to ``POSTGRES_CONNECTION_WAIT_SECONDS``).
 
-Run exactly one process per view or process application: see the guide page
-for why two would be wrong.
+- **Standby.** Before it builds its runner, the process takes the runner's lock
+  (``standby_lock``), and holds it until it exits. Another process started for
+  the same runner logs that it is standing by, tries the lock every 0.2 s,
+  and takes over when the active one's lock is freed (by its death, SIGKILL
+  included). Two active processes of one runner would be wrong: see the guide
+  page.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from account_views import AccountViews, AccountViewsRecorder
 from bankaccounts.application import BankAccounts
 from bankaccounts.config import DatabaseConfig, application_env, label_postgres_connections
 from large_withdrawals import LargeWithdrawals
+from standby_lock import NoLock, StandbyLock, standby_lock, wait_for_lock
 
 logger = logging.getLogger("projection")
 
@@ -154,8 +159,9 @@ def position(runner: Runner) -> int:
     return tracking_recorder(runner).max_tracking_id(runner.app_name) or 0
 
 
-def follow(runner: Runner, name: str) -> None:
-    """Until the runner stops: log once when it has caught up; raise what stopped it."""
+def follow(runner: Runner, name: str, lock: StandbyLock) -> None:
+    """Until the runner stops: log once when it has caught up; raise what stopped it,
+    or the loss of the lock's connection (another process may be active now)."""
     started, start_position = time.monotonic(), position(runner)
     last = runner.app.recorder.max_notification_id() or 0
     logger.info("%s: following %s from position %d; the log's last is %d", name, runner.app_name, start_position, last)
@@ -163,6 +169,7 @@ def follow(runner: Runner, name: str) -> None:
     while not runner.is_interrupted.is_set():
         # Returns when the runner stops, or after the timeout; raises the runner's error, if any.
         runner.run_forever(timeout=CHECK_INTERVAL_SECONDS if caught_up else CATCHING_UP_CHECK_SECONDS)
+        lock.check()
         if not caught_up and position(runner) >= last:
             caught_up = True
             seconds = time.monotonic() - started
@@ -186,23 +193,35 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    name = argv[0]
+    lock: StandbyLock = NoLock()
     try:
         label_postgres_connections()
-        runner = RUNNERS[argv[0]]()
+        lock = standby_lock(name)
+        if not lock.try_acquire():
+            logger.info("%s: standing by: another process holds the lock", name)
+            if not wait_for_lock(lock, stop_requested):
+                logger.info("%s: stopped while standing by: exiting 0", name)
+                lock.release()
+                return 0
+            logger.info("%s: took the lock: starting", name)
+        runner = RUNNERS[name]()
     except Exception:
         logger.exception("could not start: exiting 1")
+        lock.release()
         return 1
     if stop_requested.is_set():  # a signal that came while the runner was being built
         runner.stop()
     try:
         with runner:
-            follow(runner, argv[0])
+            follow(runner, name, lock)
         logger.info("stopped at position %d: exiting 0", position(runner))
     except Exception:
         logger.exception("the runner stopped on an error: exiting 1")
         return 1
     finally:
         close_tracking(runner)
+        lock.release()  # last: nothing of this runner's is still writing
     return 0
 
 

@@ -59,10 +59,18 @@ def start_projection(
     every one started is killed at the test's end, and its log checked for tracebacks."""
     processes: list[ProjectionProcess] = []
 
-    def start(*, which: str = "views", database_url: str = database_url, timeout: float = 60) -> ProjectionProcess:
-        process = ProjectionProcess(recipe_dir, {"DATABASE_URL": database_url}, which)
+    def start(
+        *,
+        which: str = "views",
+        database_url: str = database_url,
+        extra_env: dict[str, str] | None = None,
+        standby: bool = False,
+        timeout: float = 60,
+    ) -> ProjectionProcess:
+        """``standby``: return once it stands by (default: once it follows)."""
+        process = ProjectionProcess(recipe_dir, {"DATABASE_URL": database_url, **(extra_env or {})}, which)
         processes.append(process)
-        return process.start(timeout=timeout)
+        return process.start(timeout=timeout, until=process.is_standing_by if standby else None)
 
     yield start
     for process in processes:

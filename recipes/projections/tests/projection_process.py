@@ -17,3 +17,9 @@ class ProjectionProcess(ManagedProcess):
     def is_ready(self) -> bool:
         # Logged once its runner is built and subscribed.
         return f"{self.which}: following BankAccounts from position" in self.log()
+
+    def is_standing_by(self) -> bool:
+        return f"{self.which}: standing by: another process holds the lock" in self.log()
+
+    def is_following(self) -> bool:
+        return self.is_ready()

@@ -1,4 +1,4 @@
-"""Why one process per view: a second active consumer of the same projection.
+"""Why one active process per view: what a second active consumer of the same projection does.
 
 Both processes follow the same events from the same position and each applies
 each event in a transaction that also moves the view's tracking position. For
@@ -27,7 +27,8 @@ Start = Callable[..., ProjectionProcess]
 def test_a_second_active_consumer_fails_at_the_first_event_both_see(
     application: BankAccounts, view: AccountViewsRecorder, start_projection: Start
 ) -> None:
-    pair = [start_projection(), start_projection()]
+    # Without the standby lock (standby_lock.py): both active.
+    pair = [start_projection(extra_env={"PROJECTION_LOCK": "off"}) for _ in range(2)]
     account = application.open_account("Ada Lovelace", "ada@example.com")
 
     exited = wait_for(lambda: [p for p in pair if p.returncode is not None], 30, "one of the two to exit")
