@@ -23,7 +23,7 @@ across a fork: its connections and threads are this process's own).
 - **SIGTERM or SIGINT.** The runner stops: the event in hand is processed and
   committed, those fetched after it are left for the next start, and the
   process exits 0 (logged with the position). The tests hold it to 15 s, the
-  cookbook's bound for every server and worker (it took 0.02 to 0.17 s): the
+  cookbook's bound for every server and worker (it took 0.02 to 0.27 s): the
   event in hand is one short transaction, each statement of which PostgreSQL
   ends after ``REQUEST_TIMEOUT`` (10 s by default, ``bankaccounts.timeouts``).
 - **Anything else that stops the runner** (the database went away, a statement

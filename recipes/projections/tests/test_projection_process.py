@@ -23,12 +23,14 @@ from event_log import (
     position,
     write_batch,
 )
+from postgres_restart import restart_postgres_server
 from projection_process import ProjectionProcess
 
 from account_views import AccountViewsRecorder
 from bankaccounts.application import BankAccounts, construct_application
 from bankaccounts.config import DatabaseConfig
 from conftest import read_view
+from cookbook_testing.databases import PostgresDatabases
 from cookbook_testing.faults import FaultProxy
 from cookbook_testing.processes import STOP_BOUND_SECONDS, wait_for
 
@@ -154,3 +156,31 @@ def test_when_the_database_goes_away_it_exits_1_and_its_restart_resumes(
         start_projection(database_url=proxy.url)
         await_position(seen, last_position(writer))
         check_view_is_the_fold(writer, seen)
+
+
+@pytest.mark.requires_postgresql
+@pytest.mark.logs_errors("PostgreSQL restarts on purpose: the process logs the error it exits with")
+def test_when_postgresql_restarts_it_exits_1_and_its_restart_resumes(
+    application: BankAccounts,
+    view: AccountViewsRecorder,
+    start_projection: Start,
+    postgres_databases: PostgresDatabases,
+) -> None:
+    for _ in range(5):
+        write_batch(application, deposits=14)
+    projection = start_projection()
+    await_position(view, last_position(application))
+
+    began = time.monotonic()
+    seconds = restart_postgres_server(postgres_databases.admin_url)
+    returncode = wait_for(lambda: projection.returncode, 30, "the projection to exit")
+    exited = time.monotonic() - began
+    assert returncode == 1
+    assert "the runner stopped on an error: exiting 1" in projection.log()
+    print(f"\nPostgreSQL restarted in {seconds:.2f} s: the projection had exited 1 by {exited:.2f} s")
+
+    # The writer's and the view's pools find their connections gone: eventsourcing retries.
+    write_batch(application, deposits=14)
+    start_projection()
+    await_position(view, last_position(application))
+    check_view_is_the_fold(application, view)
