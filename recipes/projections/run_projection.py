@@ -30,9 +30,8 @@ across a fork: its connections and threads are this process's own).
   failed) is logged with its traceback, and the process exits 1 at once, for its
   supervisor to restart it: it does not reconnect by itself. Its restart resumes
   from the committed position, so nothing is lost or applied twice. While the
-  database is down, a start fails within about 25 s (eventsourcing tries a
-  statement 10 times, each waiting up to ``POSTGRES_CONNECTION_WAIT_SECONDS``).
-
+  database is down, a start fails at its first connection (the standby lock's,
+  which waits up to ``POSTGRES_CONNECTION_WAIT_SECONDS`` for it): exit 1.
 - **Standby.** Before it builds its runner, the process takes the runner's lock
   (``standby_lock``), and holds it until it exits. Another process started for
   the same runner logs that it is standing by, tries the lock every 0.2 s,

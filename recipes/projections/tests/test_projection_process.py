@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from event_log import (
@@ -184,3 +185,23 @@ def test_when_postgresql_restarts_it_exits_1_and_its_restart_resumes(
     start_projection()
     await_position(view, last_position(application))
     check_view_is_the_fold(application, view)
+
+
+@pytest.mark.requires_a_database_server
+@pytest.mark.logs_errors("the database is down on purpose: the process logs why it cannot start")
+def test_started_while_the_database_is_down_it_exits_1(
+    recipe_dir: Path, database_behind_a_fault_proxy: FaultProxy
+) -> None:
+    proxy = database_behind_a_fault_proxy
+    proxy.go_down()
+    process = ProjectionProcess(recipe_dir, {"DATABASE_URL": proxy.url})
+    started = time.monotonic()
+    process.start(until=lambda: True)  # not ready, ever: it must exit
+    try:
+        returncode = wait_for(lambda: process.returncode, 30, "the projection to exit")
+        seconds = time.monotonic() - started
+    finally:
+        process.kill()
+    assert returncode == 1
+    assert "could not start: exiting 1" in process.log()
+    print(f"\nstarted with the database down: exited 1 after {seconds:.2f} s")
