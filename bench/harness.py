@@ -187,8 +187,11 @@ def run_wrk(
     path: str = "/health",
     connections: int | None = None,
     script: Path = WRK_SCRIPT,
+    *,
+    close_connections: bool = False,
 ) -> Load:
-    """Drive ``127.0.0.1:port`` for ``seconds``; ``mode`` is deposit, read or get (of ``path``).
+    """Drive ``127.0.0.1:port`` for ``seconds``; ``mode`` is deposit, read or get (of ``path``);
+    with ``close_connections``, each request on a connection of its own.
 
     uWSGI's ``http-socket`` closes the connection after every response, and wrk
     counts each close as a read error before it reconnects; so read errors are
@@ -211,6 +214,8 @@ def run_wrk(
     ]
     if ids_file is not None:
         command.append(str(ids_file))
+    if close_connections:
+        command.append("close")
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:

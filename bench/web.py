@@ -192,8 +192,14 @@ def measure_pair(
         "operations": {},
         "memory": {},
         "first_request": {},
+        "connection_per_request": server != "uwsgi",
     }
     what = recipe if server == "uwsgi" else f"{recipe} under {server}"  # in the progress lines
+    # A connection per request under the ASGI servers, as uWSGI's http-socket makes it anyway:
+    # kept alive, wrk's connections, opened at once, were all accepted by one worker in most
+    # rounds under uvicorn and gunicorn (Granian spread them), and a round's rate was that
+    # of one worker or of four, by chance (docs/topics/asgi.rst).
+    close = server != "uwsgi"
     files = workdir / f"{recipe}-{server}-{store}"
     read_ids: dict[str, str] = {}
     with (
@@ -213,7 +219,14 @@ def measure_pair(
         )
         for role, running in servers.items():  # warm every worker up: imports, connections, caches
             for operation in OPERATIONS:
-                run_wrk(running.port, operation, settings.warmup, settings, ids_files[role, operation])
+                run_wrk(
+                    running.port,
+                    operation,
+                    settings.warmup,
+                    settings,
+                    ids_files[role, operation],
+                    close_connections=close,
+                )
         for operation in OPERATIONS:
             result["operations"][operation] = {"recipe": [], "baseline": [], "ratios": []}
         for number in range(1, settings.rounds + 1):
@@ -223,7 +236,14 @@ def measure_pair(
                 # Alternate who goes first, so that a drift in the machine's load favours neither.
                 order = list(servers.items()) if number % 2 else list(servers.items())[::-1]
                 for role, running in order:
-                    load = run_wrk(running.port, operation, settings.duration, settings, ids_files[role, operation])
+                    load = run_wrk(
+                        running.port,
+                        operation,
+                        settings.duration,
+                        settings,
+                        ids_files[role, operation],
+                        close_connections=close,
+                    )
                     try:
                         check_load(load, f"{what} {role} {operation} on {store}")
                     except BenchError as error:

@@ -1,27 +1,39 @@
 -- wrk's script for every web measurement:
 --
---   wrk -t1 -c16 -d10s -s requests.lua http://127.0.0.1:PORT/health -- MODE [IDS_FILE]
+--   wrk -t1 -c16 -d10s -s requests.lua http://127.0.0.1:PORT/health -- MODE [IDS_FILE] [close]
 --
 -- MODE "deposit": POST /accounts/<id>/deposit {"amount": 1} to a random account
 -- MODE "read":    GET /accounts/<id> of a random account
 -- MODE "get":     GET the URL's own path (the generator's ceiling, /health)
--- IDS_FILE holds one account id per line. At the end, one JSON line on stdout.
+-- IDS_FILE holds one account id per line. "close": every request asks the server
+-- to close its connection after answering, so that each is accepted anew, as
+-- uWSGI's http-socket does anyway. At the end, one JSON line on stdout.
 
 local ids = {}
 local mode = "get"
 local headers = { ["Content-Type"] = "application/json" }
+local read_headers = {}
 local deposit_body = '{"amount": 1}'
+
+local function read_ids(path)
+  for line in io.lines(path) do
+    if #line > 0 then
+      ids[#ids + 1] = line
+    end
+  end
+  if #ids == 0 then
+    error("no account ids in " .. path)
+  end
+end
 
 function init(args)
   mode = args[1] or "get"
-  if args[2] then
-    for line in io.lines(args[2]) do
-      if #line > 0 then
-        ids[#ids + 1] = line
-      end
-    end
-    if #ids == 0 then
-      error("no account ids in " .. args[2])
+  for i = 2, #args do
+    if args[i] == "close" then
+      headers["Connection"] = "close"
+      read_headers["Connection"] = "close"
+    else
+      read_ids(args[i])
     end
   end
   math.randomseed(os.time())
@@ -32,9 +44,9 @@ function request()
     local id = ids[math.random(#ids)]
     return wrk.format("POST", "/accounts/" .. id .. "/deposit", headers, deposit_body)
   elseif mode == "read" then
-    return wrk.format("GET", "/accounts/" .. ids[math.random(#ids)])
+    return wrk.format("GET", "/accounts/" .. ids[math.random(#ids)], read_headers)
   end
-  return wrk.format("GET")
+  return wrk.format("GET", nil, read_headers)
 end
 
 function done(summary, latency, requests)
