@@ -9,5 +9,5 @@ class TestContractOverServers(ContractOverServer):
 
 class TestServers(WorkerStartedDuringAnOutageChecks, StandaloneChecks):
     started_without_the_store = "worker {pid} starts without its application"
-    reload_resets_accepted_connections = frozenset({"uvicorn", "gunicorn"})  # uvicorn#2757: see StandaloneChecks
+    reload_closes_connections_under_requests = frozenset({"uvicorn", "gunicorn", "granian"})  # see StandaloneChecks
     server_timeout_keeps_the_worker = frozenset({"uvicorn", "gunicorn", "granian"})  # call_application answers 503
