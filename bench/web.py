@@ -104,9 +104,13 @@ def manage(target: Target, store: Mapping[str, str]) -> None:
         raise BenchError(msg)
 
 
-def targets(recipe: str, server: str, workdir: Path) -> tuple[Target, Target]:
-    """The recipe, and its baseline served with the recipe's own server config."""
+def targets(recipe: str, server: str = "uwsgi", workdir: Path | None = None) -> tuple[Target, Target]:
+    """The recipe, and its baseline served with the recipe's own server config (under a
+    server other than uWSGI, from a folder made in ``workdir``: ``beside_server_file``)."""
     if server != "uwsgi":
+        if workdir is None:
+            msg = f"{recipe} under {server}: its baseline is served from a folder made in a workdir"
+            raise BenchError(msg)
         return (
             Target(recipe, "recipe", RECIPES / recipe, None, server=server),
             Target(recipe, "baseline", beside_server_file(recipe, server, workdir), None, {}, create_tables, server),
