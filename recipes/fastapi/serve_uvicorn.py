@@ -24,6 +24,13 @@ if __name__ == "__main__":  # spawned workers import this file as __mp_main__: t
         # On SIGTERM each worker stops accepting, finishes the requests it has
         # for up to 10 s, runs the lifespan's shutdown (closing the application), and exits.
         timeout_graceful_shutdown=10,
+        # On SIGHUP uvicorn (0.51+) replaces one worker at a time, and gives the
+        # reload up, keeping the old workers, if a new one is not serving within
+        # this many seconds. Its default, 5, is less than a spawned worker can take
+        # to import FastAPI and build its application on a busy machine (a test
+        # run's reload was given up so). It also bounds the supervisor's liveness
+        # ping: a worker that does not answer for 30 s is killed and replaced.
+        timeout_worker_healthcheck=30,
         proxy_headers=False,  # no proxy in front; see the topology page before turning it on
         server_header=False,
         log_config=None,  # asgi.py's logging: one format for every line

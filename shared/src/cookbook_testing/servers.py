@@ -26,7 +26,16 @@ import psutil
 from cookbook_testing.http import HTTPClient
 from cookbook_testing.processes import ManagedProcess, started, wait_for
 
-__all__ = ["COMMANDS", "KILLED_FOR_NOT_STOPPING", "WSGI_SERVERS", "ServerProcess", "free_port", "started", "wait_for"]
+__all__ = [
+    "COMMANDS",
+    "KILLED_FOR_NOT_STOPPING",
+    "RELOAD_ABANDONED",
+    "WSGI_SERVERS",
+    "ServerProcess",
+    "free_port",
+    "started",
+    "wait_for",
+]
 
 COMMANDS = {
     "uwsgi": ["uwsgi", "--ini", "uwsgi.ini"],
@@ -40,6 +49,10 @@ COMMANDS = {
 #: a stop lost by a worker that held no application yet would pass unseen without it;
 #: uWSGI's and gunicorn's limits lie beyond the bound.
 KILLED_FOR_NOT_STOPPING = {"granian": "after it refused to gracefully stop"}
+#: What a server logs when it gives a reload up and keeps its old workers
+#: (uvicorn 0.51+, when a new worker is not serving within its
+#: timeout_worker_healthcheck): a reload that will never complete.
+RELOAD_ABANDONED = {"uvicorn": "aborting the restart"}
 #: The servers a WSGI recipe's tests run under (the ``server_kind`` fixture's);
 #: a recipe for other servers overrides that fixture with its own list.
 WSGI_SERVERS = ["gunicorn", "uwsgi"]
@@ -139,6 +152,10 @@ class ServerProcess(ManagedProcess):
         os.kill(self.pid, signal.SIGHUP)
 
         def replaced() -> set[int]:
+            mark = RELOAD_ABANDONED.get(self.kind)
+            abandoned = [line for line in self.log().splitlines() if mark and mark in line]
+            if abandoned:
+                raise AssertionError(f"{self.kind} gave the reload up: {abandoned[-1]}")
             new = self.worker_pids()
             return new if len(new) == self.workers and not new & old else set()
 
