@@ -508,7 +508,7 @@ def start_shared_cassandra(tox_environment: Path, env: dict[str, str], services:
     return str(details["hosts"])
 
 
-def test(tox_args: list[str]) -> int:
+def test(tox_args: list[str], also: list[str] | None = None) -> int:
     environment = venv("tox")
     run_pip(environment / "bin" / "python", "install", "--quiet", *TOX_REQUIREMENTS)
     env = dict(os.environ)
@@ -525,9 +525,27 @@ def test(tox_args: list[str]) -> int:
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         # In CI an environment whose Python is missing is a failure, not a skip.
         command += ["--skip-missing-interpreters", "false"]
+    whole_matrix = runs_the_whole_matrix(tox_args)
+    if also:
+        if not whole_matrix:
+            print("cookbook: --also adds to the whole matrix; it takes no other selection", file=sys.stderr)
+            return 2
+        # One run rather than one after another: the matrix's environments
+        # spend much of their time waiting, and these fill that time. tox starts
+        # them in the order named: the first (lint, which fails fast), then these.
+        listed = subprocess.run(
+            [str(environment / "bin" / "tox"), "list", "--no-desc", "-d"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        names = [*listed[:1], *also, *listed[1:]]
+        tox_args = ["-e", ",".join(dict.fromkeys(names)), *tox_args]
     services: list[Service] = []
     try:
-        if runs_the_whole_matrix(tox_args) and not env.get("CASSANDRA_HOSTS", "").strip():
+        if whole_matrix and not env.get("CASSANDRA_HOSTS", "").strip():
             env["COOKBOOK_SHARED_CASSANDRA"] = start_shared_cassandra(environment, env, services)
         return subprocess.run([*command, *tox_args], cwd=ROOT, env=env, check=False).returncode
     except ServiceError as error:
@@ -553,14 +571,22 @@ def main(argv: list[str] | None = None) -> int:
         help="where the events go (default: DATABASE_URL's, or SQLite; Cassandra for the Cassandra recipes); "
         "postgresql with no DATABASE_URL starts an embedded server",
     )
-    commands.add_parser("test", help="run the whole test matrix with tox (other arguments go to tox)")
+    test_parser = commands.add_parser("test", help="run the whole test matrix with tox (other arguments go to tox)")
+    test_parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="ENV[,ENV...]",
+        help="run these environments too, in the same parallel run as the whole matrix "
+        "(CI: the RabbitMQ pair and the benchmarks' smoke run)",
+    )
     copy_parser = commands.add_parser("copy", help="copy a recipe, and what it installs from here, into DEST")
     copy_parser.add_argument("recipe")
     copy_parser.add_argument("destination", type=Path)
     commands.add_parser("list", help="list the recipes")
     args, tox_args = parser.parse_known_args(argv)
     if args.command == "test":
-        return test(tox_args)
+        return test(tox_args, [name for names in args.also for name in names.split(",") if name])
     if tox_args:
         parser.error(f"unrecognized arguments: {' '.join(tox_args)}")
     if args.command == "serve":

@@ -1,4 +1,4 @@
-"""Run the benchmarks and publish them: ``tox -e bench`` (or ``tox -e bench -- --quick``).
+"""Run the benchmarks and publish them: ``tox -e bench`` (or ``tox -e bench-quick``).
 
 From this folder, in an environment made from requirements.txt::
 

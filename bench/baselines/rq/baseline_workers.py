@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
 from rq.queue import Queue
 
@@ -26,18 +25,15 @@ import workers  # the recipe's
 __all__ = ["SimpleWorker", "SpawnWorker", "Worker"]
 
 
+# The recipe's bootstrap runs as it is (its signal set-up is the warm shutdown
+# the baseline keeps: without it a pool's workers held SIGTERM for ever, and
+# every stop waited for the 30 s kill), creating the baseline's tables where
+# the recipe creates the event store's.
+workers.create_schema = jobs.create_schema
+
+
 class _Direct:
     """Skips the recipe's application layer (``workers._RecipeWorker``), keeps the rest."""
-
-    def bootstrap(
-        self,
-        logging_level: str | None = "INFO",
-        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
-        log_format: str = DEFAULT_LOGGING_FORMAT,
-    ) -> None:
-        jobs.create_schema()  # the baseline's tables, where the recipe creates the event store's
-        # super() past the recipe's application layer, on to RQ's own class.
-        super(workers._RecipeWorker, self).bootstrap(logging_level, date_format, log_format)  # type: ignore[misc]
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         skipped = super(workers._RecipeWorker, self)  # type: ignore[misc]
