@@ -398,6 +398,7 @@ def start_server(
             store = make_store_env()
             made.append(store)
         kwargs.setdefault("args", server_args)
+        kwargs.setdefault("workers", servers.TEST_WORKERS)
         server = servers.ServerProcess(server_kind, recipe_dir, env={**store, **server_env, **(env or {})}, **kwargs)
         running.append(server)
         return server.start(until=None if until is None else lambda: until(server))

@@ -29,7 +29,9 @@ from cookbook_testing.processes import ManagedProcess, started, wait_for
 __all__ = [
     "COMMANDS",
     "KILLED_FOR_NOT_STOPPING",
+    "RECIPE_WORKERS",
     "RELOAD_ABANDONED",
+    "TEST_WORKERS",
     "WSGI_SERVERS",
     "ServerProcess",
     "free_port",
@@ -49,6 +51,16 @@ COMMANDS = {
 #: a stop lost by a worker that held no application yet would pass unseen without it;
 #: uWSGI's and gunicorn's limits lie beyond the bound.
 KILLED_FOR_NOT_STOPPING = {"granian": "after it refused to gracefully stop"}
+#: The recipes' default WEB_CONCURRENCY: what a server runs unless told otherwise.
+RECIPE_WORKERS = 4
+#: Workers per server started for one test (``start_server``): two are as many
+#: as any of those tests needs (workers that share nothing, one killed while
+#: another serves, a reload that replaces them one by one), and each worker
+#: costs a start: uvicorn's four spawned workers took 4.9 s of CPU to serve,
+#: two 2.1 s, on a matrix that keeps both cores busy. The servers a test class
+#: shares, the contention check, the fork proofs and the benchmarks run the
+#: recipes' default.
+TEST_WORKERS = 2
 #: What a server logs when it gives a reload up and keeps its old workers
 #: (uvicorn 0.51+, when a new worker is not serving within its
 #: timeout_worker_healthcheck): a reload that will never complete.
@@ -71,7 +83,7 @@ class ServerProcess(ManagedProcess):
         recipe_dir: Path,
         *,
         env: Mapping[str, str] | None = None,
-        workers: int = 4,
+        workers: int = RECIPE_WORKERS,
         args: list[str] | None = None,
     ) -> None:
         """``env``: laid over this process's environment (the store's settings and the

@@ -30,7 +30,7 @@ from cookbook_testing.faults import FaultProxy, StoreBehindAProxy
 from cookbook_testing.hostile import RAW_CASES, RawCase, chunked, raw
 from cookbook_testing.http import Client, HTTPClient, Response, exchange_raw
 from cookbook_testing.processes import STOP_BOUND_SECONDS
-from cookbook_testing.servers import ServerProcess, wait_for
+from cookbook_testing.servers import RECIPE_WORKERS, ServerProcess, wait_for
 
 CLIENT_THREADS = 16
 DEPOSITS = 400
@@ -269,7 +269,7 @@ class StandaloneChecks:
         """
         takes_turns = test_store == "postgresql"
         env = {} if takes_turns else {REQUEST_TIMEOUT_ENV: str(CONTENTION_REQUEST_TIMEOUT)}
-        server = start_server(store=class_store_env, env=env)
+        server = start_server(store=class_store_env, env=env, workers=RECIPE_WORKERS)  # contention at full width
         response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         assert response.status == 201
         account_id = response.json["id"]
