@@ -32,6 +32,11 @@ across a fork: its connections and threads are this process's own).
   from the committed position, so nothing is lost or applied twice. While the
   database is down, a start fails at its first connection (the standby lock's,
   which waits up to ``POSTGRES_CONNECTION_WAIT_SECONDS`` for it): exit 1.
+- **A database that hangs** answers nothing, not even with its statement
+  timeout, and psycopg would wait for ever. Every wait of the process's own
+  (the lock, the position, the runner's start and stop) is watched
+  (``database_watchdog``): one that lasts ``REQUEST_TIMEOUT`` + 5 s ends the
+  process with status 1, for its supervisor to restart it.
 - **Standby.** Before it builds its runner, the process takes the runner's lock
   (``standby_lock``), and holds it until it exits. Another process started for
   the same runner logs that it is standing by, tries the lock every 0.2 s,
@@ -58,6 +63,8 @@ from eventsourcing.projection import BaseProjectionRunner, EventSourcedProjectio
 from account_views import AccountViews, AccountViewsRecorder
 from bankaccounts.application import BankAccounts
 from bankaccounts.config import DatabaseConfig, application_env, label_postgres_connections
+from bankaccounts.timeouts import request_timeout
+from database_watchdog import DatabaseWatchdog
 from large_withdrawals import LargeWithdrawals
 from standby_lock import NoLock, StandbyLock, standby_lock, wait_for_lock
 
@@ -67,6 +74,9 @@ logger = logging.getLogger("projection")
 #: caught up (one indexed query each time), so that the rate it logs is close.
 CATCHING_UP_CHECK_SECONDS = 0.05
 CHECK_INTERVAL_SECONDS = 0.5
+#: Beyond a working database's longest answer (its statement_timeout, ``REQUEST_TIMEOUT``):
+#: a wait this long is a database that hangs (``database_watchdog``).
+DATABASE_WAIT_MARGIN_SECONDS = 5
 
 
 def projection_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -158,19 +168,24 @@ def position(runner: Runner) -> int:
     return tracking_recorder(runner).max_tracking_id(runner.app_name) or 0
 
 
-def follow(runner: Runner, name: str, lock: StandbyLock) -> None:
+def follow(runner: Runner, name: str, lock: StandbyLock, watchdog: DatabaseWatchdog) -> None:
     """Until the runner stops: log once when it has caught up; raise what stopped it,
     or the loss of the lock's connection (another process may be active now)."""
-    started, start_position = time.monotonic(), position(runner)
-    last = runner.app.recorder.max_notification_id() or 0
+    with watchdog.waiting("the position to start from"):
+        started, start_position = time.monotonic(), position(runner)
+        last = runner.app.recorder.max_notification_id() or 0
     logger.info("%s: following %s from position %d; the log's last is %d", name, runner.app_name, start_position, last)
     caught_up = False
     while not runner.is_interrupted.is_set():
         # Returns when the runner stops, or after the timeout; raises the runner's error, if any.
         runner.run_forever(timeout=CHECK_INTERVAL_SECONDS if caught_up else CATCHING_UP_CHECK_SECONDS)
-        lock.check()
-        if not caught_up and position(runner) >= last:
-            caught_up = True
+        with watchdog.waiting("the lock's check"):
+            lock.check()
+        if caught_up:
+            continue
+        with watchdog.waiting("the position"):
+            caught_up = position(runner) >= last
+        if caught_up:
             seconds = time.monotonic() - started
             rate = (last - start_position) / seconds if seconds else 0.0
             logger.info("caught up to position %d in %.2f s (%.0f events/s)", last, seconds, rate)
@@ -193,18 +208,22 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     name = argv[0]
+    watchdog = DatabaseWatchdog(request_timeout() + DATABASE_WAIT_MARGIN_SECONDS)
     lock: StandbyLock = NoLock()
     try:
         label_postgres_connections()
-        lock = standby_lock(name)
-        if not lock.try_acquire():
+        with watchdog.waiting("the lock"):
+            lock = standby_lock(name)
+            acquired = lock.try_acquire()
+        if not acquired:
             logger.info("%s: standing by: another process holds the lock", name)
-            if not wait_for_lock(lock, stop_requested):
+            if not wait_for_lock(lock, stop_requested, watchdog.waiting):
                 logger.info("%s: stopped while standing by: exiting 0", name)
                 lock.release()
                 return 0
             logger.info("%s: took the lock: starting", name)
-        runner = RUNNERS[name]()
+        with watchdog.waiting("the runner's start"):
+            runner = RUNNERS[name]()
     except Exception:
         logger.exception("could not start: exiting 1")
         lock.release()
@@ -213,7 +232,11 @@ def main(argv: list[str]) -> int:
         runner.stop()
     try:
         with runner:
-            follow(runner, name, lock)
+            try:
+                follow(runner, name, lock, watchdog)
+            finally:
+                # Until the process exits: the runner's exit commits the event in hand.
+                watchdog.begin("the stop")
         logger.info("stopped at position %d: exiting 0", position(runner))
     except Exception:
         logger.exception("the runner stopped on an error: exiting 1")

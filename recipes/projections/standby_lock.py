@@ -22,11 +22,13 @@ do (``tests/test_two_consumers.py``); never in a deployment.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -108,10 +110,16 @@ def standby_lock(name: str, environ: Mapping[str, str] | None = None) -> Standby
     return FileLock(config.sqlite_path.with_name(f"{config.sqlite_path.name}.{name}.lock"))
 
 
-def wait_for_lock(lock: StandbyLock, stop_requested: threading.Event) -> bool:
-    """Try the lock until it is taken (True) or a stop is requested (False)."""
+def wait_for_lock(
+    lock: StandbyLock,
+    stop_requested: threading.Event,
+    waiting: Callable[[str], AbstractContextManager[None]] = lambda _what: contextlib.nullcontext(),
+) -> bool:
+    """Try the lock until it is taken (True) or a stop is requested (False); each
+    try ``with waiting(...)`` (``database_watchdog``: a database that hangs ends it)."""
     while not stop_requested.is_set():
-        if lock.try_acquire():
-            return True
+        with waiting("a try of the lock"):
+            if lock.try_acquire():
+                return True
         stop_requested.wait(STANDBY_POLL_SECONDS)
     return False

@@ -159,6 +159,37 @@ def test_when_the_database_goes_away_it_exits_1_and_its_restart_resumes(
         check_view_is_the_fold(writer, seen)
 
 
+@pytest.mark.requires_a_database_server
+def test_when_the_database_hangs_it_exits_1_within_the_bound_and_its_restart_resumes(
+    start_projection: Start, database_behind_a_fault_proxy: FaultProxy
+) -> None:
+    """The proxy stops passing bytes either way, as a frozen host does: no error ever
+    reaches the process, only silence. It exits 1 once one of its waits has lasted
+    ``REQUEST_TIMEOUT`` + 5 s (2 + 5 here), whatever it was doing."""
+    proxy = database_behind_a_fault_proxy
+    store = DatabaseConfig.from_url(proxy.upstream_url).eventsourcing_env()
+    with construct_application(store) as writer, read_view(proxy.upstream_url) as seen:
+        for _ in range(3):
+            write_batch(writer, deposits=14)
+        projection = start_projection(database_url=proxy.url, extra_env={"REQUEST_TIMEOUT": "2"})
+        await_position(seen, last_position(writer))
+
+        proxy.freeze()
+        froze = time.monotonic()
+        write_batch(writer, deposits=14)  # written meanwhile, straight to the server
+        returncode = wait_for(lambda: projection.returncode, 30, "the projection to exit")
+        exit_seconds = time.monotonic() - froze
+        assert returncode == 1
+        assert "the database did not answer" in projection.log()
+        assert 7 <= exit_seconds < 7 + 5, exit_seconds
+        print(f"\nthe database hung: the projection exited 1 after {exit_seconds:.2f} s")
+
+        proxy.thaw()
+        start_projection(database_url=proxy.url)
+        await_position(seen, last_position(writer))
+        check_view_is_the_fold(writer, seen)
+
+
 @pytest.mark.requires_postgresql
 @pytest.mark.logs_errors("PostgreSQL restarts on purpose: the process logs the error it exits with")
 def test_when_postgresql_restarts_it_exits_1_and_its_restart_resumes(
