@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import time
 from collections.abc import Callable
 
-from event_log import EventStream, await_position, check_view_is_the_fold, last_position, position
+import pytest
+from event_log import EventStream, await_position, check_view_is_the_fold, last_position, position, write_batch
+from postgres_restart import restart_postgres_server
 from projection_process import ProjectionProcess
 
 from account_views import AccountViewsRecorder
 from bankaccounts.application import BankAccounts
+from cookbook_testing.databases import PostgresDatabases
 from cookbook_testing.processes import STOP_BOUND_SECONDS, wait_for
 
 Start = Callable[..., ProjectionProcess]
@@ -61,3 +65,36 @@ def test_each_runner_has_its_own_lock(start_projection: Start) -> None:
     """The view's process and the process application's are active side by side."""
     start_projection(which="views")
     start_projection(which="alerts")
+
+
+@pytest.mark.requires_postgresql
+@pytest.mark.logs_errors("PostgreSQL restarts on purpose: both processes log the error they exit with")
+def test_when_postgresql_restarts_both_exit_1_and_their_restarts_share_the_work_again(
+    application: BankAccounts,
+    view: AccountViewsRecorder,
+    start_projection: Start,
+    postgres_databases: PostgresDatabases,
+) -> None:
+    """A restart ends every session: the active process's lock and its standby's
+    connection alike. Neither reconnects; both exit 1, and their supervisor's restarts
+    find the lock free again: one takes it, the other stands by."""
+    for _ in range(3):
+        write_batch(application, deposits=14)
+    active = start_projection()
+    standby = start_projection(standby=True)
+    await_position(view, last_position(application))
+
+    restart_postgres_server(postgres_databases.admin_url)
+    for process in (active, standby):
+        assert wait_for(functools.partial(getattr, process, "returncode"), 30, f"{process.kind} to exit") == 1
+    assert "the runner stopped on an error: exiting 1" in active.log()
+    assert "could not start: exiting 1" in standby.log()
+
+    write_batch(application, deposits=14)
+    first = start_projection()
+    second = start_projection(standby=True)
+    await_position(view, last_position(application))
+    check_view_is_the_fold(application, view)
+    assert not second.is_following()
+    assert first.stop(signal.SIGTERM, timeout=STOP_BOUND_SECONDS) == 0
+    wait_for(second.is_following, TAKEOVER_BOUND_SECONDS, "the standby to take over")
