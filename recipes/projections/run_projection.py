@@ -4,7 +4,8 @@ Each runs ONE runner of eventsourcing's, following the ``BankAccounts`` events
 in ``DATABASE_URL``:
 
 - ``views``: the ``AccountViews`` projection (``account_views``), whose SQL
-  tables live in the same database, run by a ``ProjectionRunner``;
+  tables live in the same database (or in ``VIEW_DATABASE_URL``'s), run by a
+  ``ProjectionRunner``;
 - ``alerts``: the ``LargeWithdrawals`` process application
   (``large_withdrawals``), an event-sourced application of its own, run by an
   ``EventSourcedProjectionRunner``. On PostgreSQL its tables are in the same
@@ -79,12 +80,29 @@ CHECK_INTERVAL_SECONDS = 0.5
 DATABASE_WAIT_MARGIN_SECONDS = 5
 
 
+#: Where the view's tables and position live, if not beside the events (a database
+#: of the service that queries them, for example); read by the ``views`` runner only.
+VIEW_DATABASE_URL_ENV = "VIEW_DATABASE_URL"
+
+
+def view_environ(environ: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """``environ`` with ``DATABASE_URL`` the view's: ``VIEW_DATABASE_URL`` when set."""
+    environ = os.environ if environ is None else environ
+    view_url = environ.get(VIEW_DATABASE_URL_ENV, "").strip()
+    return {**environ, "DATABASE_URL": view_url} if view_url else environ
+
+
 def projection_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The store's settings from ``DATABASE_URL`` (``bankaccounts.config``), for the
     followed application and the projections alike; on SQLite, with the polling
-    subscription, and a file of its own for ``LargeWithdrawals``."""
+    subscription, and a file of its own for ``LargeWithdrawals``. With
+    ``VIEW_DATABASE_URL``, the view's settings from that URL, under its name:
+    eventsourcing reads ``ACCOUNTVIEWS_<SETTING>`` before ``<SETTING>``."""
     environ = os.environ if environ is None else environ
     env = application_env(environ=environ)
+    if environ.get(VIEW_DATABASE_URL_ENV, "").strip():
+        view_env = application_env(environ=view_environ(environ))
+        env.update({f"{AccountViews.name.upper()}_{key}": value for key, value in view_env.items()})
     config = DatabaseConfig.from_env(environ)
     if config.store == "sqlite":
         assert config.sqlite_path is not None
@@ -96,8 +114,8 @@ def projection_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def view_class(environ: Mapping[str, str] | None = None) -> type[AccountViewsRecorder]:
-    """The view recorder of the store ``DATABASE_URL`` names (imported only when chosen)."""
-    if DatabaseConfig.from_env(environ).store == "postgresql":
+    """The view recorder of the store the view is in (imported only when chosen)."""
+    if DatabaseConfig.from_env(view_environ(environ)).store == "postgresql":
         from postgres_views import PostgresAccountViews
 
         return PostgresAccountViews

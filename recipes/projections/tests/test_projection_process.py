@@ -31,7 +31,7 @@ from account_views import AccountViewsRecorder
 from bankaccounts.application import BankAccounts, construct_application
 from bankaccounts.config import DatabaseConfig
 from conftest import read_view
-from cookbook_testing.databases import PostgresDatabases
+from cookbook_testing.databases import PostgresDatabases, count_rows
 from cookbook_testing.faults import FaultProxy
 from cookbook_testing.processes import STOP_BOUND_SECONDS, wait_for
 
@@ -157,6 +157,24 @@ def test_when_the_database_goes_away_it_exits_1_and_its_restart_resumes(
         start_projection(database_url=proxy.url)
         await_position(seen, last_position(writer))
         check_view_is_the_fold(writer, seen)
+
+
+def test_the_view_can_live_in_a_database_of_its_own(
+    application: BankAccounts, start_projection: Start, make_database_url: Callable[[], str], database_url: str
+) -> None:
+    """``VIEW_DATABASE_URL``: the view's tables and position in another database (the
+    one of the service that queries them), the events followed where they are."""
+    view_url = make_database_url()
+    for _ in range(3):
+        write_batch(application, deposits=14)
+    start_projection(extra_env={"VIEW_DATABASE_URL": view_url})
+    with read_view(view_url) as seen:
+        await_position(seen, last_position(application))
+        write_batch(application, deposits=14)  # followed as it comes
+        await_position(seen, last_position(application))
+        check_view_is_the_fold(application, seen)
+        assert count_rows(view_url, "account_balances") == len(seen.balances()) > 0
+    assert count_rows(database_url, "account_balances") == 0, "the view wrote beside the events"
 
 
 @pytest.mark.requires_a_database_server
