@@ -85,6 +85,7 @@ class Settings:
     rq_fork_jobs: int = 300  # ... for its forking Worker (a fork and an application per job) ...
     rq_spawn_jobs: int = 30  # ... and for SpawnWorker (a new interpreter per job)
     rq_accounts: int = 100
+    lag_seconds: float = 20.0  # the web recipe's load while the projection follows
     deadline_minutes: float = 60.0
 
     @classmethod
@@ -111,6 +112,7 @@ class Settings:
             rq_fork_jobs=10,
             rq_spawn_jobs=4,
             rq_accounts=5,
+            lag_seconds=2.0,
             # About 6 minutes on a quiet machine; CI runs it beside the whole
             # matrix, on cores that are busy throughout: about 12 there.
             deadline_minutes=20.0,

@@ -454,7 +454,9 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     ``first-request-...``; ``contention-plain-wsgi-on-rps`` (and ``-p50``,
     ``-p99``, ``-409``, ``-answers``; ``-off-`` likewise); ``long-1000-cache`` (req/s, and ``-times``: the
     multiple of neither); ``celery-prefork`` and ``rq-worker`` (ratios, with
-    ``-rps``, ``-baseline-rps`` and ``-jobs``, a batch); settings (``duration``, ``rounds``, ...);
+    ``-rps``, ``-baseline-rps`` and ``-jobs``, a batch); ``projections-lag-p50`` (and ``-p99``,
+    ``-max``; ``projections-rps``, ``-events``, ``-seconds``: the view following plain-wsgi);
+    settings (``duration``, ``rounds``, ...);
     the noise (``spread-median``, ``spread-max``, ``load-start``, ...); and
     for each separate run, ``queues-rq-run-load-start`` and the like.
     """
@@ -528,6 +530,13 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
             values[f"{key}-baseline-rps"] = fmt(data["baseline_median"], digits)
             values[f"{key}-spread"] = f"±{pct(data.get('ratio_spread', 0) / 2)}"
             values[f"{key}-jobs"] = fmt(data["tasks_per_batch"])
+    following = results.get("projections")
+    if following:
+        values["projections-rps"] = fmt(following["deposits_rps"])
+        values["projections-events"] = fmt(following["events"])
+        values["projections-seconds"] = fmt(following["seconds"])
+        for key, value in following["lag_ms"].items():
+            values[f"projections-lag-{key}"] = f"{fmt(value)} ms"
     spreads = [data["ratio_spread"] for pair in results.get("web", []) for data in pair["operations"].values()]
     if spreads:
         values["spread-median"], values["spread-max"] = pct(median_of(spreads)), pct(max(spreads))

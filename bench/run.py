@@ -35,6 +35,7 @@ from typing import Any
 import aggregates
 import ceiling
 import contention
+import projections
 import psutil
 import psycopg
 import queues
@@ -55,7 +56,7 @@ from harness import (
 from cookbook_testing.brokers import valkey_server
 from cookbook_testing.databases import PostgresDatabases, embedded_postgres_server
 
-SECTIONS = ["generator", "ceiling", "web", "contention", "aggregates", "queues"]
+SECTIONS = ["generator", "ceiling", "web", "contention", "aggregates", "queues", "projections"]
 STORES = ["postgresql", "sqlite", "cassandra"]
 PACKAGES = [
     "eventsourcing",
@@ -341,6 +342,12 @@ def run_sections(
                 results["queues"][name] = benchmark(
                     broker_url, (databases.create(), databases.create()), settings, progress
                 )
+    if "projections" in sections and "postgresql" in stores:
+        progress.start_section(
+            f"the projections recipe's process following {projections.WRITER} under uWSGI "
+            f"(x{settings.workers}) on postgresql: the view's lag"
+        )
+        results["projections"] = projections.measure(databases.create(), settings, progress, workdir)
     run_cassandra(sections, recipes, stores, settings, progress, workdir, results)
     if "generator" in sections and len(sections) > 1:
         progress.start_section("the load generator's ceiling again: how much the machine drifted over the run")

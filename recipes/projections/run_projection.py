@@ -19,8 +19,9 @@ across a fork: its connections and threads are this process's own).
 - **Start.** The runner reads its tracking position, subscribes to the events
   after it (LISTEN/NOTIFY on PostgreSQL; on SQLite a poll, ``sqlite_polling``),
   and processes them one by one in its own thread, each in one transaction with
-  the new position. One line is logged with the position it starts from and the
-  log's last notification; another when it has caught up with that one.
+  the new position. One line is logged with its position once it has started
+  (its thread may have processed a few events by then) and the log's last
+  notification; another when it has caught up with that one.
 - **SIGTERM or SIGINT.** The runner stops: the event in hand is processed and
   committed, those fetched after it are left for the next start, and the
   process exits 0 (logged with the position). The tests hold it to 15 s, the

@@ -54,12 +54,12 @@ KILLED_FOR_NOT_STOPPING = {"granian": "after it refused to gracefully stop"}
 #: The recipes' default WEB_CONCURRENCY: what a server runs unless told otherwise.
 RECIPE_WORKERS = 4
 #: Workers per server started for one test (``start_server``): two are as many
-#: as any of those tests needs (workers that share nothing, one killed while
-#: another serves, a reload that replaces them one by one), and each worker
-#: costs a start: uvicorn's four spawned workers took 4.9 s of CPU to serve,
-#: two 2.1 s, on a matrix that keeps both cores busy. The servers a test class
-#: shares, the contention check, the fork proofs and the benchmarks run the
-#: recipes' default.
+#: as most of those tests need (workers that share nothing, a reload that
+#: replaces them one by one, a stop at any moment), and each worker costs a
+#: start: uvicorn's four spawned workers took 4.9 s of CPU to serve, two 2.1 s,
+#: on a matrix that keeps both cores busy. The servers a test class shares, the
+#: contention check, workers killed under load, the fork proofs and the
+#: benchmarks run the recipes' default.
 TEST_WORKERS = 2
 #: What a server logs when it gives a reload up and keeps its old workers
 #: (uvicorn 0.51+, when a new worker is not serving within its
