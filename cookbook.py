@@ -530,9 +530,10 @@ def test(tox_args: list[str], also: list[str] | None = None) -> int:
         if not whole_matrix:
             print("cookbook: --also adds to the whole matrix; it takes no other selection", file=sys.stderr)
             return 2
-        # One run rather than one after another: the matrix's environments
-        # spend much of their time waiting, and these fill that time. tox starts
-        # them in the order named: the first (lint, which fails fast), then these.
+        # One run rather than one after another: the cores stay busy to the end,
+        # with no tail of one run waiting for its slowest environment before the
+        # next starts. tox starts them in the order named: the first (lint, which
+        # fails fast), then these.
         listed = subprocess.run(
             [str(environment / "bin" / "tox"), "list", "--no-desc", "-d"],
             cwd=ROOT,
