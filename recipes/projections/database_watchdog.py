@@ -35,8 +35,7 @@ class DatabaseWatchdog:
     @contextlib.contextmanager
     def waiting(self, what: str) -> Iterator[None]:
         """Around a wait for the database, in the main thread: ``what`` it is, for the log."""
-        with self._lock:
-            self._began, self._what = time.monotonic(), what
+        self.begin(what)
         try:
             yield
         finally:
@@ -44,7 +43,7 @@ class DatabaseWatchdog:
                 self._began = None
 
     def begin(self, what: str) -> None:
-        """A wait that lasts until the process exits (its stop)."""
+        """A wait from now on: until ``waiting`` ends it, or else until the process exits (its stop)."""
         with self._lock:
             self._began, self._what = time.monotonic(), what
 

@@ -86,10 +86,15 @@ DATABASE_WAIT_MARGIN_SECONDS = 5
 VIEW_DATABASE_URL_ENV = "VIEW_DATABASE_URL"
 
 
+def view_database_url(environ: Mapping[str, str]) -> str:
+    """``VIEW_DATABASE_URL``, or "" when the view lives beside the events."""
+    return environ.get(VIEW_DATABASE_URL_ENV, "").strip()
+
+
 def view_environ(environ: Mapping[str, str] | None = None) -> Mapping[str, str]:
     """``environ`` with ``DATABASE_URL`` the view's: ``VIEW_DATABASE_URL`` when set."""
     environ = os.environ if environ is None else environ
-    view_url = environ.get(VIEW_DATABASE_URL_ENV, "").strip()
+    view_url = view_database_url(environ)
     return {**environ, "DATABASE_URL": view_url} if view_url else environ
 
 
@@ -101,7 +106,7 @@ def projection_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     eventsourcing reads ``ACCOUNTVIEWS_<SETTING>`` before ``<SETTING>``."""
     environ = os.environ if environ is None else environ
     env = application_env(environ=environ)
-    if environ.get(VIEW_DATABASE_URL_ENV, "").strip():
+    if view_database_url(environ):
         view_env = application_env(environ=view_environ(environ))
         env.update({f"{AccountViews.name.upper()}_{key}": value for key, value in view_env.items()})
     config = DatabaseConfig.from_env(environ)

@@ -134,6 +134,39 @@ def test_sigkill_in_a_stream_then_restart_applies_every_event_exactly_once(
     print(f"\n{stream.batches} batches, {last} events; SIGKILL at (position, log's last): {kills}")
 
 
+def exit_through_a_fault(
+    start_projection: Start,
+    proxy: FaultProxy,
+    fault: Callable[[], None],
+    heal: Callable[[], None],
+    batches: int,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[int | None, str, float]:
+    """A projection following through ``proxy`` until ``fault``, while the test's writer
+    and its reading of the view reach the server directly and write on meanwhile.
+    Once it has exited: ``heal``, and a new process resumes until the view equals the
+    fold. Returns the first one's exit status, its log, and the seconds from the fault
+    to its exit."""
+    store = DatabaseConfig.from_url(proxy.upstream_url).eventsourcing_env()
+    with construct_application(store) as writer, read_view(proxy.upstream_url) as seen:
+        for _ in range(batches):
+            write_batch(writer, deposits=14)
+        projection = start_projection(database_url=proxy.url, extra_env=extra_env)
+        await_position(seen, last_position(writer))
+
+        fault()
+        began = time.monotonic()
+        write_batch(writer, deposits=14)  # written meanwhile, straight to the server
+        returncode = wait_for(lambda: projection.returncode, 30, "the projection to exit")
+        exit_seconds = time.monotonic() - began
+
+        heal()
+        start_projection(database_url=proxy.url)
+        await_position(seen, last_position(writer))
+        check_view_is_the_fold(writer, seen)
+    return returncode, projection.log(), exit_seconds
+
+
 @pytest.mark.requires_a_database_server
 @pytest.mark.logs_errors("the database goes away on purpose: the process logs the error it exits with")
 def test_when_the_database_goes_away_it_exits_1_and_its_restart_resumes(
@@ -141,27 +174,10 @@ def test_when_the_database_goes_away_it_exits_1_and_its_restart_resumes(
 ) -> None:
     """The proxy cuts every connection and refuses new ones, as a PostgreSQL restart does to its clients."""
     proxy = database_behind_a_fault_proxy
-    # The test's writer and its reading of the view reach the server directly.
-    store = DatabaseConfig.from_url(proxy.upstream_url).eventsourcing_env()
-    with construct_application(store) as writer, read_view(proxy.upstream_url) as seen:
-        for _ in range(5):
-            write_batch(writer, deposits=14)
-        projection = start_projection(database_url=proxy.url)
-        await_position(seen, last_position(writer))
-
-        proxy.go_down()
-        went_down = time.monotonic()
-        write_batch(writer, deposits=14)  # written meanwhile, straight to the server
-        returncode = wait_for(lambda: projection.returncode, 30, "the projection to exit")
-        exit_seconds = time.monotonic() - went_down
-        assert returncode == 1
-        assert "the runner stopped on an error: exiting 1" in projection.log()
-        print(f"\nthe database went away: the projection exited 1 after {exit_seconds:.2f} s")
-
-        proxy.come_back()
-        start_projection(database_url=proxy.url)
-        await_position(seen, last_position(writer))
-        check_view_is_the_fold(writer, seen)
+    returncode, log, exit_seconds = exit_through_a_fault(start_projection, proxy, proxy.go_down, proxy.come_back, 5)
+    assert returncode == 1
+    assert "the runner stopped on an error: exiting 1" in log
+    print(f"\nthe database went away: the projection exited 1 after {exit_seconds:.2f} s")
 
 
 def test_the_view_can_live_in_a_database_of_its_own(
@@ -190,27 +206,13 @@ def test_when_the_database_hangs_it_exits_1_within_the_bound_and_its_restart_res
     reaches the process, only silence. It exits 1 once one of its waits has lasted
     ``REQUEST_TIMEOUT`` + 5 s (2 + 5 here), whatever it was doing."""
     proxy = database_behind_a_fault_proxy
-    store = DatabaseConfig.from_url(proxy.upstream_url).eventsourcing_env()
-    with construct_application(store) as writer, read_view(proxy.upstream_url) as seen:
-        for _ in range(3):
-            write_batch(writer, deposits=14)
-        projection = start_projection(database_url=proxy.url, extra_env={"REQUEST_TIMEOUT": "2"})
-        await_position(seen, last_position(writer))
-
-        proxy.freeze()
-        froze = time.monotonic()
-        write_batch(writer, deposits=14)  # written meanwhile, straight to the server
-        returncode = wait_for(lambda: projection.returncode, 30, "the projection to exit")
-        exit_seconds = time.monotonic() - froze
-        assert returncode == 1
-        assert "the database did not answer" in projection.log()
-        assert 7 <= exit_seconds < 7 + 5, exit_seconds
-        print(f"\nthe database hung: the projection exited 1 after {exit_seconds:.2f} s")
-
-        proxy.thaw()
-        start_projection(database_url=proxy.url)
-        await_position(seen, last_position(writer))
-        check_view_is_the_fold(writer, seen)
+    returncode, log, exit_seconds = exit_through_a_fault(
+        start_projection, proxy, proxy.freeze, proxy.thaw, 3, extra_env={"REQUEST_TIMEOUT": "2"}
+    )
+    assert returncode == 1
+    assert "the database did not answer" in log
+    assert 7 <= exit_seconds < 7 + 5, exit_seconds
+    print(f"\nthe database hung: the projection exited 1 after {exit_seconds:.2f} s")
 
 
 @pytest.mark.requires_postgresql

@@ -164,8 +164,7 @@ class ServerProcess(ManagedProcess):
         os.kill(self.pid, signal.SIGHUP)
 
         def replaced() -> set[int]:
-            mark = RELOAD_ABANDONED.get(self.kind)
-            abandoned = [line for line in self.log().splitlines() if mark and mark in line]
+            abandoned = self.lines_marked(RELOAD_ABANDONED)
             if abandoned:
                 raise AssertionError(f"{self.kind} gave the reload up: {abandoned[-1]}")
             new = self.worker_pids()
@@ -173,10 +172,14 @@ class ServerProcess(ManagedProcess):
 
         return wait_for(replaced, timeout, f"{self.kind} to replace workers {sorted(old)} after SIGHUP")
 
+    def lines_marked(self, marks: Mapping[str, str]) -> list[str]:
+        """The lines of its log holding this kind of server's mark in ``marks`` (none: no line)."""
+        mark = marks.get(self.kind)
+        return [line for line in self.log().splitlines() if mark in line] if mark else []
+
     def killed_for_not_stopping(self) -> list[str]:
         """The lines of its log that say it killed a worker that did not stop in its time."""
-        mark = KILLED_FOR_NOT_STOPPING.get(self.kind)
-        return [line for line in self.log().splitlines() if mark and mark in line]
+        return self.lines_marked(KILLED_FOR_NOT_STOPPING)
 
     def signal_worker(self, pid: int, signum: int) -> None:
         if pid not in self.worker_pids():
