@@ -273,16 +273,16 @@ COPIES: list[Group] = [
         },
     ),
     # --- Django: the project around the application is the same whichever store.
+    # Not config/__init__.py and bank/urls.py: the ORM recipe's project also
+    # loads its Celery app, and routes the transfer its task workers run.
     SameFiles(
         why="the Django project skeleton: strict environment parsing, URLconfs, app config, manage.py",
         recipes=DJANGO,
         paths=(
-            "config/__init__.py",
             "config/environment.py",
             "config/urls.py",
             "bank/__init__.py",
             "bank/apps.py",
-            "bank/urls.py",
             "manage.py",
         ),
     ),

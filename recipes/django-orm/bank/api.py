@@ -11,6 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from eventsourcing.persistence import IntegrityError
+from kombu.exceptions import OperationalError as BrokerUnavailableError
 
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.web import (
@@ -41,6 +42,12 @@ def json_body(request: HttpRequest) -> JSONBody:
 def command_id(request: HttpRequest) -> str:
     """A write's command id: its ``Idempotency-Key``, or a new id of its own."""
     return command_id_for(request.headers.get(IDEMPOTENCY_KEY_HEADER))
+
+
+def unavailable(body: dict[str, str]) -> JsonResponse:
+    response = JsonResponse(body, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -80,14 +87,17 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
                 # bank.transactions), which then rolls back: ask for a retry.
                 logger.warning("write conflict in %s %s", request.method, request.path)
                 return error_response("the account was changed by another request at the same time; try again", 409)
+            except BrokerUnavailableError as error:
+                # A task could not be sent (bank.views.request_transfer): the client may retry.
+                logger.warning("%s %s: the task queue is unavailable: %s", request.method, request.path, error)
+                message = f"the task queue is unavailable just now; try again in {RETRY_AFTER_SECONDS}s"
+                return unavailable(error_json(message))
             except Exception as error:
                 if not store_unavailable(error):
                     raise  # Django logs it and answers 500 (server_error, below)
                 # Down, cut off, or too slow: the client may retry.
                 logger.warning("%s %s: the store is unavailable: %s", request.method, request.path, error)
-                response = JsonResponse(unavailable_json(), status=503)
-                response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-                return response
+                return unavailable(unavailable_json())
 
         return json_view
 

