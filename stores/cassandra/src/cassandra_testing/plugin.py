@@ -68,7 +68,7 @@ def cassandra_node(cassandra_cache_dir: Path) -> Iterator[CassandraNode | None]:
     if configured_hosts() is not None:
         yield None
         return
-    with CassandraNode(cassandra_cache_dir) as node:
+    with CassandraNode(cassandra_cache_dir, quick_start=True) as node:
         _node = node
         try:
             yield node

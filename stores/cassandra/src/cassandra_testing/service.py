@@ -27,7 +27,7 @@ START_TIMEOUT = 300.0
 
 @contextmanager
 def cassandra_node(cache: Path) -> Iterator[dict[str, Any]]:
-    node = CassandraNode(cache, start_timeout=START_TIMEOUT)
+    node = CassandraNode(cache, start_timeout=START_TIMEOUT, quick_start=True)
     try:
         node.start()
         hosts = ",".join(f"{host}:{node.port}" for host in node.hosts)
