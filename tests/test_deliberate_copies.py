@@ -758,3 +758,45 @@ def test_documented_defaults_are_the_same(group: SameDocumentedDefaults) -> None
             for variable in variables
         )
     ), f"{message}\n(Why alike: {group.why}.)"
+
+
+#: The Celery settings the Django ORM recipe's project (Django settings, CELERY_*)
+#: shares with the Celery recipe (app.conf.update keywords): the same worker
+#: behaviour, for the same reasons, in the two forms Celery reads.
+CELERY_SETTINGS_ALIKE = (
+    "task_serializer",
+    "result_serializer",
+    "accept_content",
+    "result_accept_content",
+    "task_acks_late",
+    "task_reject_on_worker_lost",
+    "worker_prefetch_multiplier",
+    "task_soft_time_limit",
+    "task_time_limit",
+    "result_expires",
+    "broker_connection_retry_on_startup",
+)
+
+
+def test_the_django_projects_celery_settings_are_the_celery_recipes() -> None:
+    recipe = call_arguments("recipes/celery/celery_app.py", "app.conf.update")
+    settings = {
+        target.id.removeprefix("CELERY_").lower(): ast.unparse(statement.value) + "\n"
+        for statement in parsed("recipes/django-orm/config/settings.py")[0].body
+        if isinstance(statement, ast.Assign)
+        for target in statement.targets
+        if isinstance(target, ast.Name) and target.id.startswith("CELERY_")
+    }
+    assert not (
+        message := failures(
+            drift(
+                f"Celery's `{name}`",
+                {
+                    "recipes/celery/celery_app.py": recipe.get(name),
+                    "recipes/django-orm/config/settings.py": settings.get(name),
+                },
+                f"Change both the same way, or take it out of CELERY_SETTINGS_ALIKE with a reason ({THIS_FILE}).",
+            )
+            for name in CELERY_SETTINGS_ALIKE
+        )
+    ), f"{message}\n(Why alike: the Django project's workers behave as the Celery recipe's, for the same reasons.)"

@@ -115,8 +115,8 @@ def close_account(request: HttpRequest, account_id: str) -> JsonResponse:
 def request_transfer(request: HttpRequest, account_id: str) -> JsonResponse:
     """A transfer run by a task worker (``bank.tasks.transfer``): 202 with the task's id.
 
-    What can be checked now is (a bad body or amount: 400; an unknown
-    account: 404); the rest (the funds) is the task's. The task id is the
+    What can be checked at once is: a bad body or amount (400), an unknown
+    account (404); the funds are the task's to check. The task id is the
     request's command id, so a request sent again with its ``Idempotency-Key``
     sends the same task again, which then changes nothing. The task is sent
     once the view's transaction has committed: a request that rolls back

@@ -106,8 +106,7 @@ SECURE_HSTS_PRELOAD = True
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_SECURE = not DEBUG
 
-# Celery (config/celery_app.py reads every CELERY_* setting). Each value is
-# the Celery recipe's, for the same reasons (recipes/celery/celery_app.py).
+# Celery (config/celery_app.py reads every CELERY_* setting).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "rpc://"

@@ -31,7 +31,9 @@ from bank.models import AuditEntry
 from bank.transactions import atomic_with_retries
 from config import urls as project_urls
 from config.celery_app import app as celery_app
+from conftest import use_database
 from cookbook_testing.django_checks import HTTPS, open_account
+from cookbook_testing.faults import FaultProxy
 from cookbook_testing.processes import wait_for
 from cookbook_testing.workers import CeleryWorker, check_logs
 
@@ -62,10 +64,12 @@ def start_worker(
     process's views then send to its queue. Stopped (bounded) after the test."""
     workers: list[CeleryWorker] = []
 
-    def start(*, pool: str = "prefork", app: str = "config.celery_app", concurrency: int = 2) -> CeleryWorker:
+    def start(
+        *, pool: str = "prefork", app: str = "config.celery_app", concurrency: int = 2, database_url: str = ""
+    ) -> CeleryWorker:
         worker = CeleryWorker(
             recipe_dir,
-            {**server_env, "DATABASE_URL": django_database, "CELERY_BROKER_URL": redis_url},
+            {**server_env, "DATABASE_URL": database_url or django_database, "CELERY_BROKER_URL": redis_url},
             app=app,
             pool=pool,
             concurrency=concurrency,
@@ -149,6 +153,26 @@ def test_a_task_delivered_twice_at_once_applies_once(start_worker: Callable[...,
         celery_app.send_task("bank.transfer", arguments, task_id=task_id)
     wait_for(lambda: times_run(worker, task_id) == 2, 60, "both deliveries to run")
     assert client.get(f"/accounts/{source}", headers=HTTPS).json()["balance"] == 90
+    assert AuditEntry.objects.filter(command_id=task_id, action="transfer").count() == 1
+
+
+@pytest.mark.requires_a_database_server
+def test_a_task_that_finds_the_database_down_runs_again_and_applies_once(
+    start_worker: Callable[..., CeleryWorker], database_behind_a_fault_proxy: FaultProxy
+) -> None:
+    """The task retries itself (bank.tasks.STORE_RETRY_COUNTDOWN) while the database is
+    unreachable, with the same task id, and succeeds once it is back."""
+    database = database_behind_a_fault_proxy
+    use_database(database.upstream_url)  # this process writes straight to it; the worker, through the proxy
+    client = DjangoClient()
+    source, destination = funded_accounts(client)
+    worker = start_worker(database_url=database.url)
+    database.go_down()
+    task_id = str(uuid.uuid4())
+    result = celery_app.send_task("bank.transfer", (source, destination, 10), task_id=task_id)
+    wait_for(lambda: f"Task bank.transfer[{task_id}] retry" in worker.log(), 60, "the task to be retried")
+    database.come_back()
+    assert result.get(timeout=60)["balance"] == 90
     assert AuditEntry.objects.filter(command_id=task_id, action="transfer").count() == 1
 
 
