@@ -76,7 +76,10 @@ def deposit_into_a_new_account(recipe: str, mode: str, server: BenchServer, seco
     """
     account = open_accounts(server.client, 1)[0]
     load = run_wrk(server.port, account, seconds, settings, script=ONE_ACCOUNT_SCRIPT)
-    if load.requests == 0 or not load.statuses:
+    # A smoke run's second of 16 racing writers may end before any of them is
+    # answered on a machine busy with the whole test matrix (Django, locks off,
+    # once): what it checks is the code path, and the balance below.
+    if (load.requests == 0 or not load.statuses) and not settings.quick:
         raise server.failure(BenchError(f"{recipe}, locks {mode}: no answers counted"))
     # Racing or not, every deposit answered 200 was applied once. wrk stops
     # without reading the answers still on their way (at most one per

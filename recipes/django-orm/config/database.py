@@ -10,15 +10,25 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bankaccounts.config import DatabaseConfig
+from django.core.exceptions import ImproperlyConfigured
+
+from bankaccounts.config import POSTGRES_CONNECTION_WAIT_SECONDS, DatabaseConfig
 
 #: Seconds a connection waits for another process's write lock before failing.
 SQLITE_BUSY_TIMEOUT = 20
+#: Django's PostgreSQL pool (``pool=True``), per process: at most this many connections.
+POOL_MAX_SIZE = 4
 
 
-def database_settings(url: str, *, conn_max_age: int = 0) -> dict[str, Any]:
-    """Django settings for the database ``url`` names."""
+def database_settings(url: str, *, conn_max_age: int = 0, pool: bool = False) -> dict[str, Any]:
+    """Django settings for the database ``url`` names; with ``pool``, Django's own
+    PostgreSQL connection pool (which keeps connections itself: no ``CONN_MAX_AGE``)."""
     config = DatabaseConfig.from_url(url)
+    if pool and config.store != "postgresql":
+        msg = "DJANGO_DB_POOL=1 needs PostgreSQL: Django pools PostgreSQL connections only"
+        raise ImproperlyConfigured(msg)
+    if pool:
+        conn_max_age = 0
     common = {"CONN_MAX_AGE": conn_max_age, "CONN_HEALTH_CHECKS": conn_max_age > 0}
     if config.store == "sqlite":
         assert config.sqlite_path is not None
@@ -57,5 +67,11 @@ def database_settings(url: str, *, conn_max_age: int = 0) -> dict[str, Any]:
         "OPTIONS": {
             **config.connect_args(),
             **{key: value for key, value in parse_qsl(urlsplit(config.url).query) if key not in ("host", "port")},
+            # A bounded wait for a pooled connection, as for a new one.
+            **(
+                {"pool": {"min_size": 1, "max_size": POOL_MAX_SIZE, "timeout": POSTGRES_CONNECTION_WAIT_SECONDS}}
+                if pool
+                else {}
+            ),
         },
     }

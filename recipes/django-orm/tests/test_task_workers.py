@@ -65,11 +65,21 @@ def start_worker(
     workers: list[CeleryWorker] = []
 
     def start(
-        *, pool: str = "prefork", app: str = "config.celery_app", concurrency: int = 2, database_url: str = ""
+        *,
+        pool: str = "prefork",
+        app: str = "config.celery_app",
+        concurrency: int = 2,
+        database_url: str = "",
+        extra_env: dict[str, str] | None = None,
     ) -> CeleryWorker:
         worker = CeleryWorker(
             recipe_dir,
-            {**server_env, "DATABASE_URL": database_url or django_database, "CELERY_BROKER_URL": redis_url},
+            {
+                **server_env,
+                "DATABASE_URL": database_url or django_database,
+                "CELERY_BROKER_URL": redis_url,
+                **(extra_env or {}),
+            },
             app=app,
             pool=pool,
             concurrency=concurrency,
@@ -254,6 +264,20 @@ def test_each_task_gets_a_database_session_of_its_own(start_worker: Callable[...
     """Celery's Django fixup closes every connection before and after each task, whatever
     ``CONN_MAX_AGE`` says (the recipe's is 60 s): a new PostgreSQL session per task."""
     worker = start_worker(concurrency=1)
+    sessions = [report["database_session"] for report in health_reports(worker, 10)]
+    assert len(set(sessions)) == 10, sessions
+
+
+@pytest.mark.requires_postgresql
+def test_with_djangos_pool_each_task_gets_a_new_pool(start_worker: Callable[..., CeleryWorker]) -> None:
+    """Django's own pool (``DJANGO_DB_POOL=1``) is safe in prefork children, but Celery's
+    fixup closes it after each task there (celery#10554): each task opens a new pool, and
+    a new session, as without the pool."""
+    worker = start_worker(concurrency=1, extra_env={"DJANGO_DB_POOL": "1"})
+    client = DjangoClient()
+    source, destination = funded_accounts(client)
+    result = celery_app.send_task("bank.transfer", (source, destination, 10), task_id=str(uuid.uuid4()))
+    assert result.get(timeout=60)["balance"] == 90
     sessions = [report["database_session"] for report in health_reports(worker, 10)]
     assert len(set(sessions)) == 10, sessions
 
