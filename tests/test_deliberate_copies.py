@@ -161,8 +161,8 @@ COPIES: list[Group] = [
             "harakiri-graceful-signal",
             "harakiri-graceful-timeout",
             "enable-threads",
-            "hook-master-start",
             "hook-asap",
+            "master-fifo",
             "hook-accepting",
             "shared-import",
             # The shared code's os.register_at_fork callbacks (the application slot's
@@ -397,7 +397,7 @@ COPIES: list[Group] = [
         why="the same server checks from the test kit: both projects construct each worker's application when forked",
         recipes=DJANGO,
         path="tests/test_servers.py",
-        alike=("TestContractOverServers", "TestServers", "TestLazyApps"),
+        alike=("TestContractOverServers", "TestServers", "TestLazyApps", "TestUWSGIStop"),
     ),
     SameDefinitions(
         why="the WSGI entry point sets Django up the same way",

@@ -90,19 +90,20 @@ def test_recipes_import_only_themselves_shared_and_libraries(recipe: Path) -> No
 def stop_signal_settings(uwsgi_ini: Path) -> str:
     """The lines of a ``uwsgi.ini`` from its SIGTERM handling to its fork hooks."""
     text = uwsgi_ini.read_text()
-    match = re.search(r"^; uWSGI 2\.0 treats SIGTERM.*?^py-call-uwsgi-fork-hooks = true$", text, flags=re.M | re.S)
+    match = re.search(r"^; SIGTERM stops the server.*?^py-call-uwsgi-fork-hooks = true$", text, flags=re.M | re.S)
     assert match, f"{uwsgi_ini}: no stop-signal settings"
     return match.group(0)
 
 
 def test_every_uwsgi_ini_stops_the_same_way() -> None:
-    """A copy kept on purpose (each recipe stands alone), pinned alike: the graceful
-    SIGTERM, the stop signals held while processes start, and the fork hooks."""
+    """A copy kept on purpose (each recipe stands alone), pinned alike: the stop signals
+    held and handed to the master loop through its fifo, and the fork hooks."""
     settings = {ini.parent.name: stop_signal_settings(ini) for ini in sorted((ROOT / "recipes").glob("*/uwsgi.ini"))}
     assert len(settings) >= 6
     first = next(iter(settings.values()))
     assert {name for name, block in settings.items() if block != first} == set()
     assert "shared-import = bankaccounts.uwsgi_signals" in first
+    assert "master-fifo = " in first
 
 
 def wsgi_gunicorn_confs() -> list[Path]:

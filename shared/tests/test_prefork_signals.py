@@ -49,15 +49,7 @@ def masks(setup: str) -> dict[str, list[int]]:
     return json.loads(result.stdout)
 
 
-HUP_TERM = [1, 15]
 INT_QUIT_TERM = [2, 3, 15]
-
-
-def test_under_uwsgi_a_forked_child_starts_with_sighup_and_sigterm_held() -> None:
-    seen = masks("import bankaccounts.uwsgi_signals")  # what uwsgi.ini's shared-import does
-    assert seen["child"] == HUP_TERM
-    assert seen["parent_before"] == seen["parent_after"] == [], "the parent's own mask is restored"
-    assert seen["grandchild"] == [], "only the holding process holds them for its children"
 
 
 def test_under_gunicorn_a_forked_child_starts_with_its_stop_signals_held() -> None:
@@ -78,10 +70,14 @@ def test_without_it_a_child_has_nothing_held() -> None:
 
 @pytest.mark.parametrize("blocked_before", [[], [10]])
 def test_the_parent_keeps_whatever_it_blocked_itself(blocked_before: list[int]) -> None:
-    setup = f"signal.pthread_sigmask(signal.SIG_BLOCK, {blocked_before})\nimport bankaccounts.uwsgi_signals"
+    setup = (
+        f"signal.pthread_sigmask(signal.SIG_BLOCK, {blocked_before})\n"
+        "from bankaccounts.prefork_signals import GUNICORN_STOP_SIGNALS, hold_in_forked_children\n"
+        "hold_in_forked_children(GUNICORN_STOP_SIGNALS)"
+    )
     seen = masks(setup)
     assert seen["parent_after"] == blocked_before
-    assert seen["child"] == sorted({*HUP_TERM, *blocked_before})
+    assert seen["child"] == sorted({*INT_QUIT_TERM, *blocked_before})
 
 
 def test_release_lets_a_held_signal_in() -> None:
@@ -99,50 +95,6 @@ print(held, got)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.split() == ["[]", "['term']"]
-
-
-def test_a_signal_that_arrives_during_a_fork_is_reported_before_it_is_let_in() -> None:
-    """``on_arrival`` sees a held signal that came during the fork (uWSGI: pass it on to the
-    new worker, which the master has not recorded yet), before the parent's handler runs;
-    a signal the parent blocked itself is not reported, as it is not let in."""
-    code = """
-import os, signal
-from bankaccounts.prefork_signals import hold_in_forked_children
-events = []
-signal.signal(signal.SIGUSR1, lambda *_: events.append("handled"))
-signal.signal(signal.SIGUSR2, lambda *_: events.append("handled USR2"))
-signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
-# Fork callbacks 'before' run last-registered first: this one runs once the holding is in place.
-os.register_at_fork(before=lambda: (os.kill(os.getpid(), signal.SIGUSR1), os.kill(os.getpid(), signal.SIGUSR2)))
-hold_in_forked_children({signal.SIGUSR1, signal.SIGUSR2}, on_arrival=lambda s: events.append(sorted(map(int, s))))
-pid = os.fork()
-if pid == 0:
-    os._exit(0)
-os.waitpid(pid, 0)
-print(events)
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert result.stdout.strip() == "[[10], 'handled']"
-
-
-def test_under_uwsgi_a_stop_that_arrives_during_a_fork_is_sent_to_the_new_worker_too() -> None:
-    """The new child gets SIGHUP (held until its handlers exist); uWSGI's recorded workers do not."""
-    code = """
-import os, signal, sys, types
-sys.modules["uwsgi"] = types.SimpleNamespace(workers=lambda: ({"pid": 0},))  # the new worker is not recorded yet
-master = []
-signal.signal(signal.SIGTERM, lambda *_: master.append("SIGTERM"))
-os.register_at_fork(before=lambda: os.kill(os.getpid(), signal.SIGTERM))  # runs after the holding's
-import bankaccounts.uwsgi_signals
-pid = os.fork()
-if pid == 0:
-    got = signal.sigtimedwait([signal.SIGHUP], 10)
-    os._exit(0 if got and got.si_signo == signal.SIGHUP else 1)
-_, status = os.waitpid(pid, 0)
-print("master:", *master, "worker:", "SIGHUP" if os.waitstatus_to_exitcode(status) == 0 else "nothing")
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert result.stdout.strip() == "master: SIGTERM worker: SIGHUP"
 
 
 # A process whose main thread waits on a lock, as Granian's master and WSGI worker do, and

@@ -69,10 +69,12 @@ def test_under_uwsgi_the_timeout_signal_ends_the_request_and_then_the_worker(sig
 
 
 def test_uwsgi_ini_s_shared_import_installs_the_timeout_handler_in_workers_only() -> None:
-    """In a process of its own (the import holds stop signals across forks, for good): the
-    importing process, uWSGI's master, keeps SIGABRT's default; what it forks has the handler."""
+    """In a process of its own (the import holds stop signals, for good), standing in for
+    uWSGI's master: it keeps SIGABRT's default; what it forks has the handler."""
     code = """
-import os, signal, bankaccounts.uwsgi_signals
+import os, signal, sys, types
+sys.modules["uwsgi"] = types.SimpleNamespace(opt={"master-fifo": b"/nonexistent/master.fifo"}, masterpid=os.getpid)
+import bankaccounts.uwsgi_signals
 handler = signal.getsignal
 name = lambda: "default" if handler(signal.SIGABRT) == signal.SIG_DFL else handler(signal.SIGABRT).__name__
 reader, writer = os.pipe()

@@ -7,6 +7,7 @@ from cookbook_testing.standalone import (
     ContractOverServer,
     StandaloneChecks,
     UWSGILazyAppsChecks,
+    UWSGIStopChecks,
 )
 
 
@@ -20,3 +21,7 @@ class TestServers(ConstructedWhenForkedChecks, StandaloneChecks):
 
 class TestLazyApps(UWSGILazyAppsChecks):
     """uWSGI with lazy-apps: wsgi.py is imported in each worker, which constructs its application at once."""
+
+
+class TestUWSGIStop(UWSGIStopChecks):
+    """A stop while uWSGI replaces a worker."""

@@ -10,6 +10,7 @@ from cookbook_testing.standalone import (
     ContractOverServer,
     StandaloneChecks,
     UWSGILazyAppsChecks,
+    UWSGIStopChecks,
     WorkerStartedDuringAnOutageChecks,
     applications_by_pid,
 )
@@ -44,3 +45,7 @@ class TestServers(WorkerStartedDuringAnOutageChecks, StandaloneChecks):
 
 class TestUWSGILazyApps(UWSGILazyAppsChecks):
     """The alternative: uWSGI imports wsgi.py in each worker, after the fork."""
+
+
+class TestUWSGIStop(UWSGIStopChecks):
+    """A stop while uWSGI replaces a worker."""

@@ -1,6 +1,10 @@
 """Stand-alone checks: this recipe's uwsgi.ini, gunicorn.conf.py and serve_granian.py, 4 workers each."""
 
-from cookbook_testing.standalone import ContractOverServer, StandaloneChecks
+from cookbook_testing.standalone import (
+    ContractOverServer,
+    StandaloneChecks,
+    UWSGIStopChecks,
+)
 
 
 class TestContractOverServers(ContractOverServer):
@@ -10,3 +14,7 @@ class TestContractOverServers(ContractOverServer):
 class TestServers(StandaloneChecks):
     server_timeout_keeps_the_worker = frozenset({"granian"})  # serve_granian.py's RequestDeadline
     reload_closes_connections_under_requests = frozenset({"granian"})  # as under FastAPI: see StandaloneChecks
+
+
+class TestUWSGIStop(UWSGIStopChecks):
+    """A stop while uWSGI replaces a worker."""

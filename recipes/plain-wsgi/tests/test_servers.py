@@ -4,6 +4,7 @@ from cookbook_testing.standalone import (
     ContractOverServer,
     StandaloneChecks,
     UWSGILazyAppsChecks,
+    UWSGIStopChecks,
     WorkerStartedDuringAnOutageChecks,
 )
 
@@ -18,3 +19,7 @@ class TestServers(WorkerStartedDuringAnOutageChecks, StandaloneChecks):
 
 class TestUWSGILazyApps(UWSGILazyAppsChecks):
     """The alternative: uWSGI imports wsgi.py in each worker, after the fork."""
+
+
+class TestUWSGIStop(UWSGIStopChecks):
+    """A stop while uWSGI replaces a worker."""

@@ -1,6 +1,10 @@
 """Stand-alone checks: this recipe's uwsgi.ini and gunicorn.conf.py, 4 workers each."""
 
-from cookbook_testing.standalone import ContractOverServer, StandaloneChecks
+from cookbook_testing.standalone import (
+    ContractOverServer,
+    StandaloneChecks,
+    UWSGIStopChecks,
+)
 
 
 class TestContractOverServers(ContractOverServer):
@@ -9,3 +13,7 @@ class TestContractOverServers(ContractOverServer):
 
 class TestServers(StandaloneChecks):
     pass
+
+
+class TestUWSGIStop(UWSGIStopChecks):
+    """A stop while uWSGI replaces a worker."""

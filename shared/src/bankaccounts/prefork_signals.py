@@ -22,10 +22,9 @@ Who releases them:
 - gunicorn: the recipes' ``post_worker_init`` hook (after ``init_signals()``),
   and ``pre_exec`` for a master re-executed by SIGUSR2.
 - uWSGI: ``uwsgi.ini``'s ``hook-accepting``, in C, once the worker is ready.
-  ``uwsgi.ini`` imports :mod:`bankaccounts.uwsgi_signals` in the master to
-  hold them (with ``py-call-uwsgi-fork-hooks``, so that uWSGI's forks run
-  Python's fork callbacks), and holds them in the master itself from its
-  start (``hook-asap``) to its master-start hooks.
+  There the master holds them in its main thread for good, from its start
+  (``hook-asap``), so each worker inherits them held; a thread of the master
+  takes them (:mod:`bankaccounts.uwsgi_signals`).
 - Granian, ASGI: the FastAPI recipe's ``serve_granian.py``, one loop turn after
   the lifespan's startup.
 - Granian, WSGI: never. Its master and workers wait on a lock in their main
@@ -39,10 +38,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-#: What stops a uWSGI worker gracefully (SIGHUP) and the whole server (SIGTERM).
-UWSGI_STOP_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTERM})
 #: What stops a gunicorn worker: gracefully (SIGTERM), quickly (SIGINT, SIGQUIT).
 GUNICORN_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 #: What stops a Granian worker: its master sends SIGTERM; Ctrl+C sends SIGINT.
@@ -51,15 +48,11 @@ GRANIAN_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 GRANIAN_MASTER_SIGNALS = GRANIAN_STOP_SIGNALS | {signal.SIGHUP}
 
 
-def hold_in_forked_children(
-    signals: Iterable[signal.Signals],
-    on_arrival: Callable[[set[signal.Signals]], object] | None = None,
-) -> None:
+def hold_in_forked_children(signals: Iterable[signal.Signals]) -> None:
     """Make every child this process forks from now on start with ``signals`` blocked.
 
     A signal sent to the parent in the moment of the fork waits, and is
-    delivered when the parent restores its mask; ``on_arrival`` is called with
-    such signals just before that. Forks made later by the children themselves
+    delivered when the parent restores its mask. Forks made later by the children themselves
     are not affected.
     """
     held = frozenset(signals)
@@ -72,11 +65,7 @@ def hold_in_forked_children(
 
     def after_in_parent() -> None:
         if saved:
-            mask = saved.pop()
-            arrived = (signal.sigpending() & held) - mask  # pending, and not blocked once restored
-            if arrived and on_arrival is not None:
-                on_arrival(arrived)
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved.pop())
 
     def after_in_child() -> None:
         saved.clear()  # the child keeps them held until its server releases them

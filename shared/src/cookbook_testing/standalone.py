@@ -31,6 +31,7 @@ from cookbook_testing.hostile import RAW_CASES, RawCase, chunked, raw
 from cookbook_testing.http import Client, HTTPClient, Response, exchange_raw
 from cookbook_testing.processes import STOP_BOUND_SECONDS
 from cookbook_testing.servers import RECIPE_WORKERS, ServerProcess, wait_for
+from cookbook_testing.uwsgi_slow_fork import PAUSE_SECONDS
 
 CLIENT_THREADS = 16
 DEPOSITS = 400
@@ -586,6 +587,36 @@ class UWSGILazyAppsChecks(StandaloneChecks):
     @classmethod
     def server_args(cls) -> list[str]:
         return ["--ini", "uwsgi.ini", "--lazy-apps"]
+
+
+class UWSGIStopChecks:
+    """uWSGI only: a stop that comes while the master replaces a dead worker stops the new one too."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server_kind(cls) -> str:
+        return "uwsgi"
+
+    def test_a_stop_during_a_workers_replacement_reaches_the_new_worker(
+        self, start_server: Callable[..., ServerProcess], class_store_env: dict[str, str]
+    ) -> None:
+        """The SIGTERM comes after the replacement's fork, before the master records its pid
+        (a moment ``cookbook_testing.uwsgi_slow_fork`` makes last a second). uWSGI's own
+        handler, run then, told every worker to stop but the new one, and the master waited
+        for it with no limit; handed to the master loop, the stop reaches every worker."""
+        args = ["--ini", "uwsgi.ini", "--shared-import", "cookbook_testing.uwsgi_slow_fork"]
+        server = start_server(store=class_store_env, args=args)
+        before = server.worker_pids()
+        killed = min(before)
+        server.signal_worker(killed, signal.SIGKILL)
+        wait_for(lambda: server.worker_pids() - before, 30, "the master to fork a replacement", interval=0)
+        started = time.monotonic()
+        returncode = server.stop(signal.SIGTERM, timeout=STOP_BOUND_SECONDS)
+        assert time.monotonic() - started > PAUSE_SECONDS / 2, "the stop came after the pause: it proves nothing"
+        assert returncode == 0
+        server.wait_until_gone(STOP_BOUND_SECONDS, "every worker")
+        unclosed = [(pid, app) for pid, app in server.constructed() if (pid, app) not in server.closed()]
+        assert [(pid, app) for pid, app in unclosed if pid != killed] == [], "an application was not closed"
 
 
 class ConstructedWhenForkedChecks:
