@@ -11,7 +11,9 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from eventsourcing.persistence import IntegrityError
-from kombu.exceptions import OperationalError as BrokerUnavailableError
+from kombu.exceptions import OperationalError as CeleryBrokerUnavailableError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bankaccounts.domain import BankAccountsError
 from bankaccounts.web import (
@@ -28,6 +30,9 @@ from bankaccounts.web import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: A task or job could not be sent: Celery's broker (kombu), or RQ's Redis.
+BrokerUnavailableError = (CeleryBrokerUnavailableError, RedisConnectionError, RedisTimeoutError)
 
 
 def error_response(message: str, status: int) -> JsonResponse:

@@ -7,8 +7,11 @@ Reading views need no transaction.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
+import django_rq
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 
@@ -113,7 +116,8 @@ def close_account(request: HttpRequest, account_id: str) -> JsonResponse:
 @api_view("POST")
 @atomic_with_retries
 def request_transfer(request: HttpRequest, account_id: str) -> JsonResponse:
-    """A transfer run by a task worker (``bank.tasks.transfer``): 202 with the task's id.
+    """A transfer run by a task worker (``bank.tasks.transfer``, or ``bank.jobs.transfer``
+    with ``TASK_QUEUE=rq``): 202 with the task's id.
 
     What can be checked at once is: a bad body or amount (400), an unknown
     account (404); the funds are the task's to check. The task id is the
@@ -132,6 +136,23 @@ def request_transfer(request: HttpRequest, account_id: str) -> JsonResponse:
     AuditEntry.objects.get_or_create(
         command_id=task_id, action="transfer-requested", defaults={"account_id": account_uuid}
     )
-    arguments = (str(account_uuid), str(to_account_id), amount)
-    transaction.on_commit(lambda: tasks.transfer.apply_async(arguments, task_id=task_id))
-    return JsonResponse({"task_id": task_id}, status=202)
+    sent_as = send_transfer_on_commit(task_id, (str(account_uuid), str(to_account_id), amount))
+    return JsonResponse({"task_id": sent_as}, status=202)
+
+
+def send_transfer_on_commit(command: str, arguments: tuple[str, str, int]) -> str:
+    """Send a transfer to ``settings.TASK_QUEUE`` once the transaction commits; return its task
+    (Celery) or job (RQ) id, which is the same for the same command id."""
+    if settings.TASK_QUEUE == "rq":
+        job_id = rq_job_id(command)
+        queue = django_rq.get_queue(settings.RQ_QUEUE)
+        transaction.on_commit(lambda: queue.enqueue("bank.jobs.transfer", *arguments, job_id=job_id))
+        return job_id
+    transaction.on_commit(lambda: tasks.transfer.apply_async(arguments, task_id=command))
+    return command
+
+
+def rq_job_id(command: str) -> str:
+    """An RQ job id for a command id: RQ takes letters, digits, ``-`` and ``_`` only, and
+    a command id may hold any visible character (an ``Idempotency-Key``)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, command).hex

