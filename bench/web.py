@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from harness import (
     fork_to_first_request,
     median,
     open_accounts,
+    run_python,
     run_wrk,
     serving,
     spread,
@@ -90,18 +89,7 @@ def manage(target: Target, store: Mapping[str, str]) -> None:
     before serving; the baselines' ``manage.py`` does the same for theirs."""
     recipe_args, baseline_args = DJANGO_PREPARE[target.name]
     args = recipe_args if target.role == "recipe" else baseline_args
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=target.app_dir,
-        env={**os.environ, **target.env, **store},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if result.returncode != 0:
-        msg = f"{target.label}: manage.py {args[0]} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-        raise BenchError(msg)
+    run_python(target.app_dir, ["manage.py", *args], {**target.env, **store}, target.label)
 
 
 def targets(recipe: str, server: str = "uwsgi", workdir: Path | None = None) -> tuple[Target, Target]:
@@ -142,18 +130,7 @@ def beside_server_file(recipe: str, server: str, workdir: Path) -> Path:
 
 def create_tables(target: Target, store: Mapping[str, str]) -> None:
     """``python asgi.py``: the ASGI baseline's tables, created before serving, as a migration would."""
-    result = subprocess.run(
-        [sys.executable, "asgi.py"],
-        cwd=target.app_dir,
-        env={**os.environ, **store},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        msg = f"{target.label}: python asgi.py failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-        raise BenchError(msg)
+    run_python(target.app_dir, ["asgi.py"], store, target.label, timeout=120)
 
 
 def generator_target() -> Target:
