@@ -47,6 +47,9 @@ class _BankJobs(RecipeWorker):
     def close_application(self) -> None:
         close_bank_accounts()
         connections.close_all()
+        for connection in connections.all():
+            if connection.settings_dict["OPTIONS"].get("pool"):  # Django's own pool (DJANGO_DB_POOL=1)
+                connection.close_pool()  # the pool's connections, not only the one handed back
 
 
 class Worker(ApplicationPerJob, _BankJobs, rq.worker.Worker):

@@ -27,6 +27,7 @@ from rq.serializers import JSONSerializer
 
 from bank.models import AuditEntry
 from bank.views import rq_job_id
+from config.database import POOL_MAX_SIZE
 from conftest import use_database
 from cookbook_testing.django_checks import HTTPS, open_account
 from cookbook_testing.faults import FaultProxy
@@ -53,16 +54,22 @@ def start_worker(
     overridden: list[override_settings] = []
 
     def start(
-        worker_class: str | None = None, *, pool: int = 0, database_url: str = "", queue: str = ""
+        worker_class: str | None = None,
+        *,
+        pool: int = 0,
+        database_url: str = "",
+        queue: str = "",
+        env: dict[str, str] | None = None,
     ) -> DjangoRQWorker:
         queue = queue or f"test-{uuid.uuid4().hex[:12]}"
-        env = {
+        worker_env = {
             **server_env,
             "DATABASE_URL": database_url or django_database,
             "RQ_REDIS_URL": redis_url,
             "RQ_QUEUE": queue,
+            **(env or {}),
         }
-        worker = DjangoRQWorker(recipe_dir, env, queue=queue, worker_class=worker_class, pool=pool)
+        worker = DjangoRQWorker(recipe_dir, worker_env, queue=queue, worker_class=worker_class, pool=pool)
         workers.append(worker)
         worker.start(timeout=90)
         sending = override_settings(**rq_settings(redis_url, queue))
@@ -228,22 +235,31 @@ def run_health_jobs(redis_url: str, worker: DjangoRQWorker, count: int) -> list[
 
 
 @pytest.mark.requires_postgresql
-@pytest.mark.parametrize("worker_class", WORKER_CLASSES)
+@pytest.mark.parametrize(
+    ("worker_class", "pool"),
+    [("bank.rq_workers.Worker", 0), ("bank.rq_workers.SimpleWorker", 0), ("bank.rq_workers.Worker", 2)],
+    ids=["rqworker-Worker", "rqworker-SimpleWorker", "rqworker-pool-Worker"],
+)
+@pytest.mark.parametrize("django_db_pool", ["0", "1"], ids=["CONN_MAX_AGE", "Django-pool"])
 def test_each_work_horse_opens_its_own_database_session(
-    worker_class: str, start_worker: Callable[..., DjangoRQWorker], redis_url: str
+    worker_class: str, pool: int, django_db_pool: str, start_worker: Callable[..., DjangoRQWorker], redis_url: str
 ) -> None:
-    """django-rq closes the worker's connections before it forks; the forking class's
-    horses then each open a session of their own, and close it before they exit. The
-    class that runs jobs in the worker keeps one session for all of them."""
-    worker = start_worker(worker_class)
+    """django-rq closes the worker's connections before it forks (``rqworker-pool``: the
+    pool's too, before it forks its workers); the forking class's horses then each open
+    a session of their own, and close it before they exit: none shares a connection
+    with another process (what corrupts TLS connections in forked workers,
+    rq/django-rq#650). The class that runs jobs in the worker keeps one session (with
+    Django's own pool, ``DJANGO_DB_POOL=1``, the pool's). With that pool, each horse
+    makes a pool of its own, and closes it."""
+    worker = start_worker(worker_class, pool=pool, env={"DJANGO_DB_POOL": django_db_pool})
     reports = run_health_jobs(redis_url, worker, 4)
     sessions = {report["database_session"] for report in reports}
     pids = {report["pid"] for report in reports}
     if worker_class.endswith(".Worker"):
         assert len(sessions) == len(pids) == 4
-        assert worker.pid not in pids
-    else:
-        assert len(sessions) == 1
+        assert not pids & ({worker.pid} | worker.child_pids()), "a job ran in a worker, not in its horse"
+    else:  # one session kept; with Django's pool, the pool's few, all in the worker's process
+        assert len(sessions) == 1 if django_db_pool == "0" else 1 <= len(sessions) <= POOL_MAX_SIZE
         assert pids == {worker.pid}
 
 
