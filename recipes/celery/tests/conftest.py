@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,34 +8,9 @@ import pytest
 from celery import Celery
 from celery_worker import Tasks
 
-from cookbook_testing.brokers import rabbitmq_url
 from cookbook_testing.workers import CeleryWorker, check_logs
 
 pytest_plugins = ["cookbook_testing.plugin"]
-
-BROKERS = ("redis", "rabbitmq")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--broker", choices=BROKERS, default=None, help="default: $COOKBOOK_TEST_BROKER, else redis")
-
-
-@pytest.fixture(scope="session")
-def broker_url(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> str:
-    broker = pytestconfig.getoption("--broker") or os.environ.get("COOKBOOK_TEST_BROKER") or "redis"
-    if broker == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    url = rabbitmq_url()
-    if url is None:
-        pytest.fail("the RabbitMQ tests need a server: set RABBITMQ_URL (e.g. amqp://guest:guest@127.0.0.1:5672//)")
-    return url
-
-
-@pytest.fixture(scope="session")
-def result_backend(broker_url: str) -> str:
-    # As celery_app.py does by default: Redis stores results; with RabbitMQ they
-    # come back to the caller as messages (rpc://), so no second service is needed.
-    return broker_url if broker_url.startswith("redis") else "rpc://"
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@ tasks views send, on the event store the views write to.
 
 Each test starts workers on its own queue, against its own migrated database;
 the test's process plays the web server (Django's test client) and sends
-through the same Valkey.
+through the same broker: a private Valkey, or RabbitMQ (``--broker rabbitmq``
+with ``RABBITMQ_URL``, as the ``django-orm-rabbitmq-postgres`` environment runs
+this module).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from celery.result import AsyncResult
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
@@ -32,6 +33,7 @@ from bank.transactions import atomic_with_retries
 from config import urls as project_urls
 from config.celery_app import app as celery_app
 from conftest import use_database
+from cookbook_testing.brokers import purge, queued_messages, unreachable_like
 from cookbook_testing.django_checks import HTTPS, open_account
 from cookbook_testing.faults import FaultProxy
 from cookbook_testing.processes import wait_for
@@ -50,15 +52,20 @@ def use_broker(broker_url: str, queue: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_on_the_test_broker(redis_url: str) -> Iterator[None]:
-    celery_app.conf.update(result_backend=redis_url)
-    use_broker(redis_url, "unused")
+def celery_on_the_test_broker(broker_url: str, result_backend: str) -> Iterator[None]:
+    celery_app.conf.update(result_backend=result_backend)
+    use_broker(broker_url, "unused")
     yield
 
 
 @pytest.fixture
 def start_worker(
-    recipe_dir: Path, redis_url: str, server_env: dict[str, str], django_database: str, request: pytest.FixtureRequest
+    recipe_dir: Path,
+    broker_url: str,
+    result_backend: str,
+    server_env: dict[str, str],
+    django_database: str,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Callable[..., CeleryWorker]]:
     """Start ``celery -A config.celery_app worker`` on this test's database; this
     process's views then send to its queue. Stopped (bounded) after the test."""
@@ -77,7 +84,8 @@ def start_worker(
             {
                 **server_env,
                 "DATABASE_URL": database_url or django_database,
-                "CELERY_BROKER_URL": redis_url,
+                "CELERY_BROKER_URL": broker_url,
+                "CELERY_RESULT_BACKEND": result_backend,
                 **(extra_env or {}),
             },
             app=app,
@@ -87,7 +95,7 @@ def start_worker(
         )
         workers.append(worker)
         worker.start(timeout=90)
-        use_broker(redis_url, worker.queue)
+        use_broker(broker_url, worker.queue)
         return worker
 
     yield start
@@ -203,32 +211,32 @@ handler500 = project_urls.handler500
 
 
 @override_settings(ROOT_URLCONF=__name__)
-def test_a_request_that_rolls_back_sends_no_task(django_database: str, redis_url: str) -> None:
+def test_a_request_that_rolls_back_sends_no_task(django_database: str, broker_url: str) -> None:
     """The task is sent on commit: a request that fails after asking for it sends nothing."""
-    queue = "rolled-back-requests"
-    use_broker(redis_url, queue)
-    broker = redis.Redis.from_url(redis_url)
+    queue = f"rolled-back-requests-{uuid.uuid4().hex[:8]}"
+    use_broker(broker_url, queue)
     client = DjangoClient(raise_request_exception=False)
     source, destination = funded_accounts(client)
     body = {"to_account_id": destination, "amount": 5}
 
     failed = client.post(f"/accounts/{source}/transfers-then-fail", body, "application/json", headers=HTTPS)
     assert failed.status_code == 500
-    assert broker.llen(queue) == 0
+    assert queued_messages(broker_url, queue) == 0
     assert not AuditEntry.objects.filter(action="transfer-requested").exists()
 
     # The same request that does not fail sends one message (so the check above can fail).
     sent = client.post(f"/accounts/{source}/transfers", body, "application/json", headers=HTTPS)
     assert sent.status_code == 202
-    assert broker.llen(queue) == 1
-    broker.delete(queue)
+    assert queued_messages(broker_url, queue) == 1
+    purge(broker_url, queue)
 
 
-def test_a_broker_that_is_down_is_a_503_and_the_retry_sends_the_task(django_database: str, redis_url: str) -> None:
+def test_a_broker_that_is_down_is_a_503_and_the_retry_sends_the_task(django_database: str, broker_url: str) -> None:
     client = DjangoClient()
     source, destination = funded_accounts(client)
     key = f"broker-down-{uuid.uuid4()}"
-    use_broker("redis://127.0.0.1:9/0", "broker-down")  # the discard port: nothing listens
+    queue = f"broker-down-{uuid.uuid4().hex[:8]}"
+    use_broker(unreachable_like(broker_url), queue)  # the discard port: nothing listens
     started = time.monotonic()
     response = client.post(
         f"/accounts/{source}/transfers",
@@ -243,12 +251,11 @@ def test_a_broker_that_is_down_is_a_503_and_the_retry_sends_the_task(django_data
     print(f"broker down: 503 after {seconds:.2f}s")
 
     # The client sends it again with its key once the broker is back: one message.
-    use_broker(redis_url, "broker-down")
-    broker = redis.Redis.from_url(redis_url)
+    use_broker(broker_url, queue)
     task_id = request_transfer(client, source, destination, 5, key=key)
-    assert broker.llen("broker-down") == 1
+    assert queued_messages(broker_url, queue) == 1
     assert AuditEntry.objects.filter(command_id=task_id, action="transfer-requested").count() == 1
-    broker.delete("broker-down")
+    purge(broker_url, queue)
 
 
 # --- Django's connections in forked workers -----------------------------------------

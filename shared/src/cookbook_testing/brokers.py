@@ -28,3 +28,45 @@ def valkey_server() -> Iterator[str]:
 
 def rabbitmq_url() -> str | None:
     return os.environ.get("RABBITMQ_URL", "").strip() or None
+
+
+def queued_messages(broker_url: str, queue: str) -> int:
+    """How many messages wait in ``queue`` of a Celery broker (Redis: the list Celery's
+    transport keeps; RabbitMQ: the queue's message count; a queue never declared: 0)."""
+    if broker_url.startswith(("redis://", "rediss://")):
+        import redis  # imported here: only queue recipes need these
+
+        with redis.Redis.from_url(broker_url) as connection:
+            return int(connection.llen(queue))
+    from kombu import Connection
+    from kombu.exceptions import ChannelError
+
+    with Connection(broker_url, connect_timeout=5) as connection:
+        try:
+            return int(connection.default_channel.queue_declare(queue, passive=True).message_count)
+        except ChannelError:  # NOT_FOUND: nothing was ever sent there
+            return 0
+
+
+def purge(broker_url: str, queue: str) -> None:
+    """Drop whatever waits in ``queue`` of a Celery broker."""
+    if broker_url.startswith(("redis://", "rediss://")):
+        import redis
+
+        with redis.Redis.from_url(broker_url) as connection:
+            connection.delete(queue)
+        return
+    from kombu import Connection
+    from kombu.exceptions import ChannelError
+
+    with Connection(broker_url, connect_timeout=5) as connection, contextlib.suppress(ChannelError):
+        connection.default_channel.queue_purge(queue)
+
+
+def unreachable_like(broker_url: str) -> str:
+    """A URL of the same kind as ``broker_url`` where nothing listens (the discard port)."""
+    return (
+        "redis://127.0.0.1:9/0"
+        if broker_url.startswith(("redis://", "rediss://"))
+        else "amqp://guest:guest@127.0.0.1:9//"
+    )

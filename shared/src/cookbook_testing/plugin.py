@@ -34,7 +34,7 @@ import pytest
 
 from bankaccounts.config import DatabaseConfig
 from cookbook_testing import processes, servers
-from cookbook_testing.brokers import valkey_server
+from cookbook_testing.brokers import rabbitmq_url, valkey_server
 from cookbook_testing.databases import PostgresDatabases, count_rows, embedded_postgres_server
 from cookbook_testing.faults import FaultProxy, StoreBehindAProxy
 
@@ -49,6 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=STORES,
         default=None,
         help="the event store to test on (default: $COOKBOOK_TEST_STORE, else sqlite)",
+    )
+    parser.addoption(
+        "--broker",
+        choices=BROKERS,
+        default=None,
+        help="the task queue's broker, for the Celery tests (default: $COOKBOOK_TEST_BROKER, else redis)",
     )
     parser.addini("cookbook_store", "the one store this recipe's tests run on, whatever --store says", default="")
     parser.addini("cookbook_events_table", "the table the recipe's events go to, if not eventsourcing's", default="")
@@ -246,6 +252,30 @@ def redis_url() -> Iterator[str]:
         return
     with valkey_server() as url:
         yield url
+
+
+#: The brokers Celery's tests run on: Redis (Valkey, from its wheel) unless told otherwise.
+BROKERS = ("redis", "rabbitmq")
+
+
+@pytest.fixture(scope="session")
+def broker_url(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> str:
+    """Celery's broker for the tests: ``--broker`` or ``$COOKBOOK_TEST_BROKER``; RabbitMQ's
+    server is ``RABBITMQ_URL``'s (a test that needs it and finds none fails)."""
+    broker = pytestconfig.getoption("--broker") or os.environ.get("COOKBOOK_TEST_BROKER") or "redis"
+    if broker == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    url = rabbitmq_url()
+    if url is None:
+        pytest.fail("the RabbitMQ tests need a server: set RABBITMQ_URL (e.g. amqp://guest:guest@127.0.0.1:5672//)")
+    return url
+
+
+@pytest.fixture(scope="session")
+def result_backend(broker_url: str) -> str:
+    """Where Celery's results go, as the recipes' settings choose by default: Redis stores
+    them; with RabbitMQ they come back to the caller as messages (``rpc://``)."""
+    return broker_url if broker_url.startswith("redis") else "rpc://"
 
 
 # --- servers ------------------------------------------------------------------
