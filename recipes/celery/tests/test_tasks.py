@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from celery import group
+from celery import Celery, group
 from celery_worker import Tasks
 
 from bankaccounts.domain import (
@@ -19,6 +19,9 @@ from bankaccounts.domain import (
     TransferToSameAccountError,
 )
 from cookbook_testing.databases import count_rows
+from cookbook_testing.faults import FaultProxy
+from cookbook_testing.processes import wait_for
+from cookbook_testing.workers import CeleryWorker
 
 ACCOUNT_FIELDS = {"id", "full_name", "email_address", "balance", "overdraft_limit", "is_closed", "version"}
 
@@ -120,3 +123,20 @@ def test_a_message_stays_taken_longer_than_a_task_may_run() -> None:
     conf = app.conf
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit > conf.task_soft_time_limit
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
+
+
+@pytest.mark.requires_postgresql
+def test_a_write_that_finds_the_database_down_runs_again_and_applies_once(
+    client: Celery, start_worker: Callable[..., CeleryWorker], database_behind_a_fault_proxy: FaultProxy
+) -> None:
+    """The task sends itself again (``tasks.STORE_RETRY_COUNTDOWN``) while the database is
+    unreachable, with the same task id, and applies once when it is back."""
+    database = database_behind_a_fault_proxy
+    tasks = Tasks(client, start_worker(database_url=database.url))
+    account = tasks.call("open_account", "Ada", "ada@example.com")
+    database.go_down()
+    result = tasks.send("deposit", account["id"], 7)
+    wait_for(lambda: f"Task deposit[{result.id}] retry" in tasks.worker.log(), 60, "the task to be retried")
+    database.come_back()
+    assert result.get(timeout=60)["balance"] == 7
+    assert tasks.call("get_account", account["id"])["version"] == 2
