@@ -29,7 +29,9 @@ if __name__ == "__main__":  # spawned workers import this file as __mp_main__: t
         # this many seconds. Its default, 5, is less than a spawned worker can take
         # to import FastAPI and build its application on a busy machine (a test
         # run's reload was given up so). It also bounds the supervisor's liveness
-        # ping: a worker that does not answer for 30 s is killed and replaced.
+        # ping: a worker that does not answer for 30 s is killed and replaced. A
+        # worker that dies while a ping waits for its answer is noticed only then,
+        # 30 s on: the supervisor holds its end of their pipe, so no EOF comes.
         timeout_worker_healthcheck=30,
         proxy_headers=False,  # no proxy in front; see the topology page before turning it on
         server_header=False,

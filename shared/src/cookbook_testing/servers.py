@@ -31,6 +31,7 @@ __all__ = [
     "KILLED_FOR_NOT_STOPPING",
     "RECIPE_WORKERS",
     "RELOAD_ABANDONED",
+    "REPLACEMENT_BOUND_SECONDS",
     "TEST_WORKERS",
     "WSGI_SERVERS",
     "ServerProcess",
@@ -65,6 +66,14 @@ TEST_WORKERS = 2
 #: (uvicorn 0.51+, when a new worker is not serving within its
 #: timeout_worker_healthcheck): a reload that will never complete.
 RELOAD_ABANDONED = {"uvicorn": "aborting the restart"}
+#: How long a server may take to replace a worker that died: its master notices at its
+#: next look and starts another (seconds), but uvicorn's supervisor, when the worker
+#: died while a liveness ping to it was waiting for its answer, notices only when the
+#: ping times out (``timeout_worker_healthcheck``, 30 s in the recipe: the supervisor
+#: keeps the worker's end of their pipe open, so the death does not end the wait), and
+#: then the new worker starts. Seen in a CI run: a replacement 30 s after the kill.
+REPLACEMENT_BOUND_SECONDS = {"uvicorn": 60.0}
+DEFAULT_REPLACEMENT_BOUND_SECONDS = 30.0
 #: The servers a WSGI recipe's tests run under (the ``server_kind`` fixture's);
 #: a recipe for other servers overrides that fixture with its own list.
 WSGI_SERVERS = ["gunicorn", "uwsgi"]
@@ -100,6 +109,11 @@ class ServerProcess(ManagedProcess):
         server_env = {**(env or {}), "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)}
         # args: after the program name; default: the recipe's own config file.
         super().__init__(kind, program, default_args if args is None else args, recipe_dir, server_env)
+
+    @property
+    def replacement_bound(self) -> float:
+        """Seconds this server may take to replace a worker that died (``REPLACEMENT_BOUND_SECONDS``)."""
+        return REPLACEMENT_BOUND_SECONDS.get(self.kind, DEFAULT_REPLACEMENT_BOUND_SECONDS)
 
     def start(self, timeout: float = 60.0, until: Callable[[], bool] | None = None) -> Self:
         super().start(timeout, until)

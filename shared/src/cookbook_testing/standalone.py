@@ -313,7 +313,9 @@ class StandaloneChecks:
             before = server.worker_pids()
             killed.add(min(before))
             server.signal_worker(min(before), signal.SIGKILL)
-            wait_for(lambda: server.worker_pids() - before, 30, "the master to fork a replacement")
+            wait_for(
+                lambda: server.worker_pids() - before, server.replacement_bound, "the master to fork a replacement"
+            )
         elif moment == "under-load":
             load = DepositLoad(server).start()
             wait_for(lambda: len(load.outcomes) >= 20, 60, "load before the signal")
@@ -465,7 +467,11 @@ class StandaloneChecks:
         assert seconds < limit + 3.0, f"the request lasted {seconds:.1f}s; the server's limit is {limit}s"
         ended_by_the_server = seconds >= limit - 1.0  # harakiri's deadline counts whole seconds
         if ended_by_the_server and server.kind not in self.server_timeout_keeps_the_worker:
-            wait_for(lambda: server.worker_pids() - workers, 30, "a new worker in place of the stopped one")
+            wait_for(
+                lambda: server.worker_pids() - workers,
+                server.replacement_bound,
+                "a new worker in place of the stopped one",
+            )
         elif ended_by_the_server:
             assert server.worker_pids() == workers, "the worker that answered 503 was replaced"
         statuses = [answer.status for answer in until_not_503(deposit, tries=20, pause=0.5)]
@@ -482,7 +488,7 @@ class StandaloneChecks:
         started = time.monotonic()
         wait_for(
             lambda: victim not in server.worker_pids() and len(server.worker_pids()) == server.workers,
-            30,
+            server.replacement_bound,
             "the master to respawn the killed worker",
         )
         respawn_seconds = time.monotonic() - started
@@ -526,7 +532,11 @@ class StandaloneChecks:
                 before = server.worker_pids()
                 server.signal_worker(min(before), signal.SIGKILL)
                 killed += 1
-                wait_for(functools.partial(one_worker_replaced, before), 30, "the master to respawn the worker")
+                wait_for(
+                    functools.partial(one_worker_replaced, before),
+                    server.replacement_bound,
+                    "the master to respawn the worker",
+                )
             answered = len(load.outcomes)
             wait_for(lambda: load.outcomes[answered:].count(200) >= 10, 60, "deposits after the last kill")
         finally:
@@ -661,7 +671,9 @@ class WorkerStartedDuringAnOutageChecks:
         store.proxy.go_down()
         before = server.worker_pids()
         server.signal_worker(min(before), signal.SIGKILL)
-        (replacement,) = wait_for(lambda: server.worker_pids() - before, 30, "a replacement worker")
+        (replacement,) = wait_for(
+            lambda: server.worker_pids() - before, server.replacement_bound, "a replacement worker"
+        )
         started = self.started_without_the_store.format(pid=replacement)
         wait_for(lambda: started in server.log(), 30, f"its start: {started!r}")
         assert server.returncode is None, "the server stopped"
