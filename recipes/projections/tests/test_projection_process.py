@@ -130,7 +130,9 @@ def test_sigkill_in_a_stream_then_restart_applies_every_event_exactly_once(
     # Nothing lost, nothing counted twice: one count per account event in the log.
     assert sum(day.events for day in view.daily_totals()) == account_events(application)
     assert account_events(application) == stream.batches * (4 + FIXED_EVENTS_PER_BATCH) == last
-    assert all(killed_at < last for killed_at, last in kills), f"a kill came after the stream was done: {kills}"
+    # Every kill came while the writer still had events to write (the log grew past it);
+    # the view may have caught up with the log at the moment of a kill.
+    assert all(killed_at < last for killed_at, _ in kills), f"a kill came after the stream was done: {kills}"
     print(f"\n{stream.batches} batches, {last} events; SIGKILL at (position, log's last): {kills}")
 
 
