@@ -21,7 +21,10 @@ The slot that holds it refuses to hand a forked child its parent's instance
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+from django.db import connection
 
 from bankaccounts.application import BankAccounts
 from bankaccounts.lifecycle import ApplicationSlot
@@ -71,3 +74,16 @@ def start_worker_process(**_: Any) -> None:
 def stop_worker_process(**_: Any) -> None:
     """Task-queue hook: a worker process stops (Celery: ``worker_process_shutdown``)."""
     close_bank_accounts()
+
+
+def worker_health() -> dict[str, Any]:
+    """Which process ran a task (Celery's ``bank.health``, RQ's ``bank.jobs.health``),
+    with which application and which database session: the tests' evidence of one
+    application per worker process and of the connections it uses."""
+    application = bank_accounts()
+    backend = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+    return {"pid": os.getpid(), "application": application.instance_id, "database_session": backend}

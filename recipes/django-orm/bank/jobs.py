@@ -10,14 +10,12 @@ failed registry; requeued once the database is back, it applies once.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from uuid import UUID
 
-from django.db import connection
 from rq import get_current_job
 
-from bank.accounts import bank_accounts
+from bank.accounts import bank_accounts, worker_health
 from bank.commands import apply_once
 from bank.transactions import run_in_transaction
 from bankaccounts.web import account_json
@@ -39,12 +37,5 @@ def transfer(account_id: str, to_account_id: str, amount: int) -> dict[str, Any]
     return account_json(run_in_transaction(lambda: apply_once(job.id, "transfer", command)))
 
 
-def health() -> dict[str, Any]:
-    """Which process ran this job, with which application and database session."""
-    application = bank_accounts()
-    backend = None
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            backend = cursor.fetchone()[0]
-    return {"pid": os.getpid(), "application": application.instance_id, "database_session": backend}
+#: Which process ran this job, with which application and database session.
+health = worker_health

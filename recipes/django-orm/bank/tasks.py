@@ -23,14 +23,12 @@ A view sends ``transfer`` once its own transaction has committed (see
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from uuid import UUID
 
 from celery import Task, shared_task, signals
-from django.db import connection
 
-from bank.accounts import bank_accounts, start_worker_process, stop_worker_process
+from bank.accounts import bank_accounts, start_worker_process, stop_worker_process, worker_health
 from bank.commands import apply_once
 from bank.transactions import run_in_transaction
 from bankaccounts.web import account_json, store_unavailable
@@ -62,16 +60,8 @@ def transfer(task: Task, account_id: str, to_account_id: str, amount: int) -> di
     return account_json(account)
 
 
-@shared_task(name="bank.health")
-def health() -> dict[str, Any]:
-    """Which process ran this task, with which application and database session."""
-    application = bank_accounts()
-    backend = None
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            backend = cursor.fetchone()[0]
-    return {"pid": os.getpid(), "application": application.instance_id, "database_session": backend}
+#: Which process ran this task, with which application and database session.
+health = shared_task(name="bank.health")(worker_health)
 
 
 signals.worker_process_init.connect(start_worker_process)  # a prefork child starts (solo: the worker)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_testing.django_checks import django_server_env, start_django, use_production_settings
+from cookbook_testing.django_checks import HTTPS, django_server_env, open_account, start_django, use_production_settings
 
 use_production_settings()
 # Settings are read once, now; each test then points Django at its own
@@ -117,3 +117,30 @@ def prepare_store(migrated_database: str) -> Callable[[dict[str, str]], None]:
     of an empty database, without a Django start-up per server (the copy of a file on
     SQLite, of a template on PostgreSQL)."""
     return lambda store_env: copy_database(migrated_database, store_env["DATABASE_URL"])
+
+
+# --- task workers (Celery's and RQ's) -------------------------------------------
+
+
+def request_transfer(client: DjangoClient, source: str, destination: str, amount: int, key: str) -> str:
+    """Ask the project's view for a transfer (202); the id of the task or job it sent."""
+    response = client.post(
+        f"/accounts/{source}/transfers",
+        {"to_account_id": destination, "amount": amount},
+        "application/json",
+        headers={**HTTPS, "Idempotency-Key": key},
+    )
+    assert response.status_code == 202, response.content
+    return str(response.json()["task_id"])
+
+
+def funded_accounts(client: DjangoClient, amount: int = 100) -> tuple[str, str]:
+    """Two new accounts, the first holding ``amount``."""
+    source, destination = open_account(client)["id"], open_account(client)["id"]
+    response = client.post(f"/accounts/{source}/deposit", {"amount": amount}, "application/json", headers=HTTPS)
+    assert response.status_code == 200
+    return source, destination
+
+
+def balances(client: DjangoClient, *accounts: str) -> dict[str, int]:
+    return {account: client.get(f"/accounts/{account}", headers=HTTPS).json()["balance"] for account in accounts}

@@ -32,9 +32,9 @@ from bank.models import AuditEntry
 from bank.transactions import atomic_with_retries
 from config import urls as project_urls
 from config.celery_app import app as celery_app
-from conftest import use_database
+from conftest import balances, funded_accounts, request_transfer, use_database
 from cookbook_testing.brokers import purge, queued_messages, unreachable_like
-from cookbook_testing.django_checks import HTTPS, open_account
+from cookbook_testing.django_checks import HTTPS
 from cookbook_testing.faults import FaultProxy
 from cookbook_testing.processes import wait_for
 from cookbook_testing.workers import CeleryWorker, check_logs
@@ -104,26 +104,8 @@ def start_worker(
     check_logs(request, workers)
 
 
-def request_transfer(client: DjangoClient, source: str, destination: str, amount: int, key: str) -> str:
-    response = client.post(
-        f"/accounts/{source}/transfers",
-        {"to_account_id": destination, "amount": amount},
-        "application/json",
-        headers={**HTTPS, "Idempotency-Key": key},
-    )
-    assert response.status_code == 202, response.content
-    return str(response.json()["task_id"])
-
-
 def times_run(worker: CeleryWorker, task_id: str) -> int:
     return len(re.findall(rf"Task bank\.transfer\[{re.escape(task_id)}\] succeeded", worker.log()))
-
-
-def funded_accounts(client: DjangoClient, amount: int = 100) -> tuple[str, str]:
-    source, destination = open_account(client)["id"], open_account(client)["id"]
-    response = client.post(f"/accounts/{source}/deposit", {"amount": amount}, "application/json", headers=HTTPS)
-    assert response.status_code == 200
-    return source, destination
 
 
 @pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
@@ -140,11 +122,7 @@ def test_a_transfer_a_view_sends_runs_once_in_a_worker(pool: str, start_worker: 
     assert request_transfer(client, source, destination, 30, key=key) == task_id
     wait_for(lambda: times_run(worker, task_id) == 2, 60, "the task sent again to run")
 
-    balances = {
-        account: client.get(f"/accounts/{account}", headers=HTTPS).json()["balance"]
-        for account in (source, destination)
-    }
-    assert balances == {source: 70, destination: 30}
+    assert balances(client, source, destination) == {source: 70, destination: 30}
     audit = sorted(AuditEntry.objects.filter(command_id=task_id).values_list("action", flat=True))
     assert audit == ["transfer", "transfer-requested"]
 
@@ -170,7 +148,7 @@ def test_a_task_delivered_twice_at_once_applies_once(start_worker: Callable[...,
     for _ in range(2):
         celery_app.send_task("bank.transfer", arguments, task_id=task_id)
     wait_for(lambda: times_run(worker, task_id) == 2, 60, "both deliveries to run")
-    assert client.get(f"/accounts/{source}", headers=HTTPS).json()["balance"] == 90
+    assert balances(client, source) == {source: 90}
     assert AuditEntry.objects.filter(command_id=task_id, action="transfer").count() == 1
 
 

@@ -13,7 +13,8 @@ class TestContractOverServers(ContractOverServer):
 
 class TestServers(StandaloneChecks):
     server_timeout_keeps_the_worker = frozenset({"granian"})  # serve_granian.py's RequestDeadline
-    reload_closes_connections_under_requests = frozenset({"granian"})  # as under FastAPI: see StandaloneChecks
+    # uWSGI's, and Granian's as under FastAPI: see StandaloneChecks.
+    reload_closes_connections_under_requests = StandaloneChecks.reload_closes_connections_under_requests | {"granian"}
 
 
 class TestUWSGIStop(UWSGIStopChecks):

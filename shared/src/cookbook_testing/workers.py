@@ -46,7 +46,16 @@ class CeleryWorker(ManagedProcess):
         return " ready." in self.log()
 
 
-class RQWorker(ManagedProcess):
+class _RQWorkers(ManagedProcess):
+    """RQ workers, one (``pool=0``) or a pool of ``pool``: ready when every one listens."""
+
+    pool = 0
+
+    def is_ready(self) -> bool:
+        return self.log().count("*** Listening on") >= max(self.pool, 1)
+
+
+class RQWorker(_RQWorkers):
     """``rq worker -w CLASS QUEUE`` run from ``cwd``, or with ``pool=N`` ``rq
     worker-pool --num-workers N``; ready when every worker listens.
 
@@ -72,11 +81,8 @@ class RQWorker(ManagedProcess):
         args = [*command, *paths, "-w", worker_class, self.queue]
         super().__init__(kind or f"rq-{worker_class.rsplit('.', 1)[-1]}", "rq", args, cwd, dict(env))
 
-    def is_ready(self) -> bool:
-        return self.log().count("*** Listening on") >= max(self.pool, 1)
 
-
-class DjangoRQWorker(ManagedProcess):
+class DjangoRQWorker(_RQWorkers):
     """``python manage.py rqworker QUEUE`` (django-rq) run from a Django project's folder, or
     with ``pool=N`` ``rqworker-pool --num-workers N``; ready when every worker listens.
 
@@ -100,9 +106,6 @@ class DjangoRQWorker(ManagedProcess):
         chosen = ["--worker-class", worker_class] if worker_class else []
         name = (worker_class or "default").rsplit(".", 1)[-1]
         super().__init__(kind or f"django-rq-{name}", "python", ["manage.py", *command, *chosen, queue], cwd, dict(env))
-
-    def is_ready(self) -> bool:
-        return self.log().count("*** Listening on") >= max(self.pool, 1)
 
 
 def check_logs(request: pytest.FixtureRequest, workers: Sequence[ManagedProcess]) -> None:
