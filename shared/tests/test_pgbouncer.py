@@ -1,0 +1,145 @@
+"""The application's PostgreSQL store behind a real PgBouncer 1.18 (Debian's).
+
+What these show, each through PgBouncer between this process and the test's
+database:
+
+- the application as configured cannot connect through PgBouncer in either
+  pool mode: its connections carry their session limits as libpq ``options``
+  (``statement_timeout``, see ``bankaccounts.postgres_store``), a startup
+  parameter PgBouncer 1.18 refuses;
+- eventsourcing's own store, which sends no ``options``, works under session
+  pooling, writers outnumbering the server connections;
+- under transaction pooling it fails: it prepares its statements (psycopg
+  names them ``_pg3_0``, ``_pg3_1``... per client connection, and
+  eventsourcing passes ``prepare=True``), and two clients whose transactions
+  run on one server connection collide on a name.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import OperationalError, ProgrammingError
+
+from bankaccounts.application import SCHEMA_EXISTS, BankAccounts, construct_application, create_schema
+from bankaccounts.config import DatabaseConfig
+from cookbook_testing.pgbouncer import PgBouncer, pgbouncer_binary
+
+pytestmark = pytest.mark.requires_postgresql
+
+
+@pytest.fixture
+def start_pgbouncer(database_url: str) -> Iterator[Callable[..., PgBouncer]]:
+    """Start PgBouncer in front of this test's database server; stopped after the test."""
+    if pgbouncer_binary() is None:
+        pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
+    started: list[PgBouncer] = []
+
+    def start(**options: Any) -> PgBouncer:
+        started.append(pgbouncer := PgBouncer(database_url, **options).start())
+        return pgbouncer
+
+    yield start
+    for pgbouncer in started:
+        pgbouncer.stop()
+
+
+def eventsourcing_store_env(database_url: str) -> dict[str, str]:
+    """eventsourcing's own PostgreSQL store on ``database_url``, with the application's
+    other limits: the application's settings without its statement timeout."""
+    env = DatabaseConfig.from_url(database_url).eventsourcing_env()
+    del env["POSTGRES_STATEMENT_TIMEOUT"]
+    return {**env, "PERSISTENCE_MODULE": "eventsourcing.postgres"}
+
+
+def open_and_deposit(application: BankAccounts, deposits: int) -> int:
+    account_id = application.open_account("Ada", "ada@example.com").id
+    for _ in range(deposits):
+        application.deposit(account_id, 1, command_id=str(uuid.uuid4()))
+    return application.get_account(account_id).balance
+
+
+@pytest.mark.parametrize("pool_mode", ["session", "transaction"])
+def test_the_applications_connections_are_refused_for_their_startup_options(
+    pool_mode: str, database_url: str, start_pgbouncer: Callable[..., PgBouncer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pgbouncer = start_pgbouncer(pool_mode=pool_mode)
+    monkeypatch.setenv("DATABASE_URL", pgbouncer.url(database_url))
+    # psycopg's pool logs the error, tries again, and gives up after its wait.
+    with (
+        pytest.raises(OperationalError, match=r"couldn't get a connection after 2\.00 sec"),
+        construct_application() as application,
+    ):
+        open_and_deposit(application, 1)
+    assert "unsupported startup parameter: options" in pgbouncer.log()
+
+
+def test_eventsourcings_store_works_under_session_pooling(
+    database_url: str, start_pgbouncer: Callable[..., PgBouncer]
+) -> None:
+    """Four writers, each with an application of its own, at once."""
+    pgbouncer = start_pgbouncer(pool_mode="session", pool_size=40)
+    create_schema(eventsourcing_store_env(pgbouncer.url(database_url)))
+    env = {**eventsourcing_store_env(pgbouncer.url(database_url)), **SCHEMA_EXISTS}
+    balances: list[int] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            with construct_application(env) as application:
+                balances.append(open_and_deposit(application, 20))
+        except BaseException as error:  # reported below, with the others
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert balances == [20] * 4
+
+
+def test_session_pooling_gives_a_client_a_server_connection_for_its_whole_session(
+    database_url: str, start_pgbouncer: Callable[..., PgBouncer]
+) -> None:
+    """So it saves no server connection: with one, a second application waits for the
+    first's session to end, and gives up after its connection wait (2 s)."""
+    pgbouncer = start_pgbouncer(pool_mode="session", pool_size=1)
+    env = {**eventsourcing_store_env(pgbouncer.url(database_url)), "POSTGRES_POOL_SIZE": "1"}
+    with construct_application(env) as first:
+        assert open_and_deposit(first, 1) == 1
+        with (
+            pytest.raises(OperationalError, match=r"couldn't get a connection after 2\.00 sec"),
+            construct_application(env) as second,
+        ):
+            open_and_deposit(second, 1)
+
+
+#: What a client sees when its prepared statement's name meets another client's on a
+#: server connection, or is missing from the one its transaction got.
+PREPARED_STATEMENT_CLASHES = (psycopg.errors.DuplicatePreparedStatement, psycopg.errors.InvalidSqlStatementName)
+
+
+def test_eventsourcings_store_fails_under_transaction_pooling(
+    database_url: str, start_pgbouncer: Callable[..., PgBouncer]
+) -> None:
+    """Two applications, one connection each, take turns on PgBouncer's one server
+    connection: each prepares its statements under the same names (``_pg3_0``...)."""
+    pgbouncer = start_pgbouncer(pool_mode="transaction", pool_size=1)
+    env = {**eventsourcing_store_env(pgbouncer.url(database_url)), "POSTGRES_POOL_SIZE": "1"}
+    clash = r'prepared statement "_pg3_\d+" (already exists|does not exist)'
+    with (
+        construct_application(env) as first,
+        construct_application(env) as second,
+        pytest.raises(ProgrammingError, match=clash) as raised,
+    ):
+        for _ in range(20):  # a new account each: one transaction, no lock
+            first.open_account("Ada", "ada@example.com")
+            second.open_account("Grace", "grace@example.com")
+    assert isinstance(raised.value.__cause__, PREPARED_STATEMENT_CLASHES)
