@@ -64,7 +64,14 @@ from eventsourcing.projection import BaseProjectionRunner, EventSourcedProjectio
 
 from account_views import AccountViews, AccountViewsRecorder
 from bankaccounts.application import BankAccounts
-from bankaccounts.config import DatabaseConfig, application_env, label_postgres_connections
+from bankaccounts.config import (
+    PGBOUNCER_POOL_MODE,
+    ConfigurationError,
+    DatabaseConfig,
+    application_env,
+    label_postgres_connections,
+    pgbouncer_pool_mode,
+)
 from bankaccounts.timeouts import request_timeout
 from database_watchdog import DatabaseWatchdog
 from large_withdrawals import LargeWithdrawals
@@ -105,6 +112,11 @@ def projection_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     ``VIEW_DATABASE_URL``, the view's settings from that URL, under its name:
     eventsourcing reads ``ACCOUNTVIEWS_<SETTING>`` before ``<SETTING>``."""
     environ = os.environ if environ is None else environ
+    if mode := pgbouncer_pool_mode(environ):
+        # A subscription LISTENs, which needs a session of its own; the views'
+        # connections carry their limits as startup options, which PgBouncer refuses.
+        msg = f"{PGBOUNCER_POOL_MODE}={mode}: the projection runner connects to PostgreSQL itself"
+        raise ConfigurationError(msg)
     env = application_env(environ=environ)
     if view_database_url(environ):
         view_env = application_env(environ=view_environ(environ))

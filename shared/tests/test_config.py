@@ -96,3 +96,28 @@ def test_postgresql_unix_socket_url() -> None:
 def test_unusable_urls_get_a_clear_error(url: str) -> None:
     with pytest.raises(ConfigurationError, match="DATABASE_URL"):
         DatabaseConfig.from_url(url)
+
+
+def test_pgbouncer_pool_mode_reaches_the_postgresql_store_and_nothing_else() -> None:
+    url = "postgresql://app:secret@127.0.0.1:6432/bank"
+    assert "POSTGRES_PGBOUNCER_POOL_MODE" not in DatabaseConfig.from_url(url).eventsourcing_env({})
+    for mode in ("session", "transaction", " Transaction "):
+        env = DatabaseConfig.from_url(url).eventsourcing_env({"PGBOUNCER_POOL_MODE": mode})
+        assert env["POSTGRES_PGBOUNCER_POOL_MODE"] == mode.strip().lower()
+    sqlite = DatabaseConfig.from_url("sqlite:///var/x.sqlite3").eventsourcing_env({"PGBOUNCER_POOL_MODE": "session"})
+    assert "POSTGRES_PGBOUNCER_POOL_MODE" not in sqlite
+
+
+def test_an_unknown_pgbouncer_pool_mode_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="PGBOUNCER_POOL_MODE='statement': use session or transaction"):
+        DatabaseConfig.from_url("postgresql://app@127.0.0.1/bank").eventsourcing_env(
+            {"PGBOUNCER_POOL_MODE": "statement"}
+        )
+
+
+def test_connect_args_refuse_a_pgbouncer_pool_mode() -> None:
+    """SQLAlchemy's and Django's connections would carry their limits as startup options."""
+    config = DatabaseConfig.from_url("postgresql://app@127.0.0.1:6432/bank")
+    assert "options" in config.connect_args({})
+    with pytest.raises(ConfigurationError, match="only eventsourcing's own PostgreSQL store supports"):
+        config.connect_args({"PGBOUNCER_POOL_MODE": "session"})

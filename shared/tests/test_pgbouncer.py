@@ -25,9 +25,12 @@ from typing import Any
 import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError, ProgrammingError
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import sql
 
 from bankaccounts.application import SCHEMA_EXISTS, BankAccounts, construct_application, create_schema
 from bankaccounts.config import DatabaseConfig
+from bankaccounts.postgres_store import PostgresFactory
 from cookbook_testing.pgbouncer import PgBouncer, pgbouncer_binary
 
 pytestmark = pytest.mark.requires_postgresql
@@ -143,3 +146,92 @@ def test_eventsourcings_store_fails_under_transaction_pooling(
             first.open_account("Ada", "ada@example.com")
             second.open_account("Grace", "grace@example.com")
     assert isinstance(raised.value.__cause__, PREPARED_STATEMENT_CLASHES)
+
+
+# --- PGBOUNCER_POOL_MODE: the application behind PgBouncer ---------------------
+
+
+def datastore_of(application: BankAccounts) -> PostgresDatastore:
+    factory = application.factory
+    assert isinstance(factory, PostgresFactory)
+    return factory.datastore
+
+
+def server_sessions(database_url: str) -> int:
+    """Sessions PostgreSQL has open on ``database_url``'s database, but this one."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_under_session_pooling_the_limits_are_set_on_each_connection(
+    database_url: str, start_pgbouncer: Callable[..., PgBouncer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pgbouncer = start_pgbouncer(pool_mode="session")
+    monkeypatch.setenv("DATABASE_URL", pgbouncer.url(database_url))
+    monkeypatch.setenv("PGBOUNCER_POOL_MODE", "session")
+    with construct_application() as application:
+        assert open_and_deposit(application, 3) == 3
+        with datastore_of(application).get_connection() as connection:
+            assert connection.execute("SHOW statement_timeout").fetchone() == {"statement_timeout": "10s"}
+
+
+def test_under_transaction_pooling_a_role_without_limits_is_refused(
+    database_url: str,
+    start_pgbouncer: Callable[..., PgBouncer],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each connection checks the limits the role gives it; none here: no connection, and
+    the pool's log says which statements set them."""
+    pgbouncer = start_pgbouncer(pool_mode="transaction")
+    monkeypatch.setenv("DATABASE_URL", pgbouncer.url(database_url))
+    monkeypatch.setenv("PGBOUNCER_POOL_MODE", "transaction")
+    with (
+        pytest.raises(OperationalError, match=r"couldn't get a connection after 2\.00 sec"),
+        construct_application() as application,
+    ):
+        open_and_deposit(application, 1)
+    assert "ALTER ROLE postgres SET statement_timeout = '10000ms';" in caplog.text
+
+
+def test_under_transaction_pooling_writers_share_few_server_connections(
+    database_url: str, start_pgbouncer: Callable[..., PgBouncer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four applications write at once through at most eight server connections: each
+    command holds two at a time (its lock's transaction and its write's), so PgBouncer's
+    pool must have twice as many as the commands that may run at once, or they wait."""
+    dbname = sql.Identifier(DatabaseConfig.from_url(database_url).dbname)
+    with psycopg.connect(database_url, autocommit=True) as admin:  # the database's limits, for every role
+        admin.execute(sql.SQL("ALTER DATABASE {} SET statement_timeout = '10s'").format(dbname))
+        admin.execute(sql.SQL("ALTER DATABASE {} SET idle_in_transaction_session_timeout = '15s'").format(dbname))
+    pgbouncer = start_pgbouncer(pool_mode="transaction", pool_size=8)
+    monkeypatch.setenv("DATABASE_URL", pgbouncer.url(database_url))
+    monkeypatch.setenv("PGBOUNCER_POOL_MODE", "transaction")
+    create_schema()
+    balances: list[int] = []
+    errors: list[BaseException] = []
+    applications = [construct_application(SCHEMA_EXISTS) for _ in range(4)]
+
+    def writer(application: BankAccounts) -> None:
+        try:
+            balances.append(open_and_deposit(application, 20))
+        except BaseException as error:  # reported below, with the others
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(application,)) for application in applications]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    clients = sum(datastore_of(application).pool.get_stats()["pool_size"] for application in applications)
+    servers = server_sessions(database_url)
+    for application in applications:
+        application.close()
+    assert errors == []
+    assert balances == [20] * 4
+    assert servers <= 8
+    print(f"transaction pooling: {clients} client connections on {servers} server sessions")

@@ -30,11 +30,12 @@ from projection_process import ProjectionProcess
 
 from account_views import AccountViewsRecorder
 from bankaccounts.application import BankAccounts, construct_application
-from bankaccounts.config import DatabaseConfig
+from bankaccounts.config import ConfigurationError, DatabaseConfig
 from conftest import read_view
 from cookbook_testing.databases import PostgresDatabases, count_rows
 from cookbook_testing.faults import FaultProxy
 from cookbook_testing.processes import STOP_BOUND_SECONDS, wait_for
+from run_projection import projection_env
 
 Start = Callable[..., ProjectionProcess]
 
@@ -263,3 +264,9 @@ def test_started_while_the_database_is_down_it_exits_1(
     assert returncode == 1
     assert "could not start: exiting 1" in process.log()
     print(f"\nstarted with the database down: exited 1 after {seconds:.2f} s")
+
+
+def test_behind_pgbouncer_the_runner_refuses_to_start() -> None:
+    """Its subscription LISTENs, which needs a session of its own."""
+    with pytest.raises(ConfigurationError, match="the projection runner connects to PostgreSQL itself"):
+        projection_env({"DATABASE_URL": "postgresql://app@127.0.0.1:6432/bank", "PGBOUNCER_POOL_MODE": "transaction"})

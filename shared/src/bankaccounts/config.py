@@ -12,6 +12,10 @@ Django's ORM. Otherwise one setting, ``DATABASE_URL``, selects the event store
 - ``postgresql://user:password@host:port/dbname`` (``postgres://`` too; a Unix
   socket folder may be given as ``?host=/path``).
 
+``PGBOUNCER_POOL_MODE`` (``session`` or ``transaction``) says that a PostgreSQL
+``DATABASE_URL`` points at a PgBouncer in that pool mode rather than at the
+server itself (``bankaccounts.postgres_store`` says what changes).
+
 In-memory SQLite is refused: every worker process would get its own private,
 empty database, which is never what a deployment wants.
 """
@@ -37,6 +41,22 @@ POSTGRES_CONNECTION_WAIT_SECONDS = 2
 
 class ConfigurationError(ValueError):
     """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+#: The setting, and the pool modes it may name.
+PGBOUNCER_POOL_MODE = "PGBOUNCER_POOL_MODE"
+PGBOUNCER_POOL_MODES = ("session", "transaction")
+
+
+def pgbouncer_pool_mode(environ: Mapping[str, str] | None = None) -> str:
+    """``PGBOUNCER_POOL_MODE`` from ``environ`` (default ``os.environ``): a pool mode,
+    or ``""`` when ``DATABASE_URL`` points at PostgreSQL itself."""
+    environ = os.environ if environ is None else environ
+    mode = environ.get(PGBOUNCER_POOL_MODE, "").strip().lower()
+    if mode and mode not in PGBOUNCER_POOL_MODES:
+        msg = f"{PGBOUNCER_POOL_MODE}={mode!r}: use session or transaction (PgBouncer's pool_mode), or leave it unset"
+        raise ConfigurationError(msg)
+    return mode
 
 
 @dataclass(frozen=True)
@@ -140,6 +160,8 @@ class DatabaseConfig:
             # Seconds: a session that stalls inside a transaction loses it, and its locks.
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(server_timeout(environ)),
         }
+        if mode := pgbouncer_pool_mode(environ):
+            env["POSTGRES_PGBOUNCER_POOL_MODE"] = mode
         if self.port:
             env["POSTGRES_PORT"] = self.port
         return env
@@ -157,6 +179,15 @@ class DatabaseConfig:
         ``options``; nothing for SQLite."""
         if self.store != "postgresql":
             return {}
+        if mode := pgbouncer_pool_mode(environ):
+            # These limits can only travel as libpq's startup options, which PgBouncer
+            # refuses: refused here, rather than failing at every connection.
+            msg = (
+                f"{PGBOUNCER_POOL_MODE}={mode}: this recipe's connections (SQLAlchemy's or Django's) carry their "
+                "limits as startup options, which PgBouncer refuses; only eventsourcing's own PostgreSQL store "
+                f"supports {PGBOUNCER_POOL_MODE}. Point DATABASE_URL at PostgreSQL itself."
+            )
+            raise ConfigurationError(msg)
         from bankaccounts.timeouts import postgres_session_limits  # it imports this module
 
         limits = postgres_session_limits(environ)

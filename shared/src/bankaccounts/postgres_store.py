@@ -1,4 +1,4 @@
-"""eventsourcing's PostgreSQL store, with a statement timeout.
+"""eventsourcing's PostgreSQL store, with a statement timeout, and behind PgBouncer.
 
 ``eventsourcing.postgres`` bounds how long it waits to connect
 (``POSTGRES_CONNECT_TIMEOUT``), for its table lock (``POSTGRES_LOCK_TIMEOUT``)
@@ -11,15 +11,38 @@ times, so in a web worker the server's limit usually ends the request first
 (503 either way); in a queue worker, which has no such limit, the ten tries
 are the bound. ``bankaccounts.config`` selects it for PostgreSQL
 ``DATABASE_URL``\\ s and sets all four limits from ``REQUEST_TIMEOUT``.
+
+Behind PgBouncer (``PGBOUNCER_POOL_MODE``), which refuses the ``options``
+startup parameter:
+
+- ``session``: each client session is one server session, so the limits are
+  set on each new connection, by SQL, instead;
+- ``transaction``: each transaction may run on another server connection, so
+  the store keeps no state in a session: it prepares no statement (psycopg's
+  ``prepare_threshold=None``, which also overrides eventsourcing's
+  ``prepare=True``) and sets nothing on a connection. The limits must then be
+  the role's own (``ALTER ROLE ... SET``), on every server connection
+  PgBouncer opens: each new connection checks that they are set, and is
+  refused (with the statements to run) if they are not.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import Any
+
 import eventsourcing.postgres
 from eventsourcing.utils import Environment, EnvType
 
+from bankaccounts.config import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
 #: Milliseconds; unset or empty means no limit, as in eventsourcing.
 POSTGRES_STATEMENT_TIMEOUT = "POSTGRES_STATEMENT_TIMEOUT"
+#: ``session`` or ``transaction``: the pool mode of the PgBouncer the store connects to.
+POSTGRES_PGBOUNCER_POOL_MODE = "POSTGRES_PGBOUNCER_POOL_MODE"
 
 
 # eventsourcing takes the one factory class a persistence module holds: the
@@ -29,11 +52,69 @@ class PostgresFactory(eventsourcing.postgres.PostgresFactory):
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
-        milliseconds = (self.env.get(POSTGRES_STATEMENT_TIMEOUT) or "").strip()
-        if milliseconds:
-            # The pool opens no connection until the application first needs
-            # one, so every connection it ever opens gets the limit.
-            # (eventsourcing sets its password in these arguments the same way.)
-            connect_arguments = self.datastore.pool.kwargs
-            assert isinstance(connect_arguments, dict)
-            connect_arguments["options"] = f"-c statement_timeout={int(milliseconds)}"
+        milliseconds = int((self.env.get(POSTGRES_STATEMENT_TIMEOUT) or "").strip() or 0)
+        mode = (self.env.get(POSTGRES_PGBOUNCER_POOL_MODE) or "").strip()
+        # The pool opens no connection until the application first needs one, so
+        # what is set here applies to every connection it ever opens. (eventsourcing
+        # sets its password in these arguments the same way.)
+        pool = self.datastore.pool
+        connect_arguments = pool.kwargs
+        assert isinstance(connect_arguments, dict)
+        if not mode:
+            if milliseconds:
+                connect_arguments["options"] = f"-c statement_timeout={milliseconds}"
+            return
+        idle_milliseconds = int(self.datastore.idle_in_transaction_session_timeout * 1000)
+        limits = {
+            "statement_timeout": f"{milliseconds}ms",
+            "idle_in_transaction_session_timeout": f"{idle_milliseconds}ms",
+        }
+        # eventsourcing's own set-up (autocommit, then a SET of its idle limit)
+        # is replaced: psycopg's pool keeps it as _configure, and no argument
+        # replaces it once the datastore has made the pool.
+        if mode == "session":
+            pool._configure = set_limits(limits)
+        elif mode == "transaction":
+            connect_arguments["prepare_threshold"] = None
+            pool._configure = check_role_limits(limits, str(connect_arguments["user"] or "the role"))
+        else:
+            msg = f"{POSTGRES_PGBOUNCER_POOL_MODE}={mode!r}: session or transaction"
+            raise ConfigurationError(msg)
+
+
+def set_limits(limits: dict[str, str]) -> Callable[[Any], None]:
+    """Autocommit, as eventsourcing's connections are, and ``limits`` for the session."""
+
+    def configure(connection: Any) -> None:
+        connection.autocommit = True
+        for name, value in limits.items():
+            connection.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+    return configure
+
+
+def check_role_limits(limits: dict[str, str], role: str) -> Callable[[Any], None]:
+    """Autocommit, and a check that the server connection has each of ``limits``
+    (from the role's or the database's settings) at all."""
+
+    def configure(connection: Any) -> None:
+        connection.autocommit = True
+        unset = [
+            name
+            for name in limits
+            if connection.execute("SELECT current_setting(%s) AS value", (name,)).fetchone()["value"] == "0"
+        ]
+        if unset:
+            statements = " ".join(f"ALTER ROLE {role} SET {name} = '{limits[name]}';" for name in unset)
+            msg = (
+                f"behind PgBouncer in transaction pooling, a connection cannot carry its own limits, and "
+                f"the role has none for {', '.join(unset)}: run {statements}"
+            )
+            # psycopg's pool takes the error as a failed connection attempt: it tries
+            # again later, and its waiters see only a timeout. So it is logged here,
+            # and the connection, which the pool does not close, is closed.
+            logger.error("%s", msg)
+            connection.close()
+            raise ConfigurationError(msg)
+
+    return configure
