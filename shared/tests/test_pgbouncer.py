@@ -26,12 +26,12 @@ import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError, ProgrammingError
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import sql
 
 from bankaccounts.application import SCHEMA_EXISTS, BankAccounts, construct_application, create_schema
 from bankaccounts.config import DatabaseConfig
 from bankaccounts.postgres_store import PostgresFactory
-from cookbook_testing.pgbouncer import PgBouncer, pgbouncer_binary
+from cookbook_testing.databases import server_backends
+from cookbook_testing.pgbouncer import PgBouncer, give_the_database_its_limits, pgbouncer_binary
 
 pytestmark = pytest.mark.requires_postgresql
 
@@ -157,16 +157,6 @@ def datastore_of(application: BankAccounts) -> PostgresDatastore:
     return factory.datastore
 
 
-def server_sessions(database_url: str) -> int:
-    """Sessions PostgreSQL has open on ``database_url``'s database, but this one."""
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def test_under_session_pooling_the_limits_are_set_on_each_connection(
     database_url: str, start_pgbouncer: Callable[..., PgBouncer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,10 +194,7 @@ def test_under_transaction_pooling_writers_share_few_server_connections(
     """Four applications write at once through at most eight server connections: each
     command holds two at a time (its lock's transaction and its write's), so PgBouncer's
     pool must have twice as many as the commands that may run at once, or they wait."""
-    dbname = sql.Identifier(DatabaseConfig.from_url(database_url).dbname)
-    with psycopg.connect(database_url, autocommit=True) as admin:  # the database's limits, for every role
-        admin.execute(sql.SQL("ALTER DATABASE {} SET statement_timeout = '10s'").format(dbname))
-        admin.execute(sql.SQL("ALTER DATABASE {} SET idle_in_transaction_session_timeout = '15s'").format(dbname))
+    give_the_database_its_limits(database_url)
     pgbouncer = start_pgbouncer(pool_mode="transaction", pool_size=8)
     monkeypatch.setenv("DATABASE_URL", pgbouncer.url(database_url))
     monkeypatch.setenv("PGBOUNCER_POOL_MODE", "transaction")
@@ -228,7 +215,7 @@ def test_under_transaction_pooling_writers_share_few_server_connections(
     for thread in threads:
         thread.join(timeout=120)
     clients = sum(datastore_of(application).pool.get_stats()["pool_size"] for application in applications)
-    servers = server_sessions(database_url)
+    servers = len(server_backends(database_url))
     for application in applications:
         application.close()
     assert errors == []

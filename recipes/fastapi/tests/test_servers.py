@@ -1,5 +1,6 @@
 """Stand-alone checks: serve_uvicorn.py, gunicorn.conf.py (uvicorn's worker) and serve_granian.py, 4 workers each."""
 
+from cookbook_testing.pooler_checks import BehindPgBouncerChecks
 from cookbook_testing.standalone import ContractOverServer, StandaloneChecks, WorkerStartedDuringAnOutageChecks
 
 
@@ -11,3 +12,9 @@ class TestServers(WorkerStartedDuringAnOutageChecks, StandaloneChecks):
     started_without_the_store = "worker {pid} starts without its application"
     reload_closes_connections_under_requests = frozenset({"uvicorn", "gunicorn", "granian"})  # see StandaloneChecks
     server_timeout_keeps_the_worker = frozenset({"uvicorn", "gunicorn", "granian"})  # call_application answers 503
+
+
+class TestBehindPgBouncer(BehindPgBouncerChecks):
+    """Its workers through PgBouncer in transaction pooling (PGBOUNCER_POOL_MODE)."""
+
+    pooled_server = "uvicorn"

@@ -1,5 +1,6 @@
 """Stand-alone checks: this recipe's uwsgi.ini and gunicorn.conf.py, 4 workers each."""
 
+from cookbook_testing.pooler_checks import BehindPgBouncerChecks
 from cookbook_testing.standalone import (
     ContractOverServer,
     StandaloneChecks,
@@ -23,3 +24,7 @@ class TestUWSGILazyApps(UWSGILazyAppsChecks):
 
 class TestUWSGIStop(UWSGIStopChecks):
     """A stop while uWSGI replaces a worker."""
+
+
+class TestBehindPgBouncer(BehindPgBouncerChecks):
+    """Its workers through PgBouncer in transaction pooling (PGBOUNCER_POOL_MODE)."""

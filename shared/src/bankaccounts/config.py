@@ -180,8 +180,8 @@ class DatabaseConfig:
         if self.store != "postgresql":
             return {}
         if mode := pgbouncer_pool_mode(environ):
-            # These limits can only travel as libpq's startup options, which PgBouncer
-            # refuses: refused here, rather than failing at every connection.
+            # These connections carry their limits as libpq's startup options, which
+            # PgBouncer refuses: refused here, at start-up, not at every connection.
             msg = (
                 f"{PGBOUNCER_POOL_MODE}={mode}: this recipe's connections (SQLAlchemy's or Django's) carry their "
                 "limits as startup options, which PgBouncer refuses; only eventsourcing's own PostgreSQL store "

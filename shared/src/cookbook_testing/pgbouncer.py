@@ -28,10 +28,15 @@ from types import TracebackType
 from typing import Literal
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+import psycopg
+from psycopg import sql
+
+from bankaccounts.config import DatabaseConfig
+from bankaccounts.timeouts import postgres_session_limits
 from cookbook_testing.processes import wait_for
 from cookbook_testing.servers import free_port
 
-__all__ = ["PgBouncer", "pgbouncer_binary"]
+__all__ = ["PgBouncer", "give_the_database_its_limits", "pgbouncer_binary"]
 
 #: How long PgBouncer may take to listen, and to stop.
 START_TIMEOUT = 15.0
@@ -154,3 +159,17 @@ class PgBouncer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def give_the_database_its_limits(database_url: str) -> None:
+    """Set the application's session limits (``postgres_session_limits``) as the
+    database's own defaults, for every session that connects to it: what an
+    operator does (on the role, or on the database) for an application behind
+    PgBouncer in transaction pooling."""
+    dbname = sql.Identifier(DatabaseConfig.from_url(database_url).dbname)
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        for name, milliseconds in postgres_session_limits().items():
+            statement = sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                dbname, sql.Identifier(name), sql.Literal(f"{milliseconds}ms")
+            )
+            connection.execute(statement)
