@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -67,12 +67,9 @@ class PgBouncer:
         self.binary = binary
         self.pool_mode = pool_mode
         self.port = free_port()
-        parts = urlsplit(server_url)
-        self.user = unquote(parts.username or "")
-        self.password = unquote(parts.password or "")
-        query = parse_qs(parts.query)
-        server_host = query.get("host", [parts.hostname or "127.0.0.1"])[0]
-        server_port = str(parts.port or query.get("port", ["5432"])[0])
+        server = DatabaseConfig.from_url(server_url)
+        self.user, self.password = server.user, server.password
+        server_host, server_port = server.host, server.port or "5432"
         self.folder = Path(tempfile.mkdtemp(prefix="cookbook-pgbouncer-"))
         self.log_path = self.folder / "pgbouncer.log"
         self.run_as = self._run_as(server_host)
@@ -114,7 +111,7 @@ class PgBouncer:
 
     def url(self, database_url: str) -> str:
         """``database_url``'s database (on the server this PgBouncer fronts), through PgBouncer."""
-        dbname = urlsplit(database_url).path.lstrip("/")
+        dbname = quote(DatabaseConfig.from_url(database_url).dbname, safe="")
         credentials = quote(self.user, safe="") + (":" + quote(self.password, safe="") if self.password else "")
         return f"postgresql://{credentials}@127.0.0.1:{self.port}/{dbname}"
 

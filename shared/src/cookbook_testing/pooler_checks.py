@@ -17,7 +17,7 @@ import pytest
 from cookbook_testing.databases import server_backends
 from cookbook_testing.pgbouncer import PgBouncer, give_the_database_its_limits, pgbouncer_binary
 from cookbook_testing.servers import RECIPE_WORKERS, ServerProcess
-from cookbook_testing.standalone import DEPOSIT_CENTS, DEPOSITS, in_parallel
+from cookbook_testing.standalone import deposit_at_once_into_one_account
 
 __all__ = ["BehindPgBouncerChecks"]
 
@@ -51,14 +51,7 @@ class BehindPgBouncerChecks:
                 env={"PGBOUNCER_POOL_MODE": "transaction"},
                 workers=RECIPE_WORKERS,
             )
-            opened = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
-            assert opened.status == 201
-            path = f"/accounts/{opened.json['id']}/deposit"
-            responses = in_parallel(server.client, [("POST", path, {"amount": DEPOSIT_CENTS})] * DEPOSITS)
-            statuses = sorted(response.status for response in responses)
-            assert statuses == [200] * DEPOSITS, {status: statuses.count(status) for status in set(statuses)}
-            account = server.client.get(f"/accounts/{opened.json['id']}").json
-            assert (account["balance"], account["version"]) == (DEPOSITS * DEPOSIT_CENTS, 1 + DEPOSITS)
+            deposit_at_once_into_one_account(server)
             sessions = server_backends(database_url)
             assert len(sessions) <= POOL_SIZE, sessions
             assert "prepared statement" not in server.log() + pgbouncer.log()

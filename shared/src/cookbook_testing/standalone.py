@@ -122,6 +122,25 @@ def applications_by_pid(server: ServerProcess, timeout: float = 60.0) -> dict[in
     return dict(seen)
 
 
+def deposit_at_once_into_one_account(server: ServerProcess, lock_database_url: str | None = None) -> int:
+    """``DEPOSITS`` deposits of ``DEPOSIT_CENTS`` at once into a new account: no 5xx, every
+    one 200, and the account's balance and version exact. The most writers seen waiting
+    at once for the account's lock (``LockWaitWatch`` on ``lock_database_url``; 0 without)."""
+    response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
+    assert response.status == 201
+    account_id = response.json["id"]
+    path = f"/accounts/{account_id}/deposit"
+    with LockWaitWatch(lock_database_url) as waits:
+        responses = in_parallel(server.client, [("POST", path, {"amount": DEPOSIT_CENTS})] * DEPOSITS)
+    statuses = sorted(response.status for response in responses)
+    assert [status for status in statuses if status >= 500] == []
+    assert statuses == [200] * DEPOSITS, {s: statuses.count(s) for s in set(statuses)}
+    account = server.client.get(f"/accounts/{account_id}").json
+    assert account["balance"] == DEPOSITS * DEPOSIT_CENTS
+    assert account["version"] == 1 + DEPOSITS
+    return waits.most
+
+
 class DepositLoad:
     """Client threads depositing 1 cent to an account each, until stopped (bounded by ``seconds``).
 
@@ -271,22 +290,11 @@ class StandaloneChecks:
         takes_turns = test_store == "postgresql"
         env = {} if takes_turns else {REQUEST_TIMEOUT_ENV: str(CONTENTION_REQUEST_TIMEOUT)}
         server = start_server(store=class_store_env, env=env, workers=RECIPE_WORKERS)  # contention at full width
-        response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
-        assert response.status == 201
-        account_id = response.json["id"]
-        path = f"/accounts/{account_id}/deposit"
-
-        with LockWaitWatch(class_store_env["DATABASE_URL"] if takes_turns else None) as waits:
-            responses = in_parallel(server.client, [("POST", path, {"amount": DEPOSIT_CENTS})] * DEPOSITS)
-
-        statuses = sorted(response.status for response in responses)
-        assert [status for status in statuses if status >= 500] == []
-        assert statuses == [200] * DEPOSITS, {s: statuses.count(s) for s in set(statuses)}
-        account = server.client.get(f"/accounts/{account_id}").json
-        assert account["balance"] == DEPOSITS * DEPOSIT_CENTS
-        assert account["version"] == 1 + DEPOSITS
+        most_waiting = deposit_at_once_into_one_account(
+            server, class_store_env["DATABASE_URL"] if takes_turns else None
+        )
         if takes_turns:
-            assert waits.most > 0, "no writer was ever seen waiting for the account's lock"
+            assert most_waiting > 0, "no writer was ever seen waiting for the account's lock"
 
     def test_each_worker_has_exactly_one_application(self, server: ServerProcess) -> None:
         seen = applications_by_pid(server)
