@@ -6,9 +6,10 @@ client that does not import this module can call them by name with
 Domain errors (unknown account, bad amount, insufficient funds) fail the task
 with that exception, which ``AsyncResult.get()`` raises in the client; they
 are never retried. A write that finds the store unavailable (down, cut off,
-or an SQLite file locked for longer than its lock timeout) runs again
+or an SQLite file locked for longer than its lock timeout), or that lost every
+race for its account within ``REQUEST_TIMEOUT``, runs again
 ``STORE_RETRY_COUNTDOWN`` seconds later, at most ``STORE_RETRIES`` times,
-with the same task id.
+with the same task id (``bankaccounts.web.worth_running_again``).
 
 Commands pass the task id as ``command_id``: a broker delivers a message at
 least once, and a message that ran but was not yet acknowledged when its
@@ -26,24 +27,25 @@ from celery import Task
 import worker_process  # noqa: F401 - connects the signal handlers: one application per process
 from bankaccounts.domain import Account
 from bankaccounts.lifecycle import get_application
-from bankaccounts.web import account_json, health_json, parse_account_id, store_unavailable
+from bankaccounts.web import account_json, health_json, parse_account_id, worth_running_again
 from celery_app import app
 
 __all__ = ["app", "deposit", "get_account", "health", "open_account", "transfer", "withdraw"]
 
-#: A write that finds the store unavailable runs again this many seconds later,
-#: at most this many times; then it fails (with the error).
+#: A write that finds the store unavailable, or loses every race for its account,
+#: runs again this many seconds later, at most this many times; then it fails (with the error).
 STORE_RETRY_COUNTDOWN = 5
 STORE_RETRIES = 6
 
 
 def write(task: Task, command: Callable[[str], Account]) -> dict[str, Any]:
-    """Run ``command`` with the task id as its command id; while the store is unavailable,
-    send the task again later, with its id: whatever a try committed counts once."""
+    """Run ``command`` with the task id as its command id; while the store is unavailable
+    or the account too busy, send the task again later, with its id: whatever a try
+    committed counts once."""
     try:
         return account_json(command(task.request.id))
     except Exception as error:
-        if not store_unavailable(error):
+        if not worth_running_again(error):
             raise
         raise task.retry(exc=error, countdown=STORE_RETRY_COUNTDOWN, max_retries=STORE_RETRIES) from error
 

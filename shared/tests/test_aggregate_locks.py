@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,6 +18,7 @@ from bankaccounts.aggregate_locks import (
     CONTENDED_PRUNE_AT,
     Combined,
     ContendedAggregates,
+    FileLocks,
     NoLocks,
     PostgresAdvisoryLocks,
     ThreadLocks,
@@ -22,6 +26,7 @@ from bankaccounts.aggregate_locks import (
     advisory_key,
     aggregate_locks_enabled,
     in_lock_order,
+    sqlite_file,
 )
 from bankaccounts.application import BankAccounts, construct_application
 from bankaccounts.retry import ConflictUnresolvedError, RetryPolicy
@@ -94,11 +99,9 @@ def test_a_transaction_owner_takes_each_lock_once_in_order() -> None:
 
 
 def test_the_application_takes_the_locks_its_store_offers(app: BankAccounts, test_store: str) -> None:
-    if test_store == "postgresql":
-        assert isinstance(app.locks, Combined)
-        assert [type(locks) for locks in app.locks.locks] == [ThreadLocks, PostgresAdvisoryLocks]
-    else:
-        assert isinstance(app.locks, ThreadLocks)
+    database_locks = PostgresAdvisoryLocks if test_store == "postgresql" else FileLocks
+    assert isinstance(app.locks, Combined)
+    assert [type(locks) for locks in app.locks.locks] == [ThreadLocks, database_locks]
 
 
 def test_aggregate_locks_off_leaves_writers_racing(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,12 +112,10 @@ def test_aggregate_locks_off_leaves_writers_racing(database_url: str, monkeypatc
 
 @pytest.fixture
 def applications(database_url: str, test_store: str) -> Iterator[list[BankAccounts]]:
-    """Four applications (as four worker processes would have) on PostgreSQL,
-    where the database's lock serialises them; one on SQLite, whose file has
-    no lock per account (its writers are the threads of one process)."""
+    """Four applications, as four worker processes would have: PostgreSQL's
+    advisory locks or the SQLite file's lock files serialise them."""
     with ExitStack() as stack:
-        count = 4 if test_store == "postgresql" else 1
-        yield [stack.enter_context(construct_application()) for _ in range(count)]
+        yield [stack.enter_context(construct_application()) for _ in range(4)]
 
 
 def test_sixteen_writers_on_one_account_all_win_in_the_end(applications: list[BankAccounts]) -> None:
@@ -159,14 +160,11 @@ def always_conflicting(application: BankAccounts) -> list[tuple[object, ...]]:
 def holder_and_other(
     database_url: str, test_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[BankAccounts, BankAccounts]]:
-    """An application whose writer holds a lock, and the application of the writer that
-    must wait for it: another one on PostgreSQL (another process), the same on SQLite
-    (another thread: SQLite's applications share no lock). Waits end after 1 s."""
+    """An application whose writer holds a lock, and another application (as another
+    process would have) whose writer must wait for it. Waits end after 1 s."""
     monkeypatch.setenv(REQUEST_TIMEOUT_ENV, "1")
     with ExitStack() as stack:
-        holder = stack.enter_context(construct_application())
-        other = stack.enter_context(construct_application()) if test_store == "postgresql" else holder
-        yield holder, other
+        yield stack.enter_context(construct_application()), stack.enter_context(construct_application())
 
 
 def test_a_first_attempt_goes_ahead_and_a_retry_waits_for_its_turn(
@@ -275,3 +273,69 @@ def test_the_database_lock_is_released_when_its_holder_fails(
     with other.locks.hold([account.id]):  # at once: nobody holds it
         pass
     assert other.deposit(account.id, 7).balance == 7
+
+
+@pytest.mark.parametrize(
+    ("db_name", "path"),
+    [
+        ("var/bankaccounts.sqlite3", "var/bankaccounts.sqlite3"),
+        ("file:/srv/bank.sqlite3?mode=rw", "/srv/bank.sqlite3"),
+        (":memory:", None),
+        ("file:bank?mode=memory&cache=shared", None),
+        ("", None),
+    ],
+)
+def test_file_locks_go_beside_a_database_file_and_none_for_one_in_memory(db_name: str, path: str | None) -> None:
+    assert sqlite_file(db_name) == path
+
+
+def test_another_process_waits_for_a_file_lock_and_no_longer_than_the_request_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock holds between processes (a forked child holds it here), a waiter gives
+    up with ``RequestTimeoutError`` (503) after ``REQUEST_TIMEOUT``, and a holder that
+    dies releases it: the next writer goes in at once."""
+    monkeypatch.setenv(REQUEST_TIMEOUT_ENV, "1")
+    locks = FileLocks(tmp_path / "bankaccounts.sqlite3")
+    account = uuid.uuid4()
+    ready_read, ready_write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child holds the lock until it is killed
+        try:
+            with locks.hold([account]):
+                os.write(ready_write, b"x")
+                time.sleep(60)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(ready_read, 1) == b"x"
+        started = time.monotonic()
+        with pytest.raises(RequestTimeoutError) as raised, locks.hold([account]):
+            pass
+        assert 1 <= time.monotonic() - started < 3
+        assert store_unavailable(raised.value)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        os.close(ready_read)
+        os.close(ready_write)
+    started = time.monotonic()
+    with locks.hold([account]):
+        assert time.monotonic() - started < 0.5
+
+
+def test_file_locks_exclude_the_threads_of_one_process_and_are_released_on_failure(tmp_path: Path) -> None:
+    locks = FileLocks(tmp_path / "bankaccounts.sqlite3", stripes=1)
+    entered = threading.Event()
+
+    def other_writer() -> None:
+        with locks.hold([uuid.uuid4()]):
+            entered.set()
+
+    with pytest.raises(ZeroDivisionError), locks.hold([uuid.uuid4()]):
+        thread = threading.Thread(target=other_writer)
+        thread.start()
+        assert not entered.wait(0.3)  # the one stripe is held: the other thread waits
+        _ = 1 / 0
+    thread.join(5)
+    assert entered.is_set()  # the failed command's lock was released

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ from bankaccounts.domain import (
     InvalidRequestError,
 )
 from bankaccounts.retry import ConflictUnresolvedError
+from bankaccounts.timeouts import RequestTimeoutError
 from bankaccounts.web import (
     MAX_BODY_BYTES,
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -25,6 +27,7 @@ from bankaccounts.web import (
     parse_json_object,
     status_for,
     store_unavailable,
+    worth_running_again,
 )
 
 JSON = "application/json"
@@ -169,8 +172,6 @@ def test_a_refused_postgresql_connection_is_unavailable_through_every_wrapper() 
 
 
 def test_sqlite_is_unavailable_when_locked_but_not_when_a_table_is_missing(tmp_path: Any) -> None:
-    import sqlite3
-
     path = tmp_path / "db.sqlite3"
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("CREATE TABLE t (x)")
@@ -184,6 +185,14 @@ def test_sqlite_is_unavailable_when_locked_but_not_when_a_table_is_missing(tmp_p
     assert not store_unavailable(missing.value)
     holder.close()
     waiter.close()
+
+
+def test_a_task_queue_runs_again_what_may_succeed_later_and_nothing_else() -> None:
+    assert worth_running_again(sqlite3.OperationalError("database is locked"))
+    assert worth_running_again(RequestTimeoutError("x"))
+    assert worth_running_again(ConflictUnresolvedError("lost every race"))
+    assert not worth_running_again(InsufficientFundsError("x"))
+    assert not worth_running_again(ValueError("x"))
 
 
 def test_errors_of_the_application_are_not_unavailability() -> None:

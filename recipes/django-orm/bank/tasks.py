@@ -31,10 +31,11 @@ from celery import Task, shared_task, signals
 from bank.accounts import bank_accounts, start_worker_process, stop_worker_process, worker_health
 from bank.commands import apply_once
 from bank.transactions import run_in_transaction
-from bankaccounts.web import account_json, store_unavailable
+from bankaccounts.web import account_json, worth_running_again
 
-#: A task that finds the database unavailable runs again this many seconds
-#: later, at most this many times; then it fails (with the error).
+#: A task that finds the database unavailable, or loses every race for its
+#: account, runs again this many seconds later, at most this many times; then
+#: it fails (with the error).
 STORE_RETRY_COUNTDOWN = 5
 STORE_RETRIES = 6
 
@@ -53,7 +54,7 @@ def transfer(task: Task, account_id: str, to_account_id: str, amount: int) -> di
     try:
         account = run_in_transaction(lambda: apply_once(task.request.id, "transfer", command))
     except Exception as error:
-        if not store_unavailable(error):
+        if not worth_running_again(error):
             raise
         # The same task id again: whatever the first try committed counts once.
         raise task.retry(exc=error, countdown=STORE_RETRY_COUNTDOWN, max_retries=STORE_RETRIES) from error

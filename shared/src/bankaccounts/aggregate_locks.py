@@ -23,6 +23,12 @@ and ``BankAccounts._run``.)
 - ``TransactionAdvisoryLocks``: the same lock, taken in a transaction that
   the caller owns (a web request's SQLAlchemy session or Django atomic block)
   and released when that transaction ends.
+- ``FileLocks``: between processes sharing one SQLite file, for applications
+  on ``eventsourcing.sqlite``: an exclusive ``flock`` on a lock file in a
+  folder beside the database file. SQLite lets one writer at a time into the
+  file but only at the commit: without these, the worker processes of a
+  Celery or uWSGI recipe race for a busy account, and under load a command
+  could keep losing for its whole time budget.
 
 Every wait is bounded by ``REQUEST_TIMEOUT`` (see ``bankaccounts.timeouts``):
 a writer that cannot get its turn raises ``RequestTimeoutError`` (between
@@ -35,12 +41,15 @@ what they save (see the Performance page).
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -142,6 +151,67 @@ class ThreadLocks:
             yield
 
 
+#: ``FileLocks`` polls a lock another process holds: first after at most this many
+#: seconds, then after twice as long each time, up to ``FILE_LOCK_MAX_PAUSE``
+#: (SQLite's own busy handler waits 1 ms to 100 ms between its tries).
+FILE_LOCK_FIRST_PAUSE = 0.001
+FILE_LOCK_MAX_PAUSE = 0.02
+
+
+class FileLocks:
+    """Turns between every process on one SQLite file (``eventsourcing.sqlite``).
+
+    Stripe ``n`` of an account is the file ``<database file>.locks/n``. Each
+    ``hold`` opens its own descriptor: ``flock`` locks belong to an open file,
+    so the applications and threads of one process take turns too, and a
+    process that dies releases its locks with its files. ``flock`` cannot wait
+    with a limit, so a waiter tries again after short random pauses, until
+    ``REQUEST_TIMEOUT`` has passed: then ``RequestTimeoutError`` (a 503).
+    """
+
+    def __init__(self, database_file: str | os.PathLike[str], stripes: int = THREAD_LOCK_STRIPES) -> None:
+        self.folder = Path(f"{os.fspath(database_file)}.locks")
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.stripes = stripes
+
+    @contextmanager
+    def hold(self, aggregate_ids: Iterable[UUID]) -> Iterator[None]:
+        wait = request_timeout()
+        deadline = time.monotonic() + wait
+        with ExitStack() as held:
+            for stripe in sorted({key % self.stripes for key in in_lock_order(aggregate_ids)}):
+                descriptor = os.open(self.folder / str(stripe), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                held.callback(os.close, descriptor)  # closing the file releases its lock
+                if not self._lock(descriptor, deadline):
+                    msg = f"waited {wait}s for another process writing the same account"
+                    raise RequestTimeoutError(msg)
+            yield
+
+    @staticmethod
+    def _lock(descriptor: int, deadline: float) -> bool:
+        pause = FILE_LOCK_FIRST_PAUSE
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                time.sleep(min(remaining, random.uniform(0, pause)))  # noqa: S311 - jitter, not cryptography
+                pause = min(pause * 2, FILE_LOCK_MAX_PAUSE)
+            else:
+                return True
+
+
+def sqlite_file(db_name: str) -> str | None:
+    """The file an ``eventsourcing.sqlite`` database name points at; ``None`` for one in memory."""
+    if not db_name or ":memory:" in db_name or "mode=memory" in db_name:
+        return None
+    if db_name.startswith("file:"):  # a URI: the path is between the scheme and any query
+        return db_name.removeprefix("file:").partition("?")[0] or None
+    return db_name
+
+
 class PostgresAdvisoryLocks:
     """Turns between every process on one PostgreSQL database (``eventsourcing.postgres``).
 
@@ -224,10 +294,12 @@ def locks_for(factory: object) -> AggregateLocks:
     - ``eventsourcing_sqlalchemy`` on a scoped session that someone else
       commits (a web request's): ``TransactionAdvisoryLocks`` in that
       session, on PostgreSQL.
+    - ``eventsourcing.sqlite`` on a file: ``FileLocks`` beside it.
     - a persistence module whose factory has ``aggregate_locks()`` (the Django
       recipe's event store): whatever that returns.
-    - and in every case ``ThreadLocks`` first. Nothing else: SQLite lets one
-      writer at a time into its file but has no lock per account, and
+    - and in every case ``ThreadLocks`` first. Nothing else: SQLite through
+      SQLAlchemy or Django commits after the command has returned (the
+      request's transaction), when a file lock would be released already, and
       Cassandra has only lightweight transactions.
     """
     if not aggregate_locks_enabled():
@@ -236,11 +308,13 @@ def locks_for(factory: object) -> AggregateLocks:
     datastore: Any = getattr(factory, "datastore", None)
     module = type(factory).__module__
     # By name, not isinstance: the SQLite recipes do not install psycopg, which eventsourcing.postgres imports.
-    postgres = any(cls.__module__ == "eventsourcing.postgres" for cls in type(factory).__mro__)
+    modules = {cls.__module__ for cls in type(factory).__mro__}
     if hasattr(factory, "aggregate_locks"):
         database_locks = factory.aggregate_locks()
-    elif postgres and (datastore.pool.max_size or 0) >= 2:  # the lock's and the command's
+    elif "eventsourcing.postgres" in modules and (datastore.pool.max_size or 0) >= 2:  # the lock's and the command's
         database_locks = PostgresAdvisoryLocks(datastore)
+    elif "eventsourcing.sqlite" in modules and (database_file := sqlite_file(datastore.pool.db_name)):
+        database_locks = FileLocks(database_file)
     elif module.startswith("eventsourcing_sqlalchemy") and getattr(datastore, "scoped_session", None) is not None:
         database_locks = TransactionAdvisoryLocks(session_lock(datastore.scoped_session))
     if database_locks is None:
