@@ -155,6 +155,8 @@ COPIES: list[Group] = [
             "set-ph",
             "endif",
             "http-socket",
+            # UWSGI_SOCKET: uWSGI's own protocol, for nginx's uwsgi_pass.
+            "socket",
             "master",
             "processes",
             "harakiri",
@@ -186,6 +188,7 @@ COPIES: list[Group] = [
             "graceful_timeout",
             "timeout",
             "accesslog",
+            "access_log_format",
             "control_socket_disable",
             "hold_in_forked_children()",
             "pre_exec",

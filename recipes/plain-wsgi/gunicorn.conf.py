@@ -23,6 +23,8 @@ graceful_timeout = 30
 # busy a second later is killed (bankaccounts/timeouts.py).
 timeout = server_timeout()
 accesslog = "-"
+# gunicorn's own format, and the client's address as a proxy in front (nginx) sends it.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" forwarded-for=%({x-forwarded-for}i)s'
 # gunicorn 27 opens a control socket under $HOME by default; not needed here.
 control_socket_disable = True
 

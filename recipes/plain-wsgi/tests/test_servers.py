@@ -1,6 +1,7 @@
 """Stand-alone checks: this recipe's uwsgi.ini and gunicorn.conf.py, 4 workers each."""
 
 from cookbook_testing.pooler_checks import BehindPgBouncerChecks
+from cookbook_testing.proxy_checks import BehindNginxChecks
 from cookbook_testing.standalone import (
     ContractOverServer,
     StandaloneChecks,
@@ -28,3 +29,7 @@ class TestUWSGIStop(UWSGIStopChecks):
 
 class TestBehindPgBouncer(BehindPgBouncerChecks):
     """Its workers through PgBouncer in transaction pooling (PGBOUNCER_POOL_MODE)."""
+
+
+class TestBehindNginx(BehindNginxChecks):
+    """nginx in front: uwsgi_pass to uWSGI's own socket, proxy_pass to gunicorn."""

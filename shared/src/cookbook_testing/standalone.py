@@ -122,20 +122,24 @@ def applications_by_pid(server: ServerProcess, timeout: float = 60.0) -> dict[in
     return dict(seen)
 
 
-def deposit_at_once_into_one_account(server: ServerProcess, lock_database_url: str | None = None) -> int:
+def deposit_at_once_into_one_account(
+    server: ServerProcess, lock_database_url: str | None = None, client: HTTPClient | None = None
+) -> int:
     """``DEPOSITS`` deposits of ``DEPOSIT_CENTS`` at once into a new account: no 5xx, every
     one 200, and the account's balance and version exact. The most writers seen waiting
-    at once for the account's lock (``LockWaitWatch`` on ``lock_database_url``; 0 without)."""
-    response = server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
+    at once for the account's lock (``LockWaitWatch`` on ``lock_database_url``; 0 without).
+    ``client``: the way to the server (default: straight to it)."""
+    client = client or server.client
+    response = client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
     assert response.status == 201
     account_id = response.json["id"]
     path = f"/accounts/{account_id}/deposit"
     with LockWaitWatch(lock_database_url) as waits:
-        responses = in_parallel(server.client, [("POST", path, {"amount": DEPOSIT_CENTS})] * DEPOSITS)
+        responses = in_parallel(client, [("POST", path, {"amount": DEPOSIT_CENTS})] * DEPOSITS)
     statuses = sorted(response.status for response in responses)
     assert [status for status in statuses if status >= 500] == []
     assert statuses == [200] * DEPOSITS, {s: statuses.count(s) for s in set(statuses)}
-    account = server.client.get(f"/accounts/{account_id}").json
+    account = client.get(f"/accounts/{account_id}").json
     assert account["balance"] == DEPOSITS * DEPOSIT_CENTS
     assert account["version"] == 1 + DEPOSITS
     return waits.most

@@ -1,0 +1,162 @@
+"""A real nginx (Debian's ``nginx`` package) in front of one recipe server.
+
+``Nginx(template, upstream)`` renders one of ``shared/deploy/nginx``'s site
+templates as a user would with ``envsubst`` (only ``${BANK_LISTEN}`` and
+``${BANK_UPSTREAM}``), wraps it in a main configuration of its own (a folder
+for its pid, logs and temporary files), and runs ``nginx`` in the foreground
+on a free loopback port. As root (CI) its workers run as ``nobody``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from cookbook_testing.http import HTTPClient
+from cookbook_testing.processes import wait_for
+from cookbook_testing.servers import free_port
+
+__all__ = ["Nginx", "nginx_binary", "render_site"]
+
+#: How long nginx may take to listen, and to stop.
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 15.0
+#: The variables a site template has; nginx's own ``$variables`` are left alone.
+TEMPLATE_VARIABLES = ("BANK_LISTEN", "BANK_UPSTREAM")
+#: Each line of the access log: who connected, what they claimed, and the answer.
+ACCESS_LOG_FORMAT = '$remote_addr "$http_x_forwarded_for" "$request" $status'
+
+MAIN_CONF = """\
+{user}worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log info;
+events {{
+    worker_connections 512;
+}}
+http {{
+    log_format forwarded '{log_format}';
+    access_log {root}/access.log forwarded;
+    client_body_temp_path {root}/tmp/body;
+    proxy_temp_path {root}/tmp/proxy;
+    uwsgi_temp_path {root}/tmp/uwsgi;
+    fastcgi_temp_path {root}/tmp/fastcgi;
+    scgi_temp_path {root}/tmp/scgi;
+    include {root}/site.conf;
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    """Where Debian's package puts ``nginx`` (``/usr/sbin``, often not on a user's PATH)."""
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+
+
+def accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def render_site(template: str, values: dict[str, str]) -> str:
+    """``envsubst '${BANK_LISTEN} ${BANK_UPSTREAM}'``: those two, nothing else."""
+
+    def value(match: re.Match[str]) -> str:
+        return values[match.group(1)]
+
+    pattern = r"\$\{(" + "|".join(TEMPLATE_VARIABLES) + r")\}"
+    return re.sub(pattern, value, template)
+
+
+class Nginx:
+    """nginx serving ``template`` (a ``shared/deploy/nginx`` site) on a free loopback
+    port, in front of ``upstream`` (``host:port``); started by ``start()`` or ``with``."""
+
+    def __init__(self, template: Path, upstream: str, *, host: str = "127.0.0.1") -> None:
+        self.template = template
+        self.upstream = upstream
+        self.host = host
+        self.port = 0
+        self.root = Path(tempfile.mkdtemp(prefix="cookbook-nginx-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Nginx:
+        binary = nginx_binary()
+        if binary is None:
+            msg = "nginx is not installed (Debian: apt-get install nginx)"
+            raise RuntimeError(msg)
+        self.port = free_port()
+        listen = f"{self.host}:{self.port}"
+        site = render_site(self.template.read_text(), {"BANK_LISTEN": listen, "BANK_UPSTREAM": self.upstream})
+        (self.root / "site.conf").write_text(site)
+        # The site includes uwsgi_params by a name relative to the main file's folder.
+        shutil.copy(Path(binary).resolve().parent.parent.parent / "etc" / "nginx" / "uwsgi_params", self.root)
+        root_user = os.geteuid() == 0
+        (self.root / "tmp").mkdir(mode=0o777 if root_user else 0o700)
+        os.chmod(self.root, 0o755)  # noqa: S103 - mkdtemp's 0700 would keep nobody's workers out
+        (self.root / "nginx.conf").write_text(
+            MAIN_CONF.format(
+                user="user nobody nogroup;\n" if root_user else "",
+                root=self.root,
+                log_format=ACCESS_LOG_FORMAT,
+            )
+        )
+        command = [
+            binary,
+            "-p",
+            str(self.root),
+            "-c",
+            str(self.root / "nginx.conf"),
+            "-e",
+            str(self.root / "error.log"),
+        ]
+        # Checked first: a configuration nginx refuses is a clear error, not a port that never opens.
+        subprocess.run([*command, "-t", "-q"], check=True, capture_output=True, timeout=START_TIMEOUT)
+        self.process = subprocess.Popen([*command, "-g", "daemon off;"], stdin=subprocess.DEVNULL)
+        wait_for(lambda: accepts(self.host, self.port), START_TIMEOUT, "nginx to listen")
+        return self
+
+    @property
+    def client(self) -> HTTPClient:
+        """A client of the site, through nginx."""
+        return HTTPClient(self.host, self.port)
+
+    def reload(self) -> None:
+        """SIGHUP: new workers with the configuration, the old ones finish their requests."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGHUP)
+
+    def stop(self) -> None:
+        """SIGQUIT (a graceful stop), SIGKILL if that takes longer than ``STOP_TIMEOUT``."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(STOP_TIMEOUT)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def access_log(self) -> list[str]:
+        path = self.root / "access.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def log(self) -> str:
+        path = self.root / "error.log"
+        return path.read_text() if path.exists() else ""
+
+    def __enter__(self) -> Nginx:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()

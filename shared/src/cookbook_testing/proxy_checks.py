@@ -1,0 +1,113 @@
+"""Stand-alone checks of a recipe's server behind a real nginx.
+
+``BehindNginxChecks``: the recipe's server at full width, and nginx in front of
+it with one of ``shared/deploy/nginx``'s site templates, rendered as a user
+would: uWSGI over its own protocol (``uwsgi_pass`` to the socket
+``UWSGI_SOCKET`` opens), gunicorn over HTTP (``proxy_pass``). Clients talk to
+nginx only.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bankaccounts.web import MAX_BODY_BYTES
+from cookbook_testing.contract import assert_error
+from cookbook_testing.http import Response
+from cookbook_testing.nginx import Nginx, nginx_binary
+from cookbook_testing.servers import RECIPE_WORKERS, ServerProcess, free_port
+from cookbook_testing.standalone import deposit_at_once_into_one_account
+
+__all__ = ["BehindNginxChecks", "nginx_site"]
+
+#: The site template for each server, and how the server offers nginx its socket.
+TEMPLATES = {"uwsgi": "uwsgi.conf.template", "gunicorn": "http.conf.template"}
+#: A client's own loopback address, not nginx's (127.0.0.1): whose address the server sees.
+CLIENT_ADDRESS = "127.0.0.2"
+
+
+def nginx_site(recipe_dir: Path, server_kind: str) -> Path:
+    """The site template for ``server_kind``, in the copy's (or the repository's) shared/."""
+    return recipe_dir.parent.parent / "shared" / "deploy" / "nginx" / TEMPLATES[server_kind]
+
+
+def request_from(address: str, port: int, method: str, path: str, body: bytes, headers: dict[str, str]) -> Response:
+    """One request to nginx on 127.0.0.1, sent from ``address``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(address, 0))
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        answer = connection.getresponse()
+        return Response(
+            status=answer.status, body=answer.read(), headers={k.lower(): v for k, v in answer.getheaders()}
+        )
+    finally:
+        connection.close()
+
+
+class BehindNginxChecks:
+    """Include in a WSGI recipe's ``test_servers.py``; uWSGI and gunicorn, each behind nginx."""
+
+    @pytest.fixture(scope="class", params=sorted(TEMPLATES))
+    def server_kind(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
+
+    @pytest.fixture
+    def behind_nginx(
+        self,
+        server_kind: str,
+        recipe_dir: Path,
+        start_server: Callable[..., ServerProcess],
+        class_store_env: dict[str, str],
+    ) -> Iterator[tuple[ServerProcess, Nginx]]:
+        """The recipe's server (4 workers) and nginx in front of it."""
+        if nginx_binary() is None:
+            pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
+        env: dict[str, str] = {}
+        if server_kind == "uwsgi":
+            env["UWSGI_SOCKET"] = f"127.0.0.1:{free_port()}"
+        server = start_server(store=class_store_env, env=env, workers=RECIPE_WORKERS)
+        upstream = env.get("UWSGI_SOCKET", f"127.0.0.1:{server.port}")
+        with Nginx(nginx_site(recipe_dir, server_kind), upstream) as nginx:
+            yield server, nginx
+
+    def test_concurrent_deposits_through_nginx(self, behind_nginx: tuple[ServerProcess, Nginx]) -> None:
+        """The contention check (every deposit applied once, all 200), through nginx."""
+        server, nginx = behind_nginx
+        deposit_at_once_into_one_account(server, client=nginx.client)
+        answered = [line for line in nginx.access_log() if "/deposit" in line]
+        assert len(answered) == 400, len(answered)  # each request reached the server once, through nginx
+
+    def test_the_server_logs_the_client_s_address_not_nginx_s(self, behind_nginx: tuple[ServerProcess, Nginx]) -> None:
+        """uWSGI gets the client's address from nginx (``uwsgi_params``' REMOTE_ADDR) and logs
+        it; gunicorn, over HTTP, sees nginx's and gets the client's in ``X-Forwarded-For``,
+        which nginx sets, replacing what the client claimed."""
+        server, nginx = behind_nginx
+        body = json.dumps({"full_name": "Ada", "email_address": "ada@example.com"}).encode()
+        claimed = {"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.9"}
+        response = request_from(CLIENT_ADDRESS, nginx.port, "POST", "/accounts", body, claimed)
+        assert response.status == 201, response
+        assert f'{CLIENT_ADDRESS} "203.0.113.9" "POST /accounts HTTP/1.1" 201' in nginx.access_log()
+        logged = [line for line in server.log().splitlines() if "POST /accounts" in line]
+        assert len(logged) == 1, logged
+        if server.kind == "uwsgi":
+            assert f"] {CLIENT_ADDRESS} " in logged[0], logged
+        else:
+            assert logged[0].endswith(f"forwarded-for={CLIENT_ADDRESS}"), logged
+        assert "203.0.113.9" not in server.log()
+
+    def test_a_body_over_the_limit_is_refused_by_nginx_with_a_json_error(
+        self, behind_nginx: tuple[ServerProcess, Nginx]
+    ) -> None:
+        """nginx answers 413 with the application's kind of error, and the server never sees it."""
+        server, nginx = behind_nginx
+        body = b'{"full_name": "' + b"A" * MAX_BODY_BYTES + b'", "email_address": "ada@example.com"}'
+        response = request_from(
+            "127.0.0.1", nginx.port, "POST", "/accounts", body, {"Content-Type": "application/json"}
+        )
+        assert_error(response, 413)
+        assert "POST /accounts" not in server.log()
