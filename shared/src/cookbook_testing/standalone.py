@@ -145,17 +145,30 @@ def deposit_at_once_into_one_account(
     return waits.most
 
 
+#: What a proxy in front answers when the server gave it no answer (502) or none in
+#: time (504): whether the deposit was applied is unknown, so it is sent again.
+PROXY_GOT_NO_ANSWER = frozenset({502, 504})
+
+
 class DepositLoad:
     """Client threads depositing 1 cent to an account each, until stopped (bounded by ``seconds``).
 
     Each deposit has an ``Idempotency-Key``, and a thread sends it again, with
-    the same key, until it is answered: after a 503 (waiting ``Retry-After``)
-    or an error without an answer. So each account's balance must equal the
+    the same key, until it is answered: after a 503 (waiting ``Retry-After``),
+    an error without an answer, or a proxy's 502 or 504. So each account's balance must equal the
     deposits answered 200, plus at most one still unanswered when it stopped.
     """
 
-    def __init__(self, server: ServerProcess, threads: int = CLIENT_THREADS // 2, seconds: float = 120.0) -> None:
+    def __init__(
+        self,
+        server: ServerProcess,
+        threads: int = CLIENT_THREADS // 2,
+        seconds: float = 120.0,
+        client: HTTPClient | None = None,
+    ) -> None:
         self.server = server
+        #: The way to the server: straight to it, unless given another (a proxy).
+        self.client = client or server.client
         self.deadline = time.monotonic() + seconds
         self.account_ids = [self._open_account() for _ in range(threads)]
         #: HTTP statuses, or the repr of the error for a request that got no answer.
@@ -168,7 +181,7 @@ class DepositLoad:
         self._threads = [threading.Thread(target=self._deposit, args=(a,)) for a in self.account_ids]
 
     def _open_account(self) -> str:
-        response = self.server.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
+        response = self.client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         assert response.status == 201, ("an account for the load", response.status, response.body[:500])
         return str(response.json["id"])
 
@@ -190,7 +203,7 @@ class DepositLoad:
         """Each balance is its acknowledged deposits, plus at most the one left unanswered.
         The reads wait out a worker still reconnecting after a fault (503), for 5 s at most."""
         for account_id in self.account_ids:
-            read = until_not_503(functools.partial(self.server.client.get, f"/accounts/{account_id}"), tries=25)[-1]
+            read = until_not_503(functools.partial(self.client.get, f"/accounts/{account_id}"), tries=25)[-1]
             assert read.status == 200, read.body
             balance = read.json["balance"]
             acknowledged = self.acknowledged[account_id]
@@ -202,7 +215,7 @@ class DepositLoad:
         while not self._stop.is_set() and time.monotonic() < self.deadline:
             self.unanswered[account_id] = True
             try:
-                response = self.server.client.post(f"/accounts/{account_id}/deposit", json={"amount": 1}, headers=key)
+                response = self.client.post(f"/accounts/{account_id}/deposit", json={"amount": 1}, headers=key)
             except (OSError, http.client.HTTPException) as error:
                 # No answer, or half of one (a worker killed while it answered):
                 # applied or not, the same key is safe to send again.
@@ -211,6 +224,8 @@ class DepositLoad:
                     return
                 continue
             self.outcomes.append(response.status)
+            if response.status in PROXY_GOT_NO_ANSWER:  # from a proxy in front: no answer either
+                continue
             if response.status == 503:
                 self._responses.append(response)
                 self._stop.wait(min(float(response.headers.get("retry-after", "1")), 1.0))
