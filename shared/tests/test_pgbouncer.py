@@ -18,6 +18,7 @@ database:
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -222,3 +223,35 @@ def test_under_transaction_pooling_writers_share_few_server_connections(
     assert balances == [20] * 4
     assert servers <= 8
     print(f"transaction pooling: {clients} client connections on {servers} server sessions")
+
+
+def test_a_statement_queued_in_pgbouncer_waits_for_its_query_wait_timeout_and_is_tried_again(
+    database_url: str, start_pgbouncer: Callable[..., PgBouncer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While every server connection is taken, PgBouncer queues a client's statement, and
+    PostgreSQL's statement_timeout has not started: PgBouncer's ``query_wait_timeout``
+    (120 s by default; 2 s here) ends that wait by closing the client's connection.
+    eventsourcing's recorders try the statement again (10 times, 0.2 s apart): here the
+    one server connection comes free after 5 s, and the deposit is applied, once."""
+    give_the_database_its_limits(database_url)
+    pgbouncer = start_pgbouncer(pool_mode="transaction", pool_size=1, query_wait_timeout=2)
+    monkeypatch.setenv("DATABASE_URL", pgbouncer.url(database_url))
+    monkeypatch.setenv("PGBOUNCER_POOL_MODE", "transaction")
+    create_schema()
+    with construct_application(SCHEMA_EXISTS) as application:
+        account = application.open_account("Ada", "ada@example.com")
+        holder = psycopg.connect(pgbouncer.url(database_url), autocommit=True)
+        try:
+            # The one server connection, held by a transaction that PostgreSQL ends after 5 s idle.
+            holder.execute("SET idle_in_transaction_session_timeout = '5s'")
+            holder.execute("BEGIN")
+            holder.execute("SELECT 1")
+            started = time.monotonic()
+            balance = application.deposit(account.id, 1, command_id=str(uuid.uuid4())).balance
+            seconds = time.monotonic() - started
+        finally:
+            holder.close()  # not a commit: PostgreSQL has ended its session
+        assert application.get_account(account.id).balance == balance == 1
+    assert "closing because: query_wait_timeout (age=2s)" in pgbouncer.log()
+    assert 4 <= seconds < 15, seconds
+    print(f"a deposit queued in PgBouncer behind a held connection: applied after {seconds:.1f}s")

@@ -59,6 +59,7 @@ class PgBouncer:
         pool_mode: Literal["session", "transaction"] = "session",
         pool_size: int = 4,
         max_client_conn: int = 200,
+        query_wait_timeout: int = 30,
     ) -> None:
         binary = pgbouncer_binary()
         if binary is None:
@@ -89,8 +90,8 @@ class PgBouncer:
             f"pool_mode = {pool_mode}\n"
             f"default_pool_size = {pool_size}\n"
             f"max_client_conn = {max_client_conn}\n"
-            # A client waits this long for a server connection, then gets an error.
-            "query_wait_timeout = 30\n"
+            # A client's statement waits this long for a server connection, then gets an error.
+            f"query_wait_timeout = {query_wait_timeout}\n"
         )
         if self.run_as is not None:
             uid, gid = self.run_as
