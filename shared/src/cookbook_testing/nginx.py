@@ -28,6 +28,8 @@ __all__ = ["Nginx", "nginx_binary", "render_site"]
 #: How long nginx may take to listen, and to stop.
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
+#: The file of uWSGI parameters Debian's nginx package ships, which the uWSGI site includes.
+UWSGI_PARAMS = Path("/etc/nginx/uwsgi_params")
 #: The variables a site template has; nginx's own ``$variables`` are left alone.
 TEMPLATE_VARIABLES = ("BANK_LISTEN", "BANK_UPSTREAM")
 #: Each line of the access log: who connected, what they claimed, and the answer.
@@ -97,8 +99,9 @@ class Nginx:
         listen = f"{self.host}:{self.port}"
         site = render_site(self.template.read_text(), {"BANK_LISTEN": listen, "BANK_UPSTREAM": self.upstream})
         (self.root / "site.conf").write_text(site)
-        # The site includes uwsgi_params by a name relative to the main file's folder.
-        shutil.copy(Path(binary).resolve().parent.parent.parent / "etc" / "nginx" / "uwsgi_params", self.root)
+        # The site includes uwsgi_params by a name relative to the main file's folder: the
+        # package's own file (Debian's; it maps the request to uWSGI's variables).
+        shutil.copy(UWSGI_PARAMS, self.root)
         root_user = os.geteuid() == 0
         (self.root / "tmp").mkdir(mode=0o777 if root_user else 0o700)
         os.chmod(self.root, 0o755)  # noqa: S103 - mkdtemp's 0700 would keep nobody's workers out

@@ -12,6 +12,8 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,12 +22,25 @@ import pytest
 from bankaccounts.web import MAX_BODY_BYTES
 from cookbook_testing.contract import assert_error
 from cookbook_testing.http import Response
-from cookbook_testing.nginx import Nginx, nginx_binary
+from cookbook_testing.nginx import Nginx, accepts, nginx_binary
 from cookbook_testing.processes import wait_for
 from cookbook_testing.servers import RECIPE_WORKERS, ServerProcess, free_port
 from cookbook_testing.standalone import DepositLoad, applications_by_pid, deposit_at_once_into_one_account
 
 __all__ = ["BehindNginxChecks", "nginx_site"]
+
+#: A WSGI application that answers with what its server passed on about the client.
+ECHO_APP = """\
+import json
+
+SEEN = ("REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO")
+
+
+def application(environ, start_response):
+    body = json.dumps({name: environ.get(name) for name in SEEN}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
 
 #: The site template for each server, and how the server offers nginx its socket.
 TEMPLATES = {"uwsgi": "uwsgi.conf.template", "gunicorn": "http.conf.template"}
@@ -101,6 +116,37 @@ class BehindNginxChecks:
         else:
             assert logged[0].endswith(f"forwarded-for={CLIENT_ADDRESS}"), logged
         assert "203.0.113.9" not in server.log()
+
+    def test_what_the_application_is_told_about_the_client_is_what_nginx_saw(
+        self, server_kind: str, recipe_dir: Path, tmp_path: Path
+    ) -> None:
+        """The WSGI environ behind each site file, through the same server program with an
+        application that echoes it: the client's address, and no forged X-Forwarded-* left."""
+        if nginx_binary() is None:
+            pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
+        (tmp_path / "echo.py").write_text(ECHO_APP)
+        port = free_port()
+        program = Path(sys.executable).parent / server_kind
+        command = {
+            "uwsgi": [str(program), "--socket", f"127.0.0.1:{port}", "--module", "echo:application", "--master"],
+            "gunicorn": [str(program), "--bind", f"127.0.0.1:{port}", "echo:application"],
+        }[server_kind]
+        with (tmp_path / "server.log").open("wb") as log:
+            echo = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        try:
+            wait_for(lambda: accepts("127.0.0.1", port), 30, f"{server_kind} with the echo application")
+            with Nginx(nginx_site(recipe_dir, server_kind), f"127.0.0.1:{port}") as nginx:
+                forged = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+                response = request_from(CLIENT_ADDRESS, nginx.port, "GET", "/", b"", forged)
+        finally:
+            echo.send_signal(signal.SIGINT)  # both stop at once on SIGINT
+            echo.wait(30)
+        assert response.status == 200, response
+        told = response.json
+        assert told["HTTP_X_FORWARDED_FOR"] == CLIENT_ADDRESS, told
+        assert told["HTTP_X_FORWARDED_PROTO"] == "http", told  # nginx's scheme here: plain HTTP
+        if server_kind == "uwsgi":
+            assert told["REMOTE_ADDR"] == CLIENT_ADDRESS, told  # over uWSGI's protocol, nginx's view
 
     def test_a_body_over_the_limit_is_refused_by_nginx_with_a_json_error(
         self, behind_nginx: tuple[ServerProcess, Nginx]
