@@ -25,7 +25,7 @@ from cookbook_testing.http import Response
 from cookbook_testing.nginx import Nginx, accepts, nginx_binary
 from cookbook_testing.processes import wait_for
 from cookbook_testing.servers import RECIPE_WORKERS, ServerProcess, free_port
-from cookbook_testing.standalone import DepositLoad, applications_by_pid, deposit_at_once_into_one_account
+from cookbook_testing.standalone import DEPOSITS, DepositLoad, applications_by_pid, deposit_at_once_into_one_account
 
 __all__ = ["BehindNginxChecks", "nginx_site"]
 
@@ -97,7 +97,7 @@ class BehindNginxChecks:
         server, nginx = behind_nginx
         deposit_at_once_into_one_account(server, client=nginx.client)
         answered = [line for line in nginx.access_log() if "/deposit" in line]
-        assert len(answered) == 400, len(answered)  # each request reached the server once, through nginx
+        assert len(answered) == DEPOSITS, len(answered)  # each request reached the server once, through nginx
 
     def test_the_server_logs_the_client_s_address_not_nginx_s(self, behind_nginx: tuple[ServerProcess, Nginx]) -> None:
         """uWSGI gets the client's address from nginx (``uwsgi_params``' REMOTE_ADDR) and logs
