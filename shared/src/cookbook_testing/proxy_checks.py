@@ -165,15 +165,13 @@ class BehindNginxChecks:
         every client's every request answered, and each deposit applied once."""
         server, nginx = behind_nginx
         before = applications_by_pid(server)
-        load = DepositLoad(server, client=nginx.client).start()
-        try:
-            wait_for(lambda: len(load.outcomes) >= 20, 60, "load before the reload")
+        load = DepositLoad(server, client=nginx.client)
+
+        def reload() -> dict[int, set[str]]:
             server.reload()
-            after = applications_by_pid(server)
-            served = len(load.outcomes)
-            wait_for(lambda: len(load.outcomes) >= served + 20, 60, "load after the reload")
-        finally:
-            load.stop()
+            return applications_by_pid(server)
+
+        after = load.around(reload, "the reload")
         failed = [outcome for outcome in load.outcomes if outcome != 200]
         print(f"{server.kind} behind nginx, reloaded: {len(failed)} of {len(load.outcomes)} requests not 200: {failed}")
         # uWSGI ends a worker that takes the reload's signal just after it accepted a
@@ -190,16 +188,14 @@ class BehindNginxChecks:
         """SIGKILL one worker under load through nginx: a sync worker holds one request at a
         time, so at most one 502, which its client sends again; each deposit applied once."""
         server, nginx = behind_nginx
-        load = DepositLoad(server, client=nginx.client).start()
-        try:
-            wait_for(lambda: len(load.outcomes) >= 20, 60, "load before the kill")
+        load = DepositLoad(server, client=nginx.client)
+
+        def kill_a_worker() -> None:
             before = server.worker_pids()
             server.signal_worker(min(before), signal.SIGKILL)
             wait_for(lambda: len(server.worker_pids() - before) == 1, server.replacement_bound, "a new worker")
-            served = len(load.outcomes)
-            wait_for(lambda: len(load.outcomes) >= served + 20, 60, "load after the kill")
-        finally:
-            load.stop()
+
+        load.around(kill_a_worker, "the kill")
         failed = [outcome for outcome in load.outcomes if outcome != 200]
         print(f"{server.kind} behind nginx, a worker killed: {len(failed)} of {len(load.outcomes)} not 200: {failed}")
         assert set(failed) <= {502} and len(failed) <= 1, failed

@@ -17,7 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -32,6 +32,8 @@ from cookbook_testing.http import Client, HTTPClient, Response, exchange_raw
 from cookbook_testing.processes import STOP_BOUND_SECONDS
 from cookbook_testing.servers import RECIPE_WORKERS, ServerProcess, wait_for
 from cookbook_testing.uwsgi_slow_fork import PAUSE_SECONDS
+
+T = TypeVar("T")
 
 CLIENT_THREADS = 16
 DEPOSITS = 400
@@ -189,6 +191,19 @@ class DepositLoad:
         for thread in self._threads:
             thread.start()
         return self
+
+    def around(self, action: Callable[[], T], what: str, requests: int = 20) -> T:
+        """Start the load, and once it has had ``requests`` answers run ``action``; stop
+        after ``requests`` more (60 s each at most). ``action``'s result."""
+        self.start()
+        try:
+            wait_for(lambda: len(self.outcomes) >= requests, 60, f"load before {what}")
+            result = action()
+            served = len(self.outcomes)
+            wait_for(lambda: len(self.outcomes) >= served + requests, 60, f"load after {what}")
+        finally:
+            self.stop()
+        return result
 
     def responses(self, status: int) -> list[Response]:
         """The responses with ``status`` (other than 200: those are only counted)."""
@@ -596,15 +611,13 @@ class StandaloneChecks:
         # reload, not write contention (test_concurrent_deposits_on_one_account
         # covers that). Sharing one account let a request in an old worker lose
         # every optimistic-concurrency retry while the new workers raced ahead.
-        load = DepositLoad(server).start()
-        try:
-            wait_for(lambda: len(load.outcomes) >= 20, 60, "load before the reload")
+        load = DepositLoad(server)
+
+        def reload() -> dict[int, set[str]]:
             server.reload()
-            after = applications_by_pid(server)
-            served_before_reload_ended = len(load.outcomes)
-            wait_for(lambda: len(load.outcomes) >= served_before_reload_ended + 20, 60, "load after the reload")
-        finally:
-            load.stop()
+            return applications_by_pid(server)
+
+        after = load.around(reload, "the reload")
         resets = [outcome for outcome in load.outcomes if str(outcome).startswith(CLOSED_UNDER_A_REQUEST)]
         tolerated = resets if server.kind in self.reload_closes_connections_under_requests else []
         assert [outcome for outcome in load.outcomes if outcome != 200 and outcome not in tolerated] == []
