@@ -32,7 +32,7 @@ from account_views import AccountViewsRecorder
 from bankaccounts.application import BankAccounts, construct_application
 from bankaccounts.config import ConfigurationError, DatabaseConfig
 from conftest import read_view
-from cookbook_testing.databases import PostgresDatabases, count_rows
+from cookbook_testing.databases import PostgresDatabases, count_rows, server_backends
 from cookbook_testing.faults import FaultProxy
 from cookbook_testing.processes import STOP_BOUND_SECONDS, wait_for
 from run_projection import projection_env
@@ -107,8 +107,20 @@ def test_sigterm_mid_stream_commits_the_event_in_hand_and_exits_0(
     check_view_is_the_fold(application, view)
 
 
+def await_its_sessions_ended(database_url: str, process: ProjectionProcess) -> None:
+    """After a SIGKILL, PostgreSQL may still be finishing what the process sent last
+    (a COMMIT, whose answer nobody reads): its position is final once its sessions,
+    labelled with its pid, have ended. SQLite commits inside the process: nothing outlives it."""
+    if DatabaseConfig.from_url(database_url).store != "postgresql":
+        return
+    label = f"bankaccounts-{process.pid}"
+    wait_for(
+        lambda: all(name != label for _, name in server_backends(database_url)), 30, f"the sessions of {label} to end"
+    )
+
+
 def test_sigkill_in_a_stream_then_restart_applies_every_event_exactly_once(
-    application: BankAccounts, view: AccountViewsRecorder, start_projection: Start
+    application: BankAccounts, view: AccountViewsRecorder, start_projection: Start, database_url: str
 ) -> None:
     # A writer keeps recording events the whole time, from its own application.
     with EventStream(deposits=4) as stream:
@@ -118,6 +130,7 @@ def test_sigkill_in_a_stream_then_restart_applies_every_event_exactly_once(
             await_position(view, position(view) + 200)
             assert stream.is_alive(), "the stream ended before the kill"
             assert projection.stop(signal.SIGKILL) == -signal.SIGKILL
+            await_its_sessions_ended(database_url, projection)
             killed_at = position(view)
             kills.append((killed_at, last_position(application)))
             # What was committed is whole: the rows are the fold of the events up to the position.
@@ -148,8 +161,9 @@ def exit_through_a_fault(
     """A projection following through ``proxy`` until ``fault``, while the test's writer
     and its reading of the view reach the server directly and write on meanwhile.
     Once it has exited: ``heal``, and a new process resumes until the view equals the
-    fold. Returns the first one's exit status, its log, and the seconds from the fault
-    to its exit."""
+    fold, and stops on SIGTERM (before the proxy closes, which would cut its
+    connections). Returns the first one's exit status, its log, and the seconds from
+    the fault to its exit."""
     store = DatabaseConfig.from_url(proxy.upstream_url).eventsourcing_env()
     with construct_application(store) as writer, read_view(proxy.upstream_url) as seen:
         for _ in range(batches):
@@ -164,9 +178,10 @@ def exit_through_a_fault(
         exit_seconds = time.monotonic() - began
 
         heal()
-        start_projection(database_url=proxy.url)
+        resumed = start_projection(database_url=proxy.url)
         await_position(seen, last_position(writer))
         check_view_is_the_fold(writer, seen)
+        assert resumed.stop(signal.SIGTERM, timeout=STOP_BOUND_SECONDS) == 0
     return returncode, projection.log(), exit_seconds
 
 

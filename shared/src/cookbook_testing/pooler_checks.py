@@ -32,8 +32,9 @@ class BehindPgBouncerChecks:
     pooled_server = "uwsgi"
 
     @pytest.fixture(scope="class")
-    def server_kind(self) -> str:
-        return self.pooled_server
+    @classmethod
+    def server_kind(cls) -> str:
+        return cls.pooled_server
 
     def test_concurrent_deposits_through_pgbouncer_in_transaction_pooling(
         self, start_server: Callable[..., ServerProcess], make_store_env: Callable[[], dict[str, str]]

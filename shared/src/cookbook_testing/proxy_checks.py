@@ -66,11 +66,24 @@ def request_from(address: str, port: int, method: str, path: str, body: bytes, h
         connection.close()
 
 
+def lines_logged(log: Callable[[], list[str]], marker: str, count: int, timeout: float = 10.0) -> list[str]:
+    """The lines of ``log`` with ``marker`` once there are ``count`` of them. A server
+    writes its access line after it has sent the answer, so a client that has its
+    answer may read the log a moment before the line is there."""
+
+    def lines() -> list[str]:
+        return [line for line in log() if marker in line]
+
+    wait_for(lambda: len(lines()) >= count, timeout, f"{count} lines with {marker!r} in the log")
+    return lines()
+
+
 class BehindNginxChecks:
     """Include in a WSGI recipe's ``test_servers.py``; uWSGI and gunicorn, each behind nginx."""
 
     @pytest.fixture(scope="class", params=sorted(TEMPLATES))
-    def server_kind(self, request: pytest.FixtureRequest) -> str:
+    @staticmethod
+    def server_kind(request: pytest.FixtureRequest) -> str:
         return str(request.param)
 
     @pytest.fixture
@@ -96,7 +109,7 @@ class BehindNginxChecks:
         """The contention check (every deposit applied once, all 200), through nginx."""
         server, nginx = behind_nginx
         deposit_at_once_into_one_account(server, client=nginx.client)
-        answered = [line for line in nginx.access_log() if "/deposit" in line]
+        answered = lines_logged(nginx.access_log, "/deposit", DEPOSITS)
         assert len(answered) == DEPOSITS, len(answered)  # each request reached the server once, through nginx
 
     def test_the_server_logs_the_client_s_address_not_nginx_s(self, behind_nginx: tuple[ServerProcess, Nginx]) -> None:
@@ -108,8 +121,9 @@ class BehindNginxChecks:
         claimed = {"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.9"}
         response = request_from(CLIENT_ADDRESS, nginx.port, "POST", "/accounts", body, claimed)
         assert response.status == 201, response
-        assert f'{CLIENT_ADDRESS} "203.0.113.9" "POST /accounts HTTP/1.1" 201' in nginx.access_log()
-        logged = [line for line in server.log().splitlines() if "POST /accounts" in line]
+        seen_by_nginx = lines_logged(nginx.access_log, "POST /accounts", 1)
+        assert seen_by_nginx == [f'{CLIENT_ADDRESS} "203.0.113.9" "POST /accounts HTTP/1.1" 201'], seen_by_nginx
+        logged = lines_logged(lambda: server.log().splitlines(), "POST /accounts", 1)
         assert len(logged) == 1, logged
         if server.kind == "uwsgi":
             assert f"] {CLIENT_ADDRESS} " in logged[0], logged
