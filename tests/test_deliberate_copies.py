@@ -248,6 +248,8 @@ COPIES: list[Group] = [
             "interface": "ASGI for FastAPI, WSGI for Flask",
             "blocking_threads": "WSGI only: one request at a time in a worker, as under uWSGI and gunicorn (an ASGI"
             " worker's calls run in the recipe's own THREADS)",
+            "log_access_format": "WSGI only: the X-Forwarded-For nginx sets, at the end of the line, as gunicorn's"
+            " (Granian's ASGI line names the client itself, through its proxy-headers wrapper)",
         },
     ),
     # --- Flask: the HTTP contract's shared parts.
@@ -400,7 +402,15 @@ COPIES: list[Group] = [
         why="the same server checks from the test kit: both projects construct each worker's application when forked",
         recipes=DJANGO,
         path="tests/test_servers.py",
-        alike=("TestContractOverServers", "TestServers", "TestLazyApps", "TestUWSGIStop"),
+        alike=(
+            "TestContractOverServers",
+            "TestServers",
+            "TestLazyApps",
+            "TestUWSGIStop",
+            "TestContractThroughNginx",
+            "TestBehindNginx",
+            "TestHttpsBehindNginx",
+        ),
     ),
     SameDefinitions(
         why="the WSGI entry point sets Django up the same way",

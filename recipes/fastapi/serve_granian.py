@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+from granian.utils.proxies import wrap_asgi_with_proxy_headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi import app as recipe_app
@@ -52,8 +53,12 @@ def released_once_serving(app: ASGIApp) -> ASGIApp:
     return serve
 
 
-#: What the workers serve (Granian imports ``serve_granian:app`` in each).
-app = released_once_serving(recipe_app)
+#: What the workers serve (Granian imports ``serve_granian:app`` in each). The client's
+#: address and scheme come from X-Forwarded-For and X-Forwarded-Proto when the
+#: connection is from FORWARDED_ALLOW_IPS: loopback by default, as under uvicorn and gunicorn.
+app = released_once_serving(
+    wrap_asgi_with_proxy_headers(recipe_app, trusted_hosts=os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1")
+)
 
 if __name__ == "__main__":
     from granian.constants import Interfaces

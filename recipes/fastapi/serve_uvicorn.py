@@ -33,7 +33,10 @@ if __name__ == "__main__":  # spawned workers import this file as __mp_main__: t
         # worker that dies while a ping waits for its answer is noticed only then,
         # 30 s on: the supervisor holds its end of their pipe, so no EOF comes.
         timeout_worker_healthcheck=30,
-        proxy_headers=False,  # no proxy in front; see the topology page before turning it on
+        # The client's address and scheme from X-Forwarded-For and X-Forwarded-Proto,
+        # believed from the addresses in FORWARDED_ALLOW_IPS only (uvicorn's default:
+        # loopback, where nginx runs in front), as gunicorn's uvicorn worker does.
+        proxy_headers=True,
         server_header=False,
         log_config=None,  # asgi.py's logging: one format for every line
     )

@@ -85,4 +85,8 @@ if __name__ == "__main__":
         # as gunicorn's and uWSGI's limits: a larger one is refused, unread.
         http1_settings=HTTP1Settings(max_buffer_size=8192),
         log_access=True,
+        # Granian's line, and the X-Forwarded-For a proxy in front sets (the
+        # client's address: the connection is the proxy's), as gunicorn logs it here.
+        log_access_format='[%(time)s] %(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f'
+        " forwarded-for=%(header{x-forwarded-for})s",
     ).serve(spawn_target=worker, target_loader=worker_app, wrap_loader=False)

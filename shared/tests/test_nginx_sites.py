@@ -1,25 +1,48 @@
 """shared/deploy/nginx's site templates: rendered as envsubst would, accepted by nginx,
-and their limits the application's (the checks through a real nginx are the web
-recipes' ``BehindNginxChecks``)."""
+their limits the application's, and what a server behind each is told about the
+client (the recipes' checks through a real nginx are ``cookbook_testing.proxy_checks``)."""
 
 from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bankaccounts.timeouts import server_timeout
 from bankaccounts.web import MAX_BODY_BYTES
-from cookbook_testing.nginx import Nginx, nginx_binary, render_site
-from cookbook_testing.proxy_checks import TEMPLATES
+from cookbook_testing.nginx import Nginx, accepts, nginx_binary, render_site
+from cookbook_testing.processes import wait_for
+from cookbook_testing.proxy_checks import CLIENT_ADDRESS, FORGED_ADDRESS, TEMPLATES, request_from
+from cookbook_testing.servers import free_port
 
 SITES = Path(__file__).resolve().parents[1] / "deploy" / "nginx"
 VALUES = {"BANK_LISTEN": "127.0.0.1:8080", "BANK_UPSTREAM": "127.0.0.1:8001"}
 
+#: A WSGI application that answers with what its server passed on about the client.
+ECHO_APP = """\
+import json
 
-@pytest.fixture(params=sorted(TEMPLATES.values()))
+SEEN = ("REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO")
+
+
+def application(environ, start_response):
+    body = json.dumps({name: environ.get(name) for name in SEEN}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+#: Each site, and the server program (of this test environment) behind it, serving ``ECHO_APP``.
+ECHO_SERVERS = {
+    "uwsgi.conf.template": ["uwsgi", "--socket", "127.0.0.1:{port}", "--module", "echo:application", "--master"],
+    "http.conf.template": ["gunicorn", "--bind", "127.0.0.1:{port}", "echo:application"],
+}
+
+
+@pytest.fixture(params=TEMPLATES)
 def site(request: pytest.FixtureRequest) -> str:
     return (SITES / request.param).read_text()
 
@@ -38,16 +61,47 @@ def test_the_site_s_limits_are_the_application_s(site: str) -> None:
     assert re.search(r"client_max_body_size (\d+)k;", site).group(1) == str(MAX_BODY_BYTES // 1024)  # type: ignore[union-attr]
     answer = re.search(r"return 413 '(.*)\\n';", site).group(1)  # type: ignore[union-attr]
     assert json.loads(answer) == {"error": f"the request body is larger than {MAX_BODY_BYTES} bytes"}
+    refused = re.search(r"return 400 '(.*)\\n';", site).group(1)  # type: ignore[union-attr]
+    assert set(json.loads(refused)) == {"error"}  # nginx's own 400, in the application's shape
     waits = [int(seconds) for seconds in re.findall(r"_(?:read|send)_timeout (\d+)s;", site)]
     assert len(waits) == 2
     assert all(wait > server_timeout({}) for wait in waits), (waits, server_timeout({}))
     assert re.search(r"_next_upstream off;", site)  # a request is never sent to the server twice
 
 
-@pytest.mark.parametrize("template", sorted(TEMPLATES.values()))
+@pytest.mark.parametrize("template", TEMPLATES)
 def test_nginx_accepts_the_rendered_site_and_serves(template: str) -> None:
     """nginx starts with it (``nginx -t`` first), and with no server behind it answers 502."""
     if nginx_binary() is None:
         pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
     with Nginx(SITES / template, "127.0.0.1:9") as nginx:  # the discard port: nobody listens
         assert nginx.client.get("/health").status == 502
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_what_the_server_is_told_about_the_client_is_what_nginx_saw(template: str, tmp_path: Path) -> None:
+    """The WSGI environ behind each site, from a server program serving an application
+    that echoes it: the client's address, and nothing the client forged in X-Forwarded-*
+    left. (Without the site's lines that set them, the forged values reach it.)"""
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
+    (tmp_path / "echo.py").write_text(ECHO_APP)
+    port = free_port()
+    program, *args = ECHO_SERVERS[template]
+    command = [str(Path(sys.executable).parent / program), *(arg.format(port=port) for arg in args)]
+    with (tmp_path / "server.log").open("wb") as log:
+        echo = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        wait_for(lambda: accepts("127.0.0.1", port), 30, f"{program} with the echo application")
+        with Nginx(SITES / template, f"127.0.0.1:{port}") as nginx:
+            forged = {"X-Forwarded-For": FORGED_ADDRESS, "X-Forwarded-Proto": "https"}
+            response = request_from(CLIENT_ADDRESS, nginx.port, "GET", "/", b"", forged)
+    finally:
+        echo.send_signal(signal.SIGINT)  # both stop at once on SIGINT
+        echo.wait(30)
+    assert response.status == 200, response
+    told = response.json
+    assert told["HTTP_X_FORWARDED_FOR"] == CLIENT_ADDRESS, told
+    assert told["HTTP_X_FORWARDED_PROTO"] == "http", told  # nginx's scheme here: plain HTTP
+    if program == "uwsgi":
+        assert told["REMOTE_ADDR"] == CLIENT_ADDRESS, told  # over uWSGI's protocol, nginx's view

@@ -8,6 +8,7 @@ import pytest
 from celery import Celery
 from celery_worker import Tasks
 
+from cookbook_testing.brokers import delete_queue
 from cookbook_testing.workers import CeleryWorker, check_logs
 
 pytest_plugins = ["cookbook_testing.plugin"]
@@ -46,6 +47,8 @@ def start_worker(
     yield start
     for worker in workers:
         worker.__exit__()
+    for queue in {worker.queue for worker in workers}:
+        delete_queue(broker_url, queue)
     check_logs(request, workers)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cookbook_testing.proxy_checks import BehindNginxChecks, ContractThroughNginx, HttpsBehindNginxChecks
 from cookbook_testing.standalone import (
     ConstructedWhenForkedChecks,
     ContractOverServer,
@@ -15,6 +16,10 @@ class TestContractOverServers(ContractOverServer):
     pass
 
 
+class TestContractThroughNginx(ContractThroughNginx):
+    pass
+
+
 class TestServers(ConstructedWhenForkedChecks, StandaloneChecks):
     pass
 
@@ -25,3 +30,13 @@ class TestLazyApps(UWSGILazyAppsChecks):
 
 class TestUWSGIStop(UWSGIStopChecks):
     """A stop while uWSGI replaces a worker."""
+
+
+class TestBehindNginx(BehindNginxChecks):
+    """nginx in front: uwsgi_pass to uWSGI's own socket, proxy_pass to gunicorn."""
+
+
+class TestHttpsBehindNginx(HttpsBehindNginxChecks):
+    """nginx taking HTTPS; the project redirecting plain HTTP there, as in production."""
+
+    redirect_env = {"DJANGO_SECURE_SSL_REDIRECT": "1"}

@@ -33,7 +33,7 @@ from bank.transactions import atomic_with_retries
 from config import urls as project_urls
 from config.celery_app import app as celery_app
 from conftest import balances, funded_accounts, request_transfer, use_database
-from cookbook_testing.brokers import purge, queued_messages, unreachable_like
+from cookbook_testing.brokers import delete_queue, queued_messages, unreachable_like
 from cookbook_testing.django_checks import HTTPS
 from cookbook_testing.faults import FaultProxy
 from cookbook_testing.processes import wait_for
@@ -101,6 +101,8 @@ def start_worker(
     yield start
     for worker in workers:
         worker.__exit__()
+    for queue in {worker.queue for worker in workers}:
+        delete_queue(broker_url, queue)
     check_logs(request, workers)
 
 
@@ -206,7 +208,7 @@ def test_a_request_that_rolls_back_sends_no_task(django_database: str, broker_ur
     sent = client.post(f"/accounts/{source}/transfers", body, "application/json", headers=HTTPS)
     assert sent.status_code == 202
     assert queued_messages(broker_url, queue) == 1
-    purge(broker_url, queue)
+    delete_queue(broker_url, queue)
 
 
 def test_a_broker_that_is_down_is_a_503_and_the_retry_sends_the_task(django_database: str, broker_url: str) -> None:
@@ -233,7 +235,7 @@ def test_a_broker_that_is_down_is_a_503_and_the_retry_sends_the_task(django_data
     task_id = request_transfer(client, source, destination, 5, key=key)
     assert queued_messages(broker_url, queue) == 1
     assert AuditEntry.objects.filter(command_id=task_id, action="transfer-requested").count() == 1
-    purge(broker_url, queue)
+    delete_queue(broker_url, queue)
 
 
 # --- Django's connections in forked workers -----------------------------------------

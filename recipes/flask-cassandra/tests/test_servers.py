@@ -5,6 +5,7 @@ from __future__ import annotations
 import psutil
 
 from cookbook_testing.faults import StoreBehindAProxy
+from cookbook_testing.proxy_checks import BehindNginxChecks, ContractThroughNginx
 from cookbook_testing.servers import ServerProcess
 from cookbook_testing.standalone import (
     ContractOverServer,
@@ -23,6 +24,10 @@ def cassandra_connections(pid: int, port: int) -> int:
 
 
 class TestContractOverServers(ContractOverServer):
+    pass
+
+
+class TestContractThroughNginx(ContractThroughNginx):
     pass
 
 
@@ -49,3 +54,7 @@ class TestUWSGILazyApps(UWSGILazyAppsChecks):
 
 class TestUWSGIStop(UWSGIStopChecks):
     """A stop while uWSGI replaces a worker."""
+
+
+class TestBehindNginx(BehindNginxChecks):
+    """nginx in front: uwsgi_pass to uWSGI's own socket, proxy_pass to gunicorn."""

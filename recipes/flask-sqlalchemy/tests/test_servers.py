@@ -1,5 +1,6 @@
 """Stand-alone checks: this recipe's uwsgi.ini, gunicorn.conf.py and serve_granian.py, 4 workers each."""
 
+from cookbook_testing.proxy_checks import BehindNginxChecks, ContractThroughNginx
 from cookbook_testing.standalone import (
     ContractOverServer,
     StandaloneChecks,
@@ -11,6 +12,10 @@ class TestContractOverServers(ContractOverServer):
     half_close_is_a_client_gone = frozenset({"granian"})
 
 
+class TestContractThroughNginx(ContractThroughNginx):
+    pass
+
+
 class TestServers(StandaloneChecks):
     server_timeout_keeps_the_worker = frozenset({"granian"})  # serve_granian.py's RequestDeadline
     # uWSGI's, and Granian's as under FastAPI: see StandaloneChecks.
@@ -19,3 +24,9 @@ class TestServers(StandaloneChecks):
 
 class TestUWSGIStop(UWSGIStopChecks):
     """A stop while uWSGI replaces a worker."""
+
+
+class TestBehindNginx(BehindNginxChecks):
+    """nginx in front: uwsgi_pass to uWSGI's own socket, proxy_pass to gunicorn and Granian."""
+
+    reload_may_cost_a_502 = frozenset({"uwsgi", "granian"})  # see BehindNginxChecks

@@ -1,7 +1,7 @@
 """Stand-alone checks: this recipe's uwsgi.ini and gunicorn.conf.py, 4 workers each."""
 
 from cookbook_testing.pooler_checks import BehindPgBouncerChecks
-from cookbook_testing.proxy_checks import BehindNginxChecks
+from cookbook_testing.proxy_checks import BehindNginxChecks, ContractThroughNginx
 from cookbook_testing.standalone import (
     ContractOverServer,
     StandaloneChecks,
@@ -12,6 +12,10 @@ from cookbook_testing.standalone import (
 
 
 class TestContractOverServers(ContractOverServer):
+    pass
+
+
+class TestContractThroughNginx(ContractThroughNginx):
     pass
 
 

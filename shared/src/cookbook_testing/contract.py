@@ -45,6 +45,10 @@ def assert_error(response: Response, status: int) -> None:
 class HttpContract:
     """Every web recipe: same paths, same bodies, same status codes."""
 
+    #: The application answers a path with a NUL (``%00``) 404: no such account. A proxy
+    #: in front may refuse it first (``ContractThroughNginx``: nginx's 400, in JSON).
+    nul_in_path_status = 404
+
     # --- helpers -----------------------------------------------------------
 
     @staticmethod
@@ -160,7 +164,7 @@ class HttpContract:
 
     @pytest.mark.parametrize("account_id", [str(uuid.UUID(int=1)), "not-a-uuid", "1234", "%00"])
     def test_get_unknown_or_malformed_account_is_404(self, api: Client, account_id: str) -> None:
-        assert_error(api.get(f"/accounts/{account_id}"), 404)
+        assert_error(api.get(f"/accounts/{account_id}"), self.nul_in_path_status if "%00" in account_id else 404)
 
     # --- deposit and withdraw ---------------------------------------------
 
@@ -434,10 +438,11 @@ class HttpContract:
         path = case.path.replace("{id}", account["id"]).replace("{other}", other["id"])
         with self.nothing_changes(api, count_events, account, other):
             response = api.send(case.method, path, case.body, dict(case.headers))
+        status = self.nul_in_path_status if "%00" in case.path else case.status
         if case.method == "HEAD":
-            assert (response.status, response.body) == (case.status, b"")
+            assert (response.status, response.body) == (status, b"")
         else:
-            assert_error(response, case.status)
+            assert_error(response, status)
 
     @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", 'Application/JSON; charset="UTF-8"'])
     def test_json_in_any_spelling_of_its_media_type_is_read(self, api: Client, content_type: str) -> None:

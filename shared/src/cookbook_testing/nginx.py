@@ -4,7 +4,10 @@
 templates as a user would with ``envsubst`` (only ``${BANK_LISTEN}`` and
 ``${BANK_UPSTREAM}``), wraps it in a main configuration of its own (a folder
 for its pid, logs and temporary files), and runs ``nginx`` in the foreground
-on a free loopback port. As root (CI) its workers run as ``nobody``.
+on a free loopback port. As root (CI) its workers run as ``nobody``. With
+``tls=``, the site takes HTTPS as its comment says a user makes it: its three
+commented lines in place of its ``listen``, naming a certificate made by
+``self_signed_certificate``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from cookbook_testing.http import HTTPClient
 from cookbook_testing.processes import wait_for
 from cookbook_testing.servers import free_port
 
-__all__ = ["Nginx", "nginx_binary", "render_site"]
+__all__ = ["Nginx", "nginx_binary", "render_site", "self_signed_certificate", "with_tls"]
 
 #: How long nginx may take to listen, and to stop.
 START_TIMEOUT = 15.0
@@ -68,6 +71,31 @@ def accepts(host: str, port: int) -> bool:
         return False
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, and its key, made by Debian's ``openssl``."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        msg = "openssl is not installed (Debian: apt-get install openssl)"
+        raise RuntimeError(msg)
+    certificate, key = folder / "bank.pem", folder / "bank.key"
+    subject = ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+    files = ["-keyout", str(key), "-out", str(certificate)]
+    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *subject, *files]
+    subprocess.run(command, check=True, capture_output=True, timeout=START_TIMEOUT)
+    return certificate, key
+
+
+def with_tls(site: str, certificate: Path, key: Path) -> str:
+    """The rendered site taking HTTPS: its ``listen`` line replaced by the three
+    commented lines below it, naming ``certificate`` and ``key``."""
+    plain = re.search(r"^    listen \S+;\n", site, re.MULTILINE)
+    listen = re.search(r"^    #   (listen \S+ ssl;)$", site, re.MULTILINE)
+    named = re.findall(r"^    #   (ssl_certificate|ssl_certificate_key)\s+\S+;$", site, re.MULTILINE)
+    assert plain and listen and named == ["ssl_certificate", "ssl_certificate_key"], "the site's TLS lines moved"
+    lines = [listen[1], f"ssl_certificate {certificate};", f"ssl_certificate_key {key};"]
+    return site.replace(plain[0], "".join(f"    {line}\n" for line in lines), 1)
+
+
 def render_site(template: str, values: dict[str, str]) -> str:
     """``envsubst '${BANK_LISTEN} ${BANK_UPSTREAM}'``: those two, nothing else."""
 
@@ -82,10 +110,14 @@ class Nginx:
     """nginx serving ``template`` (a ``shared/deploy/nginx`` site) on a free loopback
     port, in front of ``upstream`` (``host:port``); started by ``start()`` or ``with``."""
 
-    def __init__(self, template: Path, upstream: str, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, template: Path, upstream: str, *, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.template = template
         self.upstream = upstream
         self.host = host
+        #: (certificate, key): the site takes HTTPS, with these.
+        self.tls = tls
         self.port = 0
         self.root = Path(tempfile.mkdtemp(prefix="cookbook-nginx-"))
         self.process: subprocess.Popen[bytes] | None = None
@@ -98,6 +130,8 @@ class Nginx:
         self.port = free_port()
         listen = f"{self.host}:{self.port}"
         site = render_site(self.template.read_text(), {"BANK_LISTEN": listen, "BANK_UPSTREAM": self.upstream})
+        if self.tls is not None:
+            site = with_tls(site, *self.tls)
         (self.root / "site.conf").write_text(site)
         # The site includes uwsgi_params by a name relative to the main file's folder: the
         # package's own file (Debian's; it maps the request to uWSGI's variables).

@@ -441,17 +441,25 @@ def start_server(
 
 
 @pytest.fixture(scope="class")
+def class_server_env(server_kind: str) -> dict[str, str]:
+    """More environment for a test class's ``server``, over ``server_env``; override in a test class."""
+    return {}
+
+
+@pytest.fixture(scope="class")
 def server(
     server_kind: str,
     recipe_dir: Path,
     make_store_env: Callable[[], dict[str, str]],
     discard_store_env: Callable[[Mapping[str, str]], None],
     server_env: dict[str, str],
+    class_server_env: dict[str, str],
     server_args: list[str] | None,
 ) -> Iterator[servers.ServerProcess]:
     """One running server shared by a test class (4 workers, its own store)."""
     store_env = make_store_env()
-    running = servers.ServerProcess(server_kind, recipe_dir, env={**store_env, **server_env}, args=server_args)
+    env = {**store_env, **server_env, **class_server_env}
+    running = servers.ServerProcess(server_kind, recipe_dir, env=env, args=server_args)
     try:
         yield running.start()
     finally:
