@@ -9,6 +9,7 @@ from cookbook_testing.standalone import (
     UWSGIStopChecks,
     WorkerStartedDuringAnOutageChecks,
 )
+from cookbook_testing.systemd_checks import ReadyForSystemdChecks
 
 
 class TestContractOverServers(ContractOverServer):
@@ -37,3 +38,7 @@ class TestBehindPgBouncer(BehindPgBouncerChecks):
 
 class TestBehindNginx(BehindNginxChecks):
     """nginx in front: uwsgi_pass to uWSGI's own socket, proxy_pass to gunicorn."""
+
+
+class TestReadyForSystemd(ReadyForSystemdChecks):
+    """Both servers tell systemd when they are ready (shared/deploy/systemd: Type=notify)."""
