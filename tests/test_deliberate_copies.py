@@ -279,15 +279,15 @@ COPIES: list[Group] = [
     ),
     # --- Django: the project around the application is the same whichever store.
     # Not config/__init__.py and bank/urls.py: the ORM recipe's project also
-    # loads its Celery app, and routes the transfer its task workers run.
+    # loads its Celery app, and routes the transfer its task workers run. Not
+    # bank/apps.py: the ORM recipe's app also sets up connections behind PgBouncer.
     SameFiles(
-        why="the Django project skeleton: strict environment parsing, URLconfs, app config, manage.py",
+        why="the Django project skeleton: strict environment parsing, URLconfs, manage.py",
         recipes=DJANGO,
         paths=(
             "config/environment.py",
             "config/urls.py",
             "bank/__init__.py",
-            "bank/apps.py",
             "manage.py",
         ),
     ),

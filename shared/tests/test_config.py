@@ -115,9 +115,19 @@ def test_an_unknown_pgbouncer_pool_mode_is_refused() -> None:
         )
 
 
-def test_connect_args_refuse_a_pgbouncer_pool_mode() -> None:
-    """SQLAlchemy's and Django's connections would carry their limits as startup options."""
+def test_behind_pgbouncer_connect_args_carry_no_options_and_new_connections_get_the_limits() -> None:
+    """SQLAlchemy's and Django's connections: PgBouncer refuses libpq's ``options``, so
+    behind it the limits come from ``new_connection_setup``; in transaction pooling no
+    statement is prepared."""
     config = DatabaseConfig.from_url("postgresql://app@127.0.0.1:6432/bank")
     assert "options" in config.connect_args({})
-    with pytest.raises(ConfigurationError, match="only eventsourcing's own PostgreSQL store supports"):
-        config.connect_args({"PGBOUNCER_POOL_MODE": "session"})
+    assert config.new_connection_setup({}) is None
+    session = config.connect_args({"PGBOUNCER_POOL_MODE": "session"})
+    assert "options" not in session and "prepare_threshold" not in session
+    transaction = config.connect_args({"PGBOUNCER_POOL_MODE": "transaction"})
+    assert "options" not in transaction and transaction["prepare_threshold"] is None
+    for mode in ("session", "transaction"):
+        assert config.new_connection_setup({"PGBOUNCER_POOL_MODE": mode}) is not None
+    sqlite = DatabaseConfig.from_url("sqlite:///var/x.sqlite3")
+    assert sqlite.connect_args({"PGBOUNCER_POOL_MODE": "session"}) == {}
+    assert sqlite.new_connection_setup({"PGBOUNCER_POOL_MODE": "session"}) is None

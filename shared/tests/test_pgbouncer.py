@@ -29,7 +29,7 @@ from eventsourcing.persistence import OperationalError, ProgrammingError
 from eventsourcing.postgres import PostgresDatastore
 
 from bankaccounts.application import SCHEMA_EXISTS, BankAccounts, construct_application, create_schema
-from bankaccounts.config import DatabaseConfig
+from bankaccounts.config import ConfigurationError, DatabaseConfig
 from bankaccounts.postgres_store import PostgresFactory
 from cookbook_testing.databases import server_backends
 from cookbook_testing.pgbouncer import PgBouncer, give_the_database_its_limits, pgbouncer_binary
@@ -255,3 +255,55 @@ def test_a_statement_queued_in_pgbouncer_waits_for_its_query_wait_timeout_and_is
     assert "closing because: query_wait_timeout (age=2s)" in pgbouncer.log()
     assert 4 <= seconds < 15, seconds
     print(f"a deposit queued in PgBouncer behind a held connection: applied after {seconds:.1f}s")
+
+
+# --- SQLAlchemy's and Django's connections (not autocommit) behind PgBouncer ----
+
+
+def connection_like_sqlalchemy_s(url: str, environ: dict[str, str]) -> psycopg.Connection[Any]:
+    """A connection opened as the SQLAlchemy and Django recipes open theirs: with
+    ``connect_args``, not in autocommit, then ``new_connection_setup`` run on it."""
+    config = DatabaseConfig.from_url(url)
+    connection = psycopg.connect(url, **config.connect_args(environ))
+    setup = config.new_connection_setup(environ)
+    assert setup is not None
+    try:
+        setup(connection)
+    except BaseException:
+        connection.close()
+        raise
+    assert connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # nothing left open
+    return connection
+
+
+def test_sqlalchemy_s_and_django_s_connections_get_their_limits_under_session_pooling(
+    database_url: str, start_pgbouncer: Callable[..., PgBouncer]
+) -> None:
+    pgbouncer = start_pgbouncer(pool_mode="session")
+    url = pgbouncer.url(database_url)
+    with connection_like_sqlalchemy_s(url, {"PGBOUNCER_POOL_MODE": "session"}) as connection:
+        limits = connection.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
+        assert limits.fetchone() == ("10s", "10s")
+
+
+def test_sqlalchemy_s_and_django_s_connections_check_the_role_s_limits_under_transaction_pooling(
+    database_url: str, start_pgbouncer: Callable[..., PgBouncer]
+) -> None:
+    """Refused while the role (or database) has none of the limits, with the statements
+    to run; served once it has them, and no statement prepared however often it runs.
+    A server connection keeps the settings it started with: PgBouncer's, opened before
+    the limits were set, lack them until it is replaced (here: another PgBouncer)."""
+    environ = {"PGBOUNCER_POOL_MODE": "transaction"}
+    before = start_pgbouncer(pool_mode="transaction")
+    with pytest.raises(ConfigurationError, match=r"ALTER ROLE postgres SET lock_timeout = '10000ms';"):
+        connection_like_sqlalchemy_s(before.url(database_url), environ)
+    give_the_database_its_limits(database_url)
+    with pytest.raises(ConfigurationError, match="the role has none for statement_timeout"):
+        connection_like_sqlalchemy_s(before.url(database_url), environ)
+    after = start_pgbouncer(pool_mode="transaction")
+    with connection_like_sqlalchemy_s(after.url(database_url), environ) as connection:
+        for _ in range(10):  # psycopg prepares a statement at its fifth run, unless told not to
+            prepared = connection.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+        assert prepared == (0,)
+        assert connection.execute("SELECT current_setting('lock_timeout')").fetchone() == ("10s",)
+        connection.commit()

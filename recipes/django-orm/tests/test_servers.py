@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cookbook_testing.pooler_checks import BehindPgBouncerChecks
 from cookbook_testing.proxy_checks import BehindNginxChecks, ContractThroughNginx, HttpsBehindNginxChecks
 from cookbook_testing.standalone import (
     ConstructedWhenForkedChecks,
@@ -40,3 +41,7 @@ class TestHttpsBehindNginx(HttpsBehindNginxChecks):
     """nginx taking HTTPS; the project redirecting plain HTTP there, as in production."""
 
     redirect_env = {"DJANGO_SECURE_SSL_REDIRECT": "1"}
+
+
+class TestBehindPgBouncer(BehindPgBouncerChecks):
+    """Its workers through PgBouncer in transaction pooling (PGBOUNCER_POOL_MODE)."""

@@ -1,5 +1,6 @@
 """Stand-alone checks: this recipe's uwsgi.ini, gunicorn.conf.py and serve_granian.py, 4 workers each."""
 
+from cookbook_testing.pooler_checks import BehindPgBouncerChecks
 from cookbook_testing.proxy_checks import BehindNginxChecks, ContractThroughNginx
 from cookbook_testing.standalone import (
     ContractOverServer,
@@ -30,3 +31,7 @@ class TestBehindNginx(BehindNginxChecks):
     """nginx in front: uwsgi_pass to uWSGI's own socket, proxy_pass to gunicorn and Granian."""
 
     reload_may_cost_a_502 = frozenset({"uwsgi", "granian"})  # see BehindNginxChecks
+
+
+class TestBehindPgBouncer(BehindPgBouncerChecks):
+    """Its workers through PgBouncer in transaction pooling (PGBOUNCER_POOL_MODE)."""

@@ -23,10 +23,10 @@ empty database, which is never what a deployment wants.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_SQLITE_PATH = Path("var") / "bankaccounts.sqlite3"
@@ -173,28 +173,39 @@ class DatabaseConfig:
         if self.sqlite_path is not None:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
 
-    def connect_args(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    def connect_args(self, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         """SQLAlchemy's ``connect_args``, Django's ``OPTIONS``: for PostgreSQL, how long to wait
         for a connection, and the session limits (``bankaccounts.timeouts``) as libpq's
-        ``options``; nothing for SQLite."""
+        ``options``; nothing for SQLite. Behind PgBouncer (``PGBOUNCER_POOL_MODE``), which
+        refuses ``options``, the limits come from ``new_connection_setup`` instead, and in
+        transaction pooling no statement is prepared (psycopg prepares one it has run five
+        times, and a prepared statement belongs to a server session)."""
         if self.store != "postgresql":
             return {}
-        if mode := pgbouncer_pool_mode(environ):
-            # These connections carry their limits as libpq's startup options, which
-            # PgBouncer refuses: refused here, at start-up, not at every connection.
-            msg = (
-                f"{PGBOUNCER_POOL_MODE}={mode}: this recipe's connections (SQLAlchemy's or Django's) carry their "
-                "limits as startup options, which PgBouncer refuses; only eventsourcing's own PostgreSQL store "
-                f"supports {PGBOUNCER_POOL_MODE}. Point DATABASE_URL at PostgreSQL itself."
-            )
-            raise ConfigurationError(msg)
+        wait = {"connect_timeout": str(POSTGRES_CONNECTION_WAIT_SECONDS)}
+        mode = pgbouncer_pool_mode(environ)
+        if mode == "transaction":
+            return {**wait, "prepare_threshold": None}
+        if mode == "session":
+            return wait
         from bankaccounts.timeouts import postgres_session_limits  # it imports this module
 
         limits = postgres_session_limits(environ)
-        return {
-            "connect_timeout": str(POSTGRES_CONNECTION_WAIT_SECONDS),
-            "options": " ".join(f"-c {name}={value}" for name, value in limits.items()),
-        }
+        return {**wait, "options": " ".join(f"-c {name}={value}" for name, value in limits.items())}
+
+    def new_connection_setup(self, environ: Mapping[str, str] | None = None) -> Callable[[Any], None] | None:
+        """What to run on each new psycopg connection that ``connect_args`` opened (SQLAlchemy's
+        ``connect`` event, Django's ``connection_created``): behind PgBouncer, the session
+        limits set by SQL (session pooling) or checked to be the role's (transaction pooling:
+        ``bankaccounts.session_limits``); otherwise nothing (``None``)."""
+        mode = pgbouncer_pool_mode(environ)
+        if self.store != "postgresql" or not mode:
+            return None
+        from bankaccounts.session_limits import for_new_connections  # it imports this module
+        from bankaccounts.timeouts import postgres_session_limits
+
+        limits = {name: f"{milliseconds}ms" for name, milliseconds in postgres_session_limits(environ).items()}
+        return for_new_connections(mode, limits, self.user)
 
     def sqlalchemy_url(self) -> str:
         """The same database as an SQLAlchemy URL (PostgreSQL through psycopg 3)."""

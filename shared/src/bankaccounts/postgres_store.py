@@ -28,16 +28,13 @@ startup parameter:
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from typing import Any
 
 import eventsourcing.postgres
 from eventsourcing.utils import Environment, EnvType
 
 from bankaccounts.config import ConfigurationError
-
-logger = logging.getLogger(__name__)
+from bankaccounts.session_limits import Configure, for_new_connections
 
 #: Milliseconds; unset or empty means no limit, as in eventsourcing.
 POSTGRES_STATEMENT_TIMEOUT = "POSTGRES_STATEMENT_TIMEOUT"
@@ -69,52 +66,27 @@ class PostgresFactory(eventsourcing.postgres.PostgresFactory):
             "statement_timeout": f"{milliseconds}ms",
             "idle_in_transaction_session_timeout": f"{idle_milliseconds}ms",
         }
+        if mode not in ("session", "transaction"):
+            msg = f"{POSTGRES_PGBOUNCER_POOL_MODE}={mode!r}: session or transaction"
+            raise ConfigurationError(msg)
+        if mode == "transaction":
+            connect_arguments["prepare_threshold"] = None
         # eventsourcing's own set-up (autocommit, then a SET of its idle limit)
         # is replaced: psycopg's pool keeps it as _configure, and no argument
         # replaces it once the datastore has made the pool.
-        if mode == "session":
-            pool._configure = set_limits(limits)
-        elif mode == "transaction":
-            connect_arguments["prepare_threshold"] = None
-            pool._configure = check_role_limits(limits, str(connect_arguments["user"] or "the role"))
-        else:
-            msg = f"{POSTGRES_PGBOUNCER_POOL_MODE}={mode!r}: session or transaction"
-            raise ConfigurationError(msg)
+        pool._configure = autocommit_then(for_new_connections(mode, limits, str(connect_arguments["user"] or "")))
 
 
-def set_limits(limits: dict[str, str]) -> Callable[[Any], None]:
-    """Autocommit, as eventsourcing's connections are, and ``limits`` for the session."""
+def autocommit_then(configure: Configure) -> Configure:
+    """Autocommit, as eventsourcing's connections are, then ``configure``; a connection
+    it refuses is closed (psycopg's pool does not close one whose set-up failed)."""
 
-    def configure(connection: Any) -> None:
+    def autocommit_and_configure(connection: Any) -> None:
         connection.autocommit = True
-        for name, value in limits.items():
-            connection.execute("SELECT set_config(%s, %s, false)", (name, value))
-
-    return configure
-
-
-def check_role_limits(limits: dict[str, str], role: str) -> Callable[[Any], None]:
-    """Autocommit, and a check that the server connection has each of ``limits``
-    (from the role's or the database's settings) at all."""
-
-    def configure(connection: Any) -> None:
-        connection.autocommit = True
-        unset = [
-            name
-            for name in limits
-            if connection.execute("SELECT current_setting(%s) AS value", (name,)).fetchone()["value"] == "0"
-        ]
-        if unset:
-            statements = " ".join(f"ALTER ROLE {role} SET {name} = '{limits[name]}';" for name in unset)
-            msg = (
-                f"behind PgBouncer in transaction pooling, a connection cannot carry its own limits, and "
-                f"the role has none for {', '.join(unset)}: run {statements}"
-            )
-            # psycopg's pool takes the error as a failed connection attempt: it tries
-            # again later, and its waiters see only a timeout. So it is logged here,
-            # and the connection, which the pool does not close, is closed.
-            logger.error("%s", msg)
+        try:
+            configure(connection)
+        except ConfigurationError:
             connection.close()
-            raise ConfigurationError(msg)
+            raise
 
-    return configure
+    return autocommit_and_configure

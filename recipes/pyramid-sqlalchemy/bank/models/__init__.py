@@ -17,7 +17,7 @@ import zope.sqlalchemy
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 from pyramid.request import Request
-from sqlalchemy import engine_from_config
+from sqlalchemy import engine_from_config, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 from transaction import TransactionManager
@@ -44,9 +44,14 @@ def get_engine(settings: Mapping[str, Any], prefix: str = "sqlalchemy.") -> Engi
     database = DatabaseConfig.from_env()
     database.make_sqlite_folder()
     # Bounded waits: for a connection, a statement, a lock (bankaccounts/timeouts.py).
-    return engine_from_config(
+    engine = engine_from_config(
         dict(settings), prefix, url=database.sqlalchemy_url(), connect_args=database.connect_args()
     )
+    if (setup := database.new_connection_setup()) is not None:
+        # Behind PgBouncer (PGBOUNCER_POOL_MODE), the session limits a connection cannot
+        # carry as startup options: set, or checked to be the role's, on each new one.
+        event.listen(engine, "connect", lambda connection, record: setup(connection))
+    return engine
 
 
 def get_session_factory(engine: Engine) -> sessionmaker[Session]:
