@@ -28,7 +28,7 @@ from cookbook_testing.contract import HttpContract, assert_error
 from cookbook_testing.http import Client, Response
 from cookbook_testing.nginx import Nginx, nginx_binary, self_signed_certificate
 from cookbook_testing.processes import wait_for
-from cookbook_testing.servers import RECIPE_WORKERS, ServerProcess, free_port
+from cookbook_testing.servers import ServerProcess, free_port
 from cookbook_testing.standalone import DEPOSITS, DepositLoad, applications_by_pid, deposit_at_once_into_one_account
 
 __all__ = ["BehindNginxChecks", "ContractThroughNginx", "HttpsBehindNginxChecks", "nginx_site"]
@@ -150,18 +150,18 @@ class BehindNginxChecks:
     #: killed one costs each request it held, up to one per client of the load.
     workers_serve_many_at_once: frozenset[str] = frozenset()
 
+    @pytest.fixture(scope="class")
+    @staticmethod
+    def class_server_env(server_kind: str) -> dict[str, str]:
+        return uwsgi_socket_env(server_kind)
+
     @pytest.fixture
-    def behind_nginx(
-        self,
-        server_kind: str,
-        recipe_dir: Path,
-        start_server: Callable[..., ServerProcess],
-        class_store_env: dict[str, str],
-    ) -> Iterator[tuple[ServerProcess, Nginx]]:
-        """The recipe's server (4 workers) and nginx in front of it."""
+    @staticmethod
+    def behind_nginx(server: ServerProcess, recipe_dir: Path) -> Iterator[tuple[ServerProcess, Nginx]]:
+        """The recipe's server (4 workers, one for the class: these checks leave it
+        serving) and a new nginx in front of it."""
         require_nginx()
-        server = start_server(store=class_store_env, env=uwsgi_socket_env(server_kind), workers=RECIPE_WORKERS)
-        with Nginx(nginx_site(recipe_dir, server_kind), upstream(server)) as nginx:
+        with Nginx(nginx_site(recipe_dir, server.kind), upstream(server)) as nginx:
             yield server, nginx
 
     def test_concurrent_deposits_through_nginx(self, behind_nginx: tuple[ServerProcess, Nginx]) -> None:
@@ -180,11 +180,16 @@ class BehindNginxChecks:
         server, nginx = behind_nginx
         body = json.dumps({"full_name": "Ada", "email_address": "ada@example.com"}).encode()
         claimed = {"Content-Type": "application/json", "X-Forwarded-For": FORGED_ADDRESS}
+
+        def server_lines() -> list[str]:
+            return server.log().splitlines()
+
+        earlier = len(lines_logged(server_lines, "POST /accounts", 0))  # the class's server has served before
         response = request_from(CLIENT_ADDRESS, nginx.port, "POST", "/accounts", body, claimed)
         assert response.status == 201, response
         seen_by_nginx = lines_logged(nginx.access_log, "POST /accounts", 1)
         assert seen_by_nginx == [f'{CLIENT_ADDRESS} "{FORGED_ADDRESS}" "POST /accounts HTTP/1.1" 201'], seen_by_nginx
-        logged = lines_logged(lambda: server.log().splitlines(), "POST /accounts", 1)
+        logged = lines_logged(server_lines, "POST /accounts", earlier + 1)[earlier:]
         assert len(logged) == 1, logged
         assert CLIENT_ADDRESS in logged[0], logged
         assert FORGED_ADDRESS not in server.log()
@@ -194,12 +199,14 @@ class BehindNginxChecks:
     ) -> None:
         """nginx answers 413 with the application's kind of error, and the server never sees it."""
         server, nginx = behind_nginx
+        served = server.log().count("POST /accounts")
         body = b'{"full_name": "' + b"A" * MAX_BODY_BYTES + b'", "email_address": "ada@example.com"}'
         response = request_from(
             "127.0.0.1", nginx.port, "POST", "/accounts", body, {"Content-Type": "application/json"}
         )
         assert_error(response, 413)
-        assert "POST /accounts" not in server.log()
+        assert lines_logged(nginx.access_log, "POST /accounts", 1)[0].endswith(" 413")
+        assert server.log().count("POST /accounts") == served
 
     def test_a_graceful_reload_behind_nginx_loses_no_request(self, behind_nginx: tuple[ServerProcess, Nginx]) -> None:
         """Deposits through nginx while the server reloads (uWSGI: SIGHUP; gunicorn: HUP):
