@@ -18,7 +18,10 @@ Under ``CI=true`` a skipped test is reported as a failure: a skip must never
 hide a missing service. Tests that only make sense on PostgreSQL are marked
 ``requires_postgresql``, and tests of a database server's faults (which a
 SQLite file cannot have) ``requires_a_database_server``; they are deselected
-(not skipped) on other stores.
+(not skipped) on other stores. So are the ``topology`` checks (nginx in front,
+PgBouncer behind, systemd's notification) on SQLite: they check what is in
+front of the servers, the same on every store, and run on the recipe's
+database server.
 """
 
 from __future__ import annotations
@@ -88,6 +91,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
+        "topology: a server behind nginx or in front of PgBouncer, or as systemd starts it; runs on a"
+        " database server's store, not SQLite (`-m topology` runs only these; `-m 'not topology'` the rest)",
+    )
+    config.addinivalue_line(
+        "markers",
         "logs_errors(reason): a test whose workers log tracebacks on purpose (failing jobs, killed children);"
         " any other test's workers must log none",
     )
@@ -98,6 +106,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     unfit = {"requires_postgresql"} if store != "postgresql" else set()
     if store == "sqlite":
         unfit.add("requires_a_database_server")
+        # What runs in front of the servers (or behind them) is the same whichever store
+        # they use: checked once per recipe, on its database server (--store postgresql).
+        unfit.add("topology")
 
     def fits(item: pytest.Item) -> bool:
         return not any(item.get_closest_marker(name) for name in unfit)

@@ -26,6 +26,7 @@ __all__ = ["BehindPgBouncerChecks"]
 POOL_SIZE = 2 * RECIPE_WORKERS
 
 
+@pytest.mark.topology
 @pytest.mark.requires_postgresql
 class BehindPgBouncerChecks:
     #: The server the checks run under.

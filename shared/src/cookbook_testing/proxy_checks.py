@@ -109,6 +109,7 @@ def lines_logged(log: Callable[[], list[str]], marker: str, count: int, timeout:
     return lines()
 
 
+@pytest.mark.topology
 class ContractThroughNginx(HttpContract):
     """The HTTP contract through nginx, in front of each of the recipe's servers."""
 
@@ -139,6 +140,7 @@ class ContractThroughNginx(HttpContract):
         return lambda: count_store_events(server.env)
 
 
+@pytest.mark.topology
 class BehindNginxChecks:
     """Include in a web recipe's ``test_servers.py``: each of its servers behind nginx."""
 
@@ -249,6 +251,7 @@ class BehindNginxChecks:
         load.assert_every_deposit_applied_once()
 
 
+@pytest.mark.topology
 class HttpsBehindNginxChecks:
     """Include in the test module of a recipe that redirects plain HTTP to HTTPS by
     X-Forwarded-Proto (Django's ``SECURE_SSL_REDIRECT`` with ``SECURE_PROXY_SSL_HEADER``):

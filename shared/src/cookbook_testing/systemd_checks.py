@@ -16,6 +16,8 @@ import time
 import uuid
 from collections.abc import Callable
 
+import pytest
+
 from cookbook_testing.servers import ServerProcess
 
 __all__ = ["ReadyForSystemdChecks"]
@@ -24,6 +26,7 @@ __all__ = ["ReadyForSystemdChecks"]
 READY_TIMEOUT = 60.0
 
 
+@pytest.mark.topology
 class ReadyForSystemdChecks:
     """Include in a web recipe's ``test_servers.py``, for servers that notify (uWSGI, gunicorn)."""
 
