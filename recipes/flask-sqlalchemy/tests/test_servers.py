@@ -31,6 +31,8 @@ class TestBehindNginx(BehindNginxChecks):
     """nginx in front: uwsgi_pass to uWSGI's own socket, proxy_pass to gunicorn and Granian."""
 
     reload_may_cost_a_502 = frozenset({"uwsgi", "granian"})  # see BehindNginxChecks
+    # Granian's worker takes connections while its one thread serves: those it holds die with it.
+    workers_serve_many_at_once = frozenset({"granian"})
 
 
 class TestBehindPgBouncer(BehindPgBouncerChecks):
