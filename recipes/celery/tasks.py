@@ -24,11 +24,10 @@ from typing import Any
 
 from celery import Task
 
-import worker_process  # noqa: F401 - connects the signal handlers: one application per process
 from bankaccounts.domain import Account
-from bankaccounts.lifecycle import get_application
 from bankaccounts.web import account_json, health_json, parse_account_id, worth_running_again
 from celery_app import app
+from worker_process import application  # and its signal handlers: one application per process
 
 __all__ = ["app", "deposit", "get_account", "health", "open_account", "transfer", "withdraw"]
 
@@ -52,38 +51,34 @@ def write(task: Task, command: Callable[[str], Account]) -> dict[str, Any]:
 
 @app.task(name="open_account", bind=True)
 def open_account(task: Task, full_name: str, email_address: str) -> dict[str, Any]:
-    return write(
-        task, lambda command_id: get_application().open_account(full_name, email_address, command_id=command_id)
-    )
+    return write(task, lambda command_id: application().open_account(full_name, email_address, command_id=command_id))
 
 
 @app.task(name="get_account")
 def get_account(account_id: str) -> dict[str, Any]:
-    return account_json(get_application().get_account(parse_account_id(account_id)))
+    return account_json(application().get_account(parse_account_id(account_id)))
 
 
 @app.task(name="deposit", bind=True)
 def deposit(task: Task, account_id: str, amount: int) -> dict[str, Any]:
     account = parse_account_id(account_id)
-    return write(task, lambda command_id: get_application().deposit(account, amount, command_id=command_id))
+    return write(task, lambda command_id: application().deposit(account, amount, command_id=command_id))
 
 
 @app.task(name="withdraw", bind=True)
 def withdraw(task: Task, account_id: str, amount: int) -> dict[str, Any]:
     account = parse_account_id(account_id)
-    return write(task, lambda command_id: get_application().withdraw(account, amount, command_id=command_id))
+    return write(task, lambda command_id: application().withdraw(account, amount, command_id=command_id))
 
 
 @app.task(name="transfer", bind=True)
 def transfer(task: Task, account_id: str, to_account_id: str, amount: int) -> dict[str, Any]:
     source, destination = parse_account_id(account_id), parse_account_id(to_account_id)
-    return write(
-        task, lambda command_id: get_application().transfer(source, destination, amount, command_id=command_id)
-    )
+    return write(task, lambda command_id: application().transfer(source, destination, amount, command_id=command_id))
 
 
 @app.task(name="health")
 def health() -> dict[str, Any]:
     """Which process ran this task, with which application: ``{"pid", "application", "store"}``."""
-    body = health_json(get_application())
+    body = health_json(application())
     return {key: body[key] for key in ("pid", "application", "store")}

@@ -20,6 +20,11 @@ signal                            prefork pool             solo / threads pools
 ``worker_shutdown``               main process             main process
 ================================  =======================  =========================
 
+A process can start while the database is down (the pool replaces a child
+that died, during an outage): it then starts without its application
+(``start_unless_store_unavailable``), and its first task constructs it
+(``application()``), or finds the store still down and runs again later.
+
 So: the schema is created in ``worker_init``, by a short-lived application
 closed before the pool forks; prefork children construct theirs in
 ``worker_process_init``; the other pools construct one in the main process
@@ -39,8 +44,13 @@ from celery import signals
 from celery.concurrency import get_implementation
 from celery.concurrency.prefork import TaskPool as PreforkPool
 
-from bankaccounts.application import SCHEMA_EXISTS, create_schema
-from bankaccounts.lifecycle import close_application, get_or_init_application, init_application
+from bankaccounts.application import SCHEMA_EXISTS, BankAccounts, create_schema
+from bankaccounts.lifecycle import (
+    close_application,
+    get_or_init_application,
+    init_application,
+    start_unless_store_unavailable,
+)
 
 #: "worker_process_init" (the default) or "task_prerun" (lazy).
 APPLICATION_INIT = os.environ.get("APPLICATION_INIT") or "worker_process_init"
@@ -57,6 +67,16 @@ def _runs_tasks_in_children(worker: Any) -> bool:
 main_pid: int | None = None
 
 
+def application() -> BankAccounts:
+    """This process's application, for a task: constructed here if the process started
+    without it (during an outage)."""
+    return get_or_init_application(env=SCHEMA_EXISTS)
+
+
+def construct() -> None:
+    init_application(env=SCHEMA_EXISTS)
+
+
 @signals.worker_init.connect
 def prepare_worker(**kwargs: Any) -> None:
     global main_pid
@@ -68,20 +88,20 @@ def prepare_worker(**kwargs: Any) -> None:
 def start_main_process(sender: Any, **kwargs: Any) -> None:
     # sender is the consumer; its controller knows the pool.
     if APPLICATION_INIT == "worker_process_init" and not _runs_tasks_in_children(sender.controller):
-        init_application(env=SCHEMA_EXISTS)
+        start_unless_store_unavailable(construct)
 
 
 @signals.worker_process_init.connect
 def start_child(**kwargs: Any) -> None:
     # The solo pool sends this in the main process; worker_ready constructs there.
     if APPLICATION_INIT == "worker_process_init" and os.getpid() != main_pid:
-        init_application(env=SCHEMA_EXISTS)
+        start_unless_store_unavailable(construct)
 
 
 @signals.task_prerun.connect
 def construct_lazily(**kwargs: Any) -> None:
     if APPLICATION_INIT == "task_prerun":
-        get_or_init_application(env=SCHEMA_EXISTS)
+        application()
 
 
 @signals.worker_process_shutdown.connect

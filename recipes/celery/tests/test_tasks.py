@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections import defaultdict
@@ -148,3 +150,24 @@ def test_a_write_that_finds_the_database_down_runs_again_and_applies_once(
     database.come_back()
     assert result.get(timeout=60)["balance"] == 7
     assert tasks.call("get_account", account["id"])["version"] == 2
+
+
+@pytest.mark.requires_postgresql
+@pytest.mark.logs_errors("a child killed on purpose: the pool logs its death")
+def test_a_child_started_while_the_database_is_down_gets_its_application_from_its_first_task(
+    client: Celery, start_worker: Callable[..., CeleryWorker], database_behind_a_fault_proxy: FaultProxy
+) -> None:
+    """The pool replaces a child that died during an outage: the new child cannot build its
+    application, starts without it (and says so), and its first task, once the database is
+    back, builds it. (Without that, the child would serve on with none, and fail every task.)"""
+    database = database_behind_a_fault_proxy
+    worker = start_worker(database_url=database.url, concurrency=1)
+    tasks = Tasks(client, worker)
+    account = tasks.call("open_account", "Ada", "ada@example.com")
+    database.go_down()
+    (victim,) = worker.child_pids()
+    os.kill(victim, signal.SIGKILL)
+    started_without = "starts without its application: the database is unavailable"
+    wait_for(lambda: started_without in worker.log(), 60, "a new child, started without its application")
+    database.come_back()
+    assert tasks.call("deposit", account["id"], 7)["balance"] == 7
