@@ -4,11 +4,16 @@ client (the recipes' checks through a real nginx are ``cookbook_testing.proxy_ch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,7 +71,9 @@ def test_the_site_s_limits_are_the_application_s(site: str) -> None:
     waits = [int(seconds) for seconds in re.findall(r"_(?:read|send)_timeout (\d+)s;", site)]
     assert len(waits) == 2
     assert all(wait > server_timeout({}) for wait in waits), (waits, server_timeout({}))
-    assert re.search(r"_next_upstream off;", site)  # a request is never sent to the server twice
+    # Passed on to another host only where that is safe (checked below, through nginx).
+    assert re.search(r"_next_upstream error timeout;", site)
+    assert not re.search(r"^\s*\w+_next_upstream [^;]*non_idempotent", site, re.MULTILINE)
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
@@ -105,3 +112,81 @@ def test_what_the_server_is_told_about_the_client_is_what_nginx_saw(template: st
     assert told["HTTP_X_FORWARDED_PROTO"] == "http", told  # nginx's scheme here: plain HTTP
     if program == "uwsgi":
         assert told["REMOTE_ADDR"] == CLIENT_ADDRESS, told  # over uWSGI's protocol, nginx's view
+
+
+#: What a host behind nginx that answers sends: raw HTTP, which uWSGI's protocol answers in too.
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+
+
+class Host:
+    """A host on its own loopback address that reads each request and answers it
+    (``answers``) or closes the connection without a word; it counts what it read."""
+
+    def __init__(self, address: str, *, answers: bool) -> None:
+        self.answers = answers
+        self.listener = socket.create_server((address, 0))
+        self.upstream = f"{address}:{self.listener.getsockname()[1]}"
+        self.requests = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            with connection:
+                connection.settimeout(5)
+                if connection.recv(65536):
+                    self.requests += 1
+                    if self.answers:
+                        connection.sendall(ANSWER)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # shutdown wakes the accept; it fails once closed
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self.thread.join(5)
+
+
+@contextmanager
+def hosts(*answers: bool) -> Iterator[list[Host]]:
+    started = [Host(f"127.0.0.{2 + index}", answers=answer) for index, answer in enumerate(answers)]
+    try:
+        yield started
+    finally:
+        for host in started:
+            host.close()
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_a_post_handed_to_a_host_is_never_sent_to_another(template: str) -> None:
+    """Two hosts that read a request and close without an answer: nginx answers a POST
+    502 after one host has read it (a deposit is never sent twice), and sends a GET
+    to the second host before it gives up."""
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
+    body = {"full_name": "Ada", "email_address": "ada@example.com"}
+    with hosts(False, False) as silent, Nginx(SITES / template, [host.upstream for host in silent]) as nginx:
+        assert nginx.client.post("/accounts", json=body).status == 502
+        assert sum(host.requests for host in silent) == 1
+    with hosts(False, False) as silent, Nginx(SITES / template, [host.upstream for host in silent]) as nginx:
+        assert nginx.client.get("/health").status == 502
+        assert [host.requests for host in silent] == [1, 1]
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_a_request_to_a_host_that_is_down_goes_to_another(template: str) -> None:
+    """A host whose port is closed (its server stopped): nginx passes each request,
+    POSTs too, to the host that is up, none of them having reached the first."""
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
+    with hosts(True, True) as (down, up), Nginx(SITES / template, [down.upstream, up.upstream]) as nginx:
+        down.close()
+        body = {"full_name": "Ada", "email_address": "ada@example.com"}
+        statuses = [nginx.client.post("/accounts", json=body).status for _ in range(4)]
+        assert statuses == [200] * 4
+        assert (down.requests, up.requests) == (0, 4)
+        passed_on = [line for line in nginx.access_log() if f'"{down.upstream}, {up.upstream}"' in line]
+        assert passed_on, nginx.access_log()  # the first went to the host that is down, and on

@@ -12,6 +12,7 @@ commented lines in place of its ``listen``, naming a certificate made by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -19,14 +20,17 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+
+import psutil
 
 from cookbook_testing.http import HTTPClient
 from cookbook_testing.processes import wait_for
 from cookbook_testing.servers import free_port
 
-__all__ = ["Nginx", "nginx_binary", "render_site", "self_signed_certificate", "with_tls"]
+__all__ = ["Nginx", "nginx_binary", "render_site", "self_signed_certificate", "with_hosts", "with_tls"]
 
 #: How long nginx may take to listen, and to stop.
 START_TIMEOUT = 15.0
@@ -35,8 +39,10 @@ STOP_TIMEOUT = 15.0
 UWSGI_PARAMS = Path("/etc/nginx/uwsgi_params")
 #: The variables a site template has; nginx's own ``$variables`` are left alone.
 TEMPLATE_VARIABLES = ("BANK_LISTEN", "BANK_UPSTREAM")
-#: Each line of the access log: who connected, what they claimed, and the answer.
-ACCESS_LOG_FORMAT = '$remote_addr "$http_x_forwarded_for" "$request" $status'
+#: Each line of the access log: who connected, what they claimed, the request, the
+#: servers nginx passed it to (``$upstream_addr``: comma-separated if it passed it on
+#: to another; ``-`` if none), and the answer.
+ACCESS_LOG_FORMAT = '$remote_addr "$http_x_forwarded_for" "$request" "$upstream_addr" $status'
 
 MAIN_CONF = """\
 {user}worker_processes 1;
@@ -96,6 +102,14 @@ def with_tls(site: str, certificate: Path, key: Path) -> str:
     return site.replace(plain[0], "".join(f"    {line}\n" for line in lines), 1)
 
 
+def with_hosts(site: str, upstreams: Sequence[str]) -> str:
+    """The rendered site passing requests to several hosts: its upstream's one
+    ``server`` line, naming the first, followed by one line for each other."""
+    line = re.search(r"^    server (\S+);\n", site, re.MULTILINE)
+    assert line and line[1] == upstreams[0], "the site's server line moved"
+    return site.replace(line[0], "".join(f"    server {upstream};\n" for upstream in upstreams), 1)
+
+
 def render_site(template: str, values: dict[str, str]) -> str:
     """``envsubst '${BANK_LISTEN} ${BANK_UPSTREAM}'``: those two, nothing else."""
 
@@ -108,13 +122,19 @@ def render_site(template: str, values: dict[str, str]) -> str:
 
 class Nginx:
     """nginx serving ``template`` (a ``shared/deploy/nginx`` site) on a free loopback
-    port, in front of ``upstream`` (``host:port``); started by ``start()`` or ``with``."""
+    port, in front of ``upstream`` (``host:port``, or several: one per host); started
+    by ``start()`` or ``with``."""
 
     def __init__(
-        self, template: Path, upstream: str, *, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None
+        self,
+        template: Path,
+        upstream: str | Sequence[str],
+        *,
+        host: str = "127.0.0.1",
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.template = template
-        self.upstream = upstream
+        self.upstreams = [upstream] if isinstance(upstream, str) else list(upstream)
         self.host = host
         #: (certificate, key): the site takes HTTPS, with these.
         self.tls = tls
@@ -129,7 +149,9 @@ class Nginx:
             raise RuntimeError(msg)
         self.port = free_port()
         listen = f"{self.host}:{self.port}"
-        site = render_site(self.template.read_text(), {"BANK_LISTEN": listen, "BANK_UPSTREAM": self.upstream})
+        site = render_site(self.template.read_text(), {"BANK_LISTEN": listen, "BANK_UPSTREAM": self.upstreams[0]})
+        if len(self.upstreams) > 1:
+            site = with_hosts(site, self.upstreams)
         if self.tls is not None:
             site = with_tls(site, *self.tls)
         (self.root / "site.conf").write_text(site)
@@ -170,6 +192,24 @@ class Nginx:
         """SIGHUP: new workers with the configuration, the old ones finish their requests."""
         assert self.process is not None
         self.process.send_signal(signal.SIGHUP)
+
+    def worker_pids(self) -> set[int]:
+        assert self.process is not None
+        with contextlib.suppress(psutil.NoSuchProcess):
+            return {child.pid for child in psutil.Process(self.process.pid).children()}
+        return set()
+
+    def take_out(self, upstream: str) -> None:
+        """Take one host out of turn, as an operator does before stopping it: its
+        ``server`` line marked ``down``, and a graceful reload. Returns once nginx's
+        old workers have finished what they held: no request goes there after."""
+        site = self.root / "site.conf"
+        line = f"    server {upstream};\n"
+        assert line in site.read_text(), f"{upstream} is not one of nginx's hosts"
+        site.write_text(site.read_text().replace(line, f"    server {upstream} down;\n"))
+        old = self.worker_pids()
+        self.reload()
+        wait_for(lambda: not self.worker_pids() & old, STOP_TIMEOUT, "nginx's old workers to finish")
 
     def stop(self) -> None:
         """SIGQUIT (a graceful stop), SIGKILL if that takes longer than ``STOP_TIMEOUT``."""

@@ -49,14 +49,14 @@ def nginx_site(recipe_dir: Path, server_kind: str) -> Path:
     return recipe_dir.parent.parent / "shared" / "deploy" / "nginx" / template
 
 
-def uwsgi_socket_env(server_kind: str) -> dict[str, str]:
+def uwsgi_socket_env(server_kind: str, host: str = "127.0.0.1") -> dict[str, str]:
     """For uWSGI, the socket of its own protocol that nginx passes requests to (``UWSGI_SOCKET``)."""
-    return {"UWSGI_SOCKET": f"127.0.0.1:{free_port()}"} if server_kind == "uwsgi" else {}
+    return {"UWSGI_SOCKET": f"{host}:{free_port(host)}"} if server_kind == "uwsgi" else {}
 
 
 def upstream(server: ServerProcess) -> str:
     """Where nginx passes the server's requests: uWSGI's own socket, or its HTTP port."""
-    return server.env.get("UWSGI_SOCKET") or f"127.0.0.1:{server.port}"
+    return server.env.get("UWSGI_SOCKET") or f"{server.host}:{server.port}"
 
 
 def require_nginx() -> None:
@@ -190,7 +190,10 @@ class BehindNginxChecks:
         response = request_from(CLIENT_ADDRESS, nginx.port, "POST", "/accounts", body, claimed)
         assert response.status == 201, response
         seen_by_nginx = lines_logged(nginx.access_log, "POST /accounts", 1)
-        assert seen_by_nginx == [f'{CLIENT_ADDRESS} "{FORGED_ADDRESS}" "POST /accounts HTTP/1.1" 201'], seen_by_nginx
+        passed_to = upstream(server)
+        assert seen_by_nginx == [f'{CLIENT_ADDRESS} "{FORGED_ADDRESS}" "POST /accounts HTTP/1.1" "{passed_to}" 201'], (
+            seen_by_nginx
+        )
         logged = lines_logged(server_lines, "POST /accounts", earlier + 1)[earlier:]
         assert len(logged) == 1, logged
         assert CLIENT_ADDRESS in logged[0], logged

@@ -79,9 +79,9 @@ DEFAULT_REPLACEMENT_BOUND_SECONDS = 30.0
 WSGI_SERVERS = ["gunicorn", "uwsgi"]
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -94,19 +94,22 @@ class ServerProcess(ManagedProcess):
         env: Mapping[str, str] | None = None,
         workers: int = RECIPE_WORKERS,
         args: list[str] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         """``env``: laid over this process's environment (the store's settings and the
-        recipe's); ``PORT`` and ``WEB_CONCURRENCY`` are set here."""
+        recipe's); ``PORT`` and ``WEB_CONCURRENCY`` are set here, and ``HOST``: the
+        loopback address it binds (``127.0.0.2`` and on: a host of its own)."""
         if kind not in COMMANDS:
             msg = f"unknown server {kind!r}; expected one of {sorted(COMMANDS)}"
             raise ValueError(msg)
-        self.port = free_port()
+        self.host = host
+        self.port = free_port(host)
         self.workers = workers
         self.recipe_dir = recipe_dir
-        self.client = HTTPClient("127.0.0.1", self.port)
+        self.client = HTTPClient(host, self.port)
         self._answered: set[int] = set()  # worker pids that have answered /health
         program, *default_args = COMMANDS[kind]
-        server_env = {**(env or {}), "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)}
+        server_env = {**(env or {}), "HOST": host, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)}
         # args: after the program name; default: the recipe's own config file.
         super().__init__(kind, program, default_args if args is None else args, recipe_dir, server_env)
 
