@@ -89,14 +89,20 @@ class PostgresDatabases:
         return self.create()
 
     def give_back(self, url: str) -> None:
-        """Empty a borrowed database for the next borrower. One holding anything but the
-        ``public`` schema (or whose sessions hold on past the bound) is not lent again."""
+        """Empty a borrowed database for the next borrower, settings and all (a test that
+        gave it defaults of its own, ``ALTER DATABASE ... SET``, left them to the next one
+        once). One holding anything but the ``public`` schema (or whose sessions hold on
+        past the bound) is not lent again."""
         dbname = urlsplit(url).path.lstrip("/")
         with psycopg.connect(self.admin_url, autocommit=True) as connection:
             connection.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                 [dbname],
             )
+            try:
+                connection.execute(sql.SQL("ALTER DATABASE {} RESET ALL").format(sql.Identifier(dbname)))
+            except psycopg.errors.InvalidCatalogName:
+                return  # the test dropped it
         try:
             connection = psycopg.connect(url, autocommit=True)
         except psycopg.OperationalError:
