@@ -55,6 +55,25 @@ def test_every_recipe_environment_runs_the_recipes_tests_in_a_copy(environments:
     assert copied == {recipe.name for recipe in RECIPES}
 
 
+def test_each_recipe_with_topology_checks_has_an_environment_for_them(environments: dict[str, dict[str, Any]]) -> None:
+    """``tox -m topology`` (the ``-topology`` environments) runs the checks of nginx,
+    PgBouncer and systemd in front of and behind each web recipe's servers; the
+    recipes' other environments leave them out (``-m "not topology"``)."""
+    checked = {
+        recipe.name
+        for recipe in RECIPES
+        if (servers := recipe / "tests" / "test_servers.py").is_file()
+        and "cookbook_testing.proxy_checks" in servers.read_text()
+    }
+    topology = {name.removesuffix("-topology") for name in environments if name.endswith("-topology")}
+    assert topology == checked
+    for name, settings in environments.items():
+        if name.endswith("-topology"):
+            assert settings["commands"] == ["python -m pytest -p no:cacheprovider -m topology"], name
+        elif Path(settings["change_dir"]).parent.name == "recipes" and not name.endswith("rabbitmq-postgres"):
+            assert all("-m 'not topology'" in command for command in settings["commands"]), name
+
+
 def ci_environments() -> set[str]:
     """The environments .ci/run's ``cookbook.py test`` lines run (no selection: tox's env_list)."""
     runs: set[str] = set()
