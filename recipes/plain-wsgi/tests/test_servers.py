@@ -1,6 +1,6 @@
 """Stand-alone checks: this recipe's uwsgi.ini and gunicorn.conf.py, 4 workers each."""
 
-from cookbook_testing.hosts_checks import SeveralHostsChecks
+from cookbook_testing.hosts_checks import ContractThroughSeveralHosts, SeveralHostsChecks
 from cookbook_testing.pooler_checks import BehindPgBouncerChecks
 from cookbook_testing.proxy_checks import BehindNginxChecks, ContractThroughNginx
 from cookbook_testing.standalone import (
@@ -47,3 +47,7 @@ class TestReadyForSystemd(ReadyForSystemdChecks):
 
 class TestSeveralHosts(SeveralHostsChecks):
     """Two app hosts (127.0.0.2, 127.0.0.3), 4 workers each, behind one nginx."""
+
+
+class TestContractThroughSeveralHosts(ContractThroughSeveralHosts):
+    pass

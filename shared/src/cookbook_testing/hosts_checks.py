@@ -6,6 +6,7 @@ machine: a set of processes bound to a loopback address of its own
 the recipe's server with the recipe's four workers, both on one database;
 nginx, with the recipe's site file naming both hosts, takes turns between them.
 
+``ContractThroughSeveralHosts``: the HTTP contract through nginx and both hosts.
 ``SeveralHostsChecks``: the contention check across both hosts; a host stopped
 (SIGTERM) or lost (SIGKILL to every process of it) under load, costing at most
 the requests in flight there while nginx sends the rest to the other; and the
@@ -22,14 +23,17 @@ from pathlib import Path
 
 import pytest
 
+from bankaccounts.hosts import DEFAULT_ALLOWED_HOSTS
+from cookbook_testing.contract import HttpContract
 from cookbook_testing.databases import server_backends
+from cookbook_testing.http import Client
 from cookbook_testing.nginx import Nginx
 from cookbook_testing.pgbouncer import PgBouncer, give_the_database_its_limits, pgbouncer_binary
 from cookbook_testing.proxy_checks import lines_logged, nginx_site, require_nginx, upstream, uwsgi_socket_env
 from cookbook_testing.servers import RECIPE_WORKERS, ServerProcess
 from cookbook_testing.standalone import DEPOSITS, DepositLoad, deposit_at_once_into_one_account
 
-__all__ = ["APP_HOSTS", "SeveralHostsChecks"]
+__all__ = ["APP_HOSTS", "ContractThroughSeveralHosts", "SeveralHostsChecks"]
 
 #: The app hosts' addresses (nginx and the database stay on 127.0.0.1).
 APP_HOSTS = ("127.0.0.2", "127.0.0.3")
@@ -47,29 +51,72 @@ class Hosts:
     nginx: Nginx
 
 
+#: Starts the recipe's server on a host (its address, and the host's own settings).
+StartOnHost = Callable[[str, dict[str, str]], ServerProcess]
+
+
 @contextmanager
-def app_hosts(
-    start_server: Callable[..., ServerProcess],
-    server_kind: str,
-    recipe_dir: Path,
-    store: Mapping[str, str],
-    env: Mapping[str, str] | None = None,
-) -> Iterator[Hosts]:
-    """The recipe's server on each of ``APP_HOSTS`` (its workers, ``store``, and ``env``),
-    nginx in front of both; every process of both hosts killed after."""
+def app_hosts(start_on: StartOnHost, server_kind: str, recipe_dir: Path) -> Iterator[Hosts]:
+    """The recipe's server on each of ``APP_HOSTS``, started by ``start_on``, and nginx
+    in front of both; every process of both hosts killed after."""
     require_nginx()
     servers: list[ServerProcess] = []
     try:
         for host in APP_HOSTS:
             # The host's own name too: the readiness checks talk to it straight.
-            allowed = {"ALLOWED_HOSTS": f"localhost,127.0.0.1,{host}"}
-            host_env = {**uwsgi_socket_env(server_kind, host), **allowed, **(env or {})}
-            servers.append(start_server(store=store, env=host_env, workers=RECIPE_WORKERS, host=host))
+            allowed = {"ALLOWED_HOSTS": ",".join([*DEFAULT_ALLOWED_HOSTS, host])}
+            servers.append(start_on(host, {**uwsgi_socket_env(server_kind, host), **allowed}))
         with Nginx(nginx_site(recipe_dir, server_kind), [upstream(server) for server in servers]) as nginx:
             yield Hosts(servers, nginx)
     finally:
         for server in servers:
             server.kill()
+
+
+def starting_with(
+    start_server: Callable[..., ServerProcess], store: Mapping[str, str], env: Mapping[str, str] | None = None
+) -> StartOnHost:
+    """Start on a host with ``start_server`` (the plugin's), the recipe's workers, on ``store``."""
+    return lambda host, host_env: start_server(
+        store=store, env={**host_env, **(env or {})}, workers=RECIPE_WORKERS, host=host
+    )
+
+
+@pytest.mark.topology
+@pytest.mark.requires_a_database_server
+class ContractThroughSeveralHosts(HttpContract):
+    """The HTTP contract through nginx, in front of the recipe's server on two hosts
+    (one pair for the class: the contract leaves them serving)."""
+
+    nul_in_path_status = 400  # nginx refuses it, before any server sees it
+
+    @pytest.fixture(scope="class")
+    @staticmethod
+    def hosts(
+        server_kind: str,
+        recipe_dir: Path,
+        class_store_env: dict[str, str],
+        server_env: dict[str, str],
+        server_args: list[str] | None,
+    ) -> Iterator[Hosts]:
+        def start_on(host: str, host_env: dict[str, str]) -> ServerProcess:
+            env = {**class_store_env, **server_env, **host_env}
+            return ServerProcess(server_kind, recipe_dir, env=env, args=server_args, host=host).start()
+
+        with app_hosts(start_on, server_kind, recipe_dir) as hosts:
+            yield hosts
+
+    @pytest.fixture
+    @staticmethod
+    def api(hosts: Hosts) -> Client:
+        return hosts.nginx.client
+
+    @pytest.fixture
+    @staticmethod
+    def count_events(
+        class_store_env: dict[str, str], count_store_events: Callable[[Mapping[str, str]], int]
+    ) -> Callable[[], int]:
+        return lambda: count_store_events(class_store_env)
 
 
 @pytest.mark.topology
@@ -92,7 +139,7 @@ class SeveralHostsChecks:
     def hosts(
         start_server: Callable[..., ServerProcess], server_kind: str, recipe_dir: Path, store: dict[str, str]
     ) -> Iterator[Hosts]:
-        with app_hosts(start_server, server_kind, recipe_dir, store) as hosts:
+        with app_hosts(starting_with(start_server, store), server_kind, recipe_dir) as hosts:
             yield hosts
 
     def test_both_hosts_serve_and_every_deposit_is_applied_once(self, hosts: Hosts) -> None:
@@ -176,7 +223,8 @@ class SeveralHostsChecks:
         with PgBouncer(database_url, pool_mode="transaction", pool_size=POOL_SIZE) as pgbouncer:
             pooled_store = {**store, "DATABASE_URL": pgbouncer.url(database_url)}
             transaction_pooling = {"PGBOUNCER_POOL_MODE": "transaction"}
-            with app_hosts(start_server, server_kind, recipe_dir, pooled_store, transaction_pooling) as pooled:
+            start_on = starting_with(start_server, pooled_store, transaction_pooling)
+            with app_hosts(start_on, server_kind, recipe_dir) as pooled:
                 deposit_at_once_into_one_account(pooled.servers[0], client=pooled.nginx.client)
                 through_pgbouncer = len(server_backends(database_url))
         print(
