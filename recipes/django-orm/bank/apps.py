@@ -20,6 +20,12 @@ class BankConfig(AppConfig):
         if setup is not None:
 
             def on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
-                setup(connection.connection)
+                try:
+                    setup(connection.connection)
+                except BaseException:
+                    # Django keeps a connection whose set-up raised, and the next
+                    # query would use it unchecked: closed, the next one connects anew.
+                    connection.close()
+                    raise
 
             connection_created.connect(on_connection_created, weak=False)

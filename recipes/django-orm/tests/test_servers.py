@@ -12,8 +12,10 @@ import pytest
 import redis
 from rq.queue import Queue
 
+from cookbook_testing.django_checks import manage
 from cookbook_testing.hosts_checks import app_hosts, starting_with
 from cookbook_testing.http import HTTPClient
+from cookbook_testing.pgbouncer import PgBouncer
 from cookbook_testing.pooler_checks import BehindPgBouncerChecks
 from cookbook_testing.processes import wait_for
 from cookbook_testing.proxy_checks import BehindNginxChecks, ContractThroughNginx, HttpsBehindNginxChecks
@@ -160,3 +162,34 @@ def send_twice(client: HTTPClient, transfers: list[tuple[str, str, str]]) -> lis
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(send, transfers * 2))
+
+
+#: Two queries in one process, each on a new connection unless the first one stays.
+TWO_QUERIES = """
+from django.db import connection
+outcomes = []
+for _ in range(2):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        outcomes.append("served")
+    except Exception as error:
+        outcomes.append(type(error).__name__)
+print(outcomes)
+"""
+
+
+@pytest.mark.topology
+@pytest.mark.requires_postgresql
+def test_a_connection_refused_its_limits_is_never_used_behind_pgbouncer(
+    recipe_dir: Path, server_env: dict[str, str], make_store_env: Callable[[], dict[str, str]]
+) -> None:
+    """Under transaction pooling, on a database whose role gives no limits, every query is
+    refused: Django keeps a connection whose connection_created handler raised, and the
+    project closes it, so the second query does not run on it unchecked."""
+    database_url = make_store_env()["DATABASE_URL"]
+    with PgBouncer(database_url, pool_mode="transaction") as pgbouncer:
+        env = {"DATABASE_URL": pgbouncer.url(database_url), "PGBOUNCER_POOL_MODE": "transaction"}
+        result = manage(recipe_dir, "shell", "-c", TWO_QUERIES, **server_env, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['ConfigurationError', 'ConfigurationError']", result.stdout
