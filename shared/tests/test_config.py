@@ -131,3 +131,12 @@ def test_behind_pgbouncer_connect_args_carry_no_options_and_new_connections_get_
     sqlite = DatabaseConfig.from_url("sqlite:///var/x.sqlite3")
     assert sqlite.connect_args({"PGBOUNCER_POOL_MODE": "session"}) == {}
     assert sqlite.new_connection_setup({"PGBOUNCER_POOL_MODE": "session"}) is None
+
+
+def test_the_postgresql_store_refuses_an_unknown_pgbouncer_pool_mode() -> None:
+    """Given to eventsourcing's store directly (its own variable), as bankaccounts.config would not."""
+    from bankaccounts.postgres_store import PostgresFactory
+
+    env = {"POSTGRES_DBNAME": "x", "POSTGRES_HOST": "127.0.0.1", "POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"}
+    with pytest.raises(ConfigurationError, match="PgBouncer's pool mode 'statement': session or transaction"):
+        PostgresFactory({**env, "POSTGRES_PGBOUNCER_POOL_MODE": "statement"})

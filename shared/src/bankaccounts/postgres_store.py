@@ -66,15 +66,14 @@ class PostgresFactory(eventsourcing.postgres.PostgresFactory):
             "statement_timeout": f"{milliseconds}ms",
             "idle_in_transaction_session_timeout": f"{idle_milliseconds}ms",
         }
-        if mode not in ("session", "transaction"):
-            msg = f"{POSTGRES_PGBOUNCER_POOL_MODE}={mode!r}: session or transaction"
-            raise ConfigurationError(msg)
+        # Refuses a mode other than session or transaction.
+        configure = for_new_connections(mode, limits, str(connect_arguments["user"] or ""))
         if mode == "transaction":
             connect_arguments["prepare_threshold"] = None
         # eventsourcing's own set-up (autocommit, then a SET of its idle limit)
         # is replaced: psycopg's pool keeps it as _configure, and no argument
         # replaces it once the datastore has made the pool.
-        pool._configure = autocommit_then(for_new_connections(mode, limits, str(connect_arguments["user"] or "")))
+        pool._configure = autocommit_then(configure)
 
 
 def autocommit_then(configure: Configure) -> Configure:
