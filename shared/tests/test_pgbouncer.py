@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy
 from eventsourcing.persistence import OperationalError, ProgrammingError
 from eventsourcing.postgres import PostgresDatastore
 
@@ -284,6 +285,29 @@ def test_sqlalchemy_s_and_django_s_connections_get_their_limits_under_session_po
     with connection_like_sqlalchemy_s(url, {"PGBOUNCER_POOL_MODE": "session"}) as connection:
         limits = connection.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
         assert limits.fetchone() == ("10s", "10s")
+
+
+@pytest.mark.parametrize("pool_mode", ["session", "transaction"])
+def test_an_sqlalchemy_engine_sets_up_each_connection_it_opens(
+    pool_mode: str, database_url: str, start_pgbouncer: Callable[..., PgBouncer]
+) -> None:
+    """``DatabaseConfig.set_up_sqlalchemy_connections``, as the SQLAlchemy recipes call it:
+    each connection the engine opens gets its limits (session pooling) or is refused
+    without the role's (transaction pooling), every time it is asked for."""
+    environ = {"PGBOUNCER_POOL_MODE": pool_mode}
+    config = DatabaseConfig.from_url(start_pgbouncer(pool_mode=pool_mode).url(database_url))
+    engine = sqlalchemy.create_engine(config.sqlalchemy_url(), connect_args=config.connect_args(environ))
+    config.set_up_sqlalchemy_connections(engine, environ)
+    try:
+        if pool_mode == "session":
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("SELECT current_setting('lock_timeout')").scalar() == "10s"
+        else:
+            for _ in range(2):
+                with pytest.raises(ConfigurationError, match="the role has none"), engine.connect():
+                    pass
+    finally:
+        engine.dispose()
 
 
 def test_sqlalchemy_s_and_django_s_connections_check_the_role_s_limits_under_transaction_pooling(

@@ -9,7 +9,6 @@ from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 from flask import Flask
-from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -69,10 +68,9 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unavailable_store)
     with app.app_context():
-        if (setup := database.new_connection_setup()) is not None:
-            # Behind PgBouncer (PGBOUNCER_POOL_MODE), the session limits a connection cannot
-            # carry as startup options: set, or checked to be the role's, on each new one.
-            event.listen(db.engine, "connect", lambda connection, record: setup(connection))
+        # Behind PgBouncer (PGBOUNCER_POOL_MODE), the session limits a connection cannot
+        # carry as startup options: set, or checked to be the role's, on each new one.
+        database.set_up_sqlalchemy_connections(db.engine)
         create_schema()
         # Connections opened here must not be inherited by forked workers.
         db.engine.dispose()

@@ -207,6 +207,14 @@ class DatabaseConfig:
         limits = {name: f"{milliseconds}ms" for name, milliseconds in postgres_session_limits(environ).items()}
         return for_new_connections(mode, limits, self.user)
 
+    def set_up_sqlalchemy_connections(self, engine: Any, environ: Mapping[str, str] | None = None) -> None:
+        """Run ``new_connection_setup`` on each connection ``engine`` opens (its ``connect``
+        event), if there is one. SQLAlchemy's pool closes a connection whose set-up raised."""
+        if (setup := self.new_connection_setup(environ)) is not None:
+            from sqlalchemy import event  # the SQLAlchemy recipes' dependency, not this package's
+
+            event.listen(engine, "connect", lambda connection, record: setup(connection))
+
     def sqlalchemy_url(self) -> str:
         """The same database as an SQLAlchemy URL (PostgreSQL through psycopg 3)."""
         if self.store == "sqlite":

@@ -17,7 +17,7 @@ import zope.sqlalchemy
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 from pyramid.request import Request
-from sqlalchemy import engine_from_config, event
+from sqlalchemy import engine_from_config
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 from transaction import TransactionManager
@@ -47,10 +47,9 @@ def get_engine(settings: Mapping[str, Any], prefix: str = "sqlalchemy.") -> Engi
     engine = engine_from_config(
         dict(settings), prefix, url=database.sqlalchemy_url(), connect_args=database.connect_args()
     )
-    if (setup := database.new_connection_setup()) is not None:
-        # Behind PgBouncer (PGBOUNCER_POOL_MODE), the session limits a connection cannot
-        # carry as startup options: set, or checked to be the role's, on each new one.
-        event.listen(engine, "connect", lambda connection, record: setup(connection))
+    # Behind PgBouncer (PGBOUNCER_POOL_MODE), the session limits a connection cannot
+    # carry as startup options: set, or checked to be the role's, on each new one.
+    database.set_up_sqlalchemy_connections(engine)
     return engine
 
 
