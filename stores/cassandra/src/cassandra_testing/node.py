@@ -127,16 +127,16 @@ CASSANDRA_YAML = """\
 # 2-core test machine with a 1 GiB heap. Not a production configuration.
 cluster_name: cookbook-test
 num_tokens: 1
-initial_token: 0
+initial_token: {initial_token}
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 auto_bootstrap: false
 endpoint_snitch: SimpleSnitch
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "127.0.0.1:{storage_port}"
-listen_address: 127.0.0.1
-rpc_address: 127.0.0.1
+      - seeds: "{seeds}"
+listen_address: {address}
+rpc_address: {address}
 storage_port: {storage_port}
 native_transport_port: {native_port}
 start_native_transport: true
@@ -258,9 +258,10 @@ def java_major_version(java: str = "java") -> int:
 
 @dataclass
 class CassandraNode:
-    """One Cassandra node on 127.0.0.1, as a context manager: started on enter, deleted on exit.
-
-    ``hosts`` and ``port`` are what a client connects to once it has started.
+    """One Cassandra node on ``address`` (127.0.0.1), as a context manager: started on
+    enter, deleted on exit. ``hosts`` and ``port`` are what a client connects to once it
+    has started. A node of a ring (``CassandraRing``) names the ring's ``seeds`` and its
+    own ``initial_token``; alone, it is its own seed.
     """
 
     cache_dir: Path
@@ -277,6 +278,9 @@ class CassandraNode:
     quick_start: bool = False
     native_port: int = field(default_factory=free_port)
     storage_port: int = field(default_factory=free_port)
+    address: str = "127.0.0.1"
+    seeds: str = ""
+    initial_token: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     #: Seconds: resolving the jars, and from launching the JVM to answering CQL.
     resolve_seconds: float = field(default=0.0, init=False)
@@ -290,7 +294,7 @@ class CassandraNode:
 
     @property
     def hosts(self) -> list[str]:
-        return ["127.0.0.1"]
+        return [self.address]
 
     @property
     def port(self) -> int:
@@ -328,7 +332,14 @@ class CassandraNode:
         conf = self.root / "conf"
         conf.mkdir(parents=True, exist_ok=True)
         (conf / "cassandra.yaml").write_text(
-            CASSANDRA_YAML.format(root=self.root, storage_port=self.storage_port, native_port=self.native_port)
+            CASSANDRA_YAML.format(
+                root=self.root,
+                storage_port=self.storage_port,
+                native_port=self.native_port,
+                address=self.address,
+                seeds=self.seeds or f"{self.address}:{self.storage_port}",
+                initial_token=self.initial_token,
+            )
         )
         (conf / "logback.xml").write_text(LOGBACK)
 
@@ -352,7 +363,7 @@ class CassandraNode:
                 start_new_session=True,  # a Ctrl+C in the test runner's terminal is not sent to it
             )
         try:
-            wait_for(self._ready_or_dead, self.start_timeout, f"Cassandra to answer CQL on 127.0.0.1:{self.port}")
+            wait_for(self._ready_or_dead, self.start_timeout, f"Cassandra to answer CQL on {self.address}:{self.port}")
         except BaseException:
             self.kill()
             raise
@@ -365,12 +376,15 @@ class CassandraNode:
             tail = "\n".join(self.log().splitlines()[-40:])
             raise NodeError(f"Cassandra exited with code {self.process.returncode} before it was ready:\n{tail}")
         # The native transport opens its port last, when the node has started.
-        return port_accepts(self.port) and cql_answers(self.hosts, self.port)
+        return port_accepts(self.port, self.address) and cql_answers(self.hosts, self.port)
 
     @property
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def memory(self) -> int:
         """Resident memory of the JVM, in bytes (from /proc; 0 if unknown)."""
@@ -416,6 +430,103 @@ class CassandraNode:
             return ""
 
     def __enter__(self) -> CassandraNode:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+#: Murmur3's tokens run from -2**63 to 2**63 - 1: a ring of n nodes, one token each,
+#: splits them evenly (what Cassandra's own token allocation tools print for n).
+TOKEN_SPACE = 2**64
+
+
+def ring_token(index: int, size: int) -> int:
+    return -(2**63) + index * (TOKEN_SPACE // size)
+
+
+@dataclass
+class CassandraRing:
+    """``size`` Cassandra nodes on 127.0.0.1, 127.0.0.2, ... (each a host of its own, as
+    Cassandra's own cluster tools run a ring on one machine), one token each, evenly
+    spaced, the first the seed; started one after another (a node joins through the
+    seed), until every node knows every other. A context manager, like a node.
+
+    Each node keeps its data across a ``kill`` and ``start``: a node lost and brought back.
+    """
+
+    cache_dir: Path
+    size: int = 3
+    heap: str = "768M"
+    quick_start: bool = True
+    start_timeout: float = 240.0
+    nodes: list[CassandraNode] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        native_port, storage_port = free_port(), free_port()
+        self.nodes = [
+            CassandraNode(
+                self.cache_dir,
+                heap=self.heap,
+                quick_start=self.quick_start,
+                start_timeout=self.start_timeout,
+                native_port=native_port,
+                storage_port=storage_port,
+                address=f"127.0.0.{index + 1}",
+                seeds=f"127.0.0.1:{storage_port}",
+                initial_token=ring_token(index, self.size),
+            )
+            for index in range(self.size)
+        ]
+
+    @property
+    def hosts(self) -> list[str]:
+        return [node.address for node in self.nodes]
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    def start(self) -> CassandraRing:
+        try:
+            for node in self.nodes:
+                node.start()
+            wait_for(self.all_joined, self.start_timeout, f"every node of the ring {self.hosts} to know every other")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def peers(self, node: CassandraNode) -> set[str]:
+        """The peers ``node`` knows (``system.peers_v2``, those with a native address)."""
+        from cassandra.cluster import Cluster
+        from cassandra.policies import WhiteListRoundRobinPolicy
+
+        cluster = Cluster(
+            node.hosts,
+            port=self.port,
+            load_balancing_policy=WhiteListRoundRobinPolicy(node.hosts),
+            protocol_version=5,
+            connect_timeout=5,
+        )
+        try:
+            session = cluster.connect()
+            rows = session.execute("SELECT peer, native_address FROM system.peers_v2", timeout=5)
+            return {str(row.peer) for row in rows if row.native_address is not None}
+        except Exception:
+            return set()
+        finally:
+            cluster.shutdown()
+
+    def all_joined(self) -> bool:
+        everyone = set(self.hosts)
+        return all(self.peers(node) == everyone - {node.address} for node in self.nodes if node.is_running())
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def __enter__(self) -> CassandraRing:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from cassandra_testing.node import CassandraNode, configured_hosts
+from cassandra_testing.node import CassandraNode, CassandraRing, configured_hosts
 from cookbook_testing.faults import FaultProxy, StoreBehindAProxy
 
 if TYPE_CHECKING:
@@ -44,6 +44,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "requires_local_node: checks the node started here; deselected when CASSANDRA_HOSTS is set"
     )
+    config.addinivalue_line("markers", "ring: runs on a ring of three nodes started here (tox -m ring)")
+
+
+@pytest.fixture(scope="session")
+def cassandra_ring(cassandra_cache_dir: Path) -> Iterator[CassandraRing]:
+    """Three nodes on 127.0.0.1-3, started once for the session, shared by the ring tests."""
+    with CassandraRing(cassandra_cache_dir) as ring:
+        yield ring
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

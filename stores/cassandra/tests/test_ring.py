@@ -1,0 +1,144 @@
+"""The store on a ring of three nodes (127.0.0.1-3): replication factor 3, writes and
+reads at QUORUM, lightweight transactions at SERIAL. A node lost (SIGKILL) and
+brought back loses no acknowledged event and duplicates none; with two nodes down a
+write fails within its bound and leaves nothing a reader sees.
+
+The ring is started once for the session (``cassandra_testing.plugin.cassandra_ring``);
+each test leaves every node running.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from uuid import UUID
+
+import pytest
+
+from bankaccounts.application import BankAccounts
+from bankaccounts.web import store_unavailable
+from cassandra_testing.node import CassandraNode, CassandraRing
+from cookbook_testing.processes import wait_for
+from eventsourcing_cassandra.recorders import CassandraApplicationRecorder
+
+pytestmark = [pytest.mark.ring, pytest.mark.requires_local_node]
+
+REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 3}"
+ACCOUNTS = 4
+DEPOSITS_EACH_WAY = 40
+#: Seconds a write may take to fail with two of three replicas gone.
+FAILURE_BOUND = 30.0
+
+
+@pytest.fixture
+def ring_env(cassandra_ring: CassandraRing) -> Iterator[dict[str, str]]:
+    from cassandra.cluster import Cluster
+
+    keyspace = f"ring_{uuid.uuid4().hex[:16]}"
+    cluster = Cluster(cassandra_ring.hosts, port=cassandra_ring.port, protocol_version=5)
+    session = cluster.connect()
+    try:
+        session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {REPLICATION}", timeout=120)
+        yield {
+            "PERSISTENCE_MODULE": "eventsourcing_cassandra",
+            "CASSANDRA_HOSTS": ",".join(f"{host}:{cassandra_ring.port}" for host in cassandra_ring.hosts),
+            "CASSANDRA_KEYSPACE": keyspace,
+            "CASSANDRA_CONSISTENCY": "QUORUM",
+            "CASSANDRA_SERIAL_CONSISTENCY": "SERIAL",
+        }
+        bring_back(cassandra_ring)  # whatever a failed test left down
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+    finally:
+        cluster.shutdown()
+
+
+def bring_back(ring: CassandraRing) -> None:
+    for node in ring.nodes:
+        if not node.is_running():
+            node.start()
+    wait_for(ring.all_joined, ring.start_timeout, "the ring to know every node again")
+
+
+@pytest.fixture
+def make_app(ring_env: dict[str, str]) -> Iterator[Callable[[], BankAccounts]]:
+    apps: list[BankAccounts] = []
+
+    def make() -> BankAccounts:
+        apps.append(app := BankAccounts(env=ring_env))
+        return app
+
+    yield make
+    for app in apps:
+        app.close()
+
+
+def deposit_until_acknowledged(app: BankAccounts, account_id: UUID, command_id: str, tries: int = 20) -> int:
+    """Deposit 1 cent with ``command_id``, sent again after the store was unavailable (as a
+    client resends with its key), a bounded number of times; how many tries failed."""
+    for failed in range(tries):
+        try:
+            app.deposit(account_id, 1, command_id=command_id)
+            return failed
+        except Exception as error:
+            if not store_unavailable(error):
+                raise
+            time.sleep(0.2)
+    msg = f"deposit {command_id} not acknowledged in {tries} tries"
+    raise AssertionError(msg)
+
+
+def assert_log_is_the_events(app: BankAccounts, accounts: list[UUID]) -> None:
+    """The notification log's ids run 1, 2, 3... and hold each account's events once, in order."""
+    recorder = app.recorder
+    assert isinstance(recorder, CassandraApplicationRecorder)
+    log = recorder.select_notifications(None, 100_000)
+    assert [notification.id for notification in log] == list(range(1, len(log) + 1))
+    for account_id in accounts:
+        logged = [n.originator_version for n in log if n.originator_id == account_id]
+        assert logged == [event.originator_version for event in recorder.select_events(account_id)], account_id
+
+
+def test_a_node_lost_and_brought_back_loses_no_acknowledged_event(
+    cassandra_ring: CassandraRing, make_app: Callable[[], BankAccounts]
+) -> None:
+    app = make_app()
+    accounts = [app.open_account(f"Holder {n}", f"holder{n}@example.com").id for n in range(ACCOUNTS)]
+    lost: CassandraNode = cassandra_ring.nodes[2]
+    failed_tries = []
+    for phase in ("before", "while lost", "after"):
+        if phase == "while lost":
+            lost.kill()
+        if phase == "after":
+            bring_back(cassandra_ring)
+        for number in range(DEPOSITS_EACH_WAY):
+            command_id = f"{phase}-{number}"
+            failed_tries.append(deposit_until_acknowledged(app, accounts[number % ACCOUNTS], command_id))
+    print(f"ring, a node lost: {sum(failed_tries)} failed tries of {len(failed_tries)} deposits")
+    reader = make_app()  # a new session, reading at QUORUM
+    acknowledged = 3 * DEPOSITS_EACH_WAY // ACCOUNTS
+    assert [reader.get_account(account_id).balance for account_id in accounts] == [acknowledged] * ACCOUNTS
+    assert_log_is_the_events(reader, accounts)
+
+
+def test_with_two_nodes_down_a_write_fails_in_time_and_leaves_nothing(
+    cassandra_ring: CassandraRing, make_app: Callable[[], BankAccounts]
+) -> None:
+    app = make_app()
+    account_id = app.open_account("Ada", "ada@example.com").id
+    app.deposit(account_id, 100, command_id="first")
+    for node in cassandra_ring.nodes[1:]:
+        node.kill()
+    started = time.monotonic()
+    with pytest.raises(Exception) as failure:  # which one: checked below
+        app.deposit(account_id, 1, command_id="second")
+    took = time.monotonic() - started
+    print(f"ring, two nodes down: the write failed after {took:.1f} s with {failure.value!r}")
+    assert store_unavailable(failure.value), failure.value
+    assert took < FAILURE_BOUND
+    bring_back(cassandra_ring)
+    reader = make_app()
+    assert reader.get_account(account_id).balance == 100
+    assert_log_is_the_events(reader, [account_id])
+    reader.deposit(account_id, 1, command_id="second")  # sent again, once the ring is back
+    assert reader.get_account(account_id).balance == 101
