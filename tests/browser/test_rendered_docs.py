@@ -113,3 +113,11 @@ def test_page_renders_in_a_browser(page: str, site: tuple[str, list[tuple[str, i
     assert missing == [], f"{page}: missing assets {missing}"
     assert any(path.endswith(".css") for path, _ in requests), f"{page}: no stylesheet was loaded"
     assert screenshot.stat().st_size > 10_000, f"{page}: the screenshot is (nearly) blank"
+    # Nothing the page shows as an error: docutils' messages (a broken reference, a bad
+    # directive), and furo's red box over a `contents` directive (its theme draws the
+    # page's own table of contents; the box is CSS on that class, unless escaped).
+    assert 'class="system-message"' not in dom, f"{page}: a docutils error is on the page"
+    assert 'class="problematic"' not in dom, f"{page}: a docutils error is on the page"
+    classes = [attribute.split() for attribute in re.findall(r'class="([^"]*)"', dom)]
+    boxed = [names for names in classes if "contents" in names and not any("this-will-duplicate" in n for n in names)]
+    assert boxed == [], f"{page}: furo's error box over a contents directive"

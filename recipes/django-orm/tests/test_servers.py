@@ -189,7 +189,14 @@ def test_a_connection_refused_its_limits_is_never_used_behind_pgbouncer(
     project closes it, so the second query does not run on it unchecked."""
     database_url = make_store_env()["DATABASE_URL"]
     with PgBouncer(database_url, pool_mode="transaction") as pgbouncer:
-        env = {"DATABASE_URL": pgbouncer.url(database_url), "PGBOUNCER_POOL_MODE": "transaction"}
-        result = manage(recipe_dir, "shell", "-c", TWO_QUERIES, **server_env, **env)
+        result = manage(
+            recipe_dir,
+            "shell",
+            "-c",
+            TWO_QUERIES,
+            DJANGO_SECRET_KEY=server_env["DJANGO_SECRET_KEY"],
+            DATABASE_URL=pgbouncer.url(database_url),
+            PGBOUNCER_POOL_MODE="transaction",
+        )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "['ConfigurationError', 'ConfigurationError']", result.stdout
