@@ -19,6 +19,7 @@ import pytest
 from bankaccounts.timeouts import server_timeout
 from conftest import ROOT
 from cookbook_testing.processes import STOP_BOUND_SECONDS
+from cookbook_testing.workers import BILLIARD_RESULT_WAIT_SECONDS
 
 UNITS = ROOT / "shared" / "deploy" / "systemd"
 #: Where the units expect the project (``cookbook.py copy RECIPE /srv/bank``) and its venv.
@@ -117,8 +118,10 @@ def test_each_waits_longer_than_what_it_runs_takes_to_stop() -> None:
         "bank-uwsgi.service": server_timeout({}) + uwsgi_grace,
         # The master's own limit, in every recipe's gunicorn.conf.py.
         "bank-gunicorn.service": max(literal(path, "graceful_timeout") for path in recipes.glob("*/gunicorn.conf.py")),
-        # A warm shutdown waits for the tasks in hand, each at most task_time_limit.
-        "bank-celery.service": literal(recipes / "celery" / "celery_app.py", "task_time_limit"),
+        # A warm shutdown waits for the tasks in hand, each at most task_time_limit; then
+        # a prefork child may wait for the main process to count its last result.
+        "bank-celery.service": literal(recipes / "celery" / "celery_app.py", "task_time_limit")
+        + BILLIARD_RESULT_WAIT_SECONDS,
         # A warm shutdown waits for the job in hand, at most JOB_TIMEOUT.
         "bank-rq.service": literal(recipes / "rq" / "client.py", "JOB_TIMEOUT"),
         # The projection tests' bound on its stop.

@@ -7,6 +7,7 @@ started in a session of their own, stopped with a bounded graceful stop.
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,8 +23,17 @@ def _queue_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+#: Seconds a prefork child may wait, once it has taken its last task, for the main
+#: process to count that task's result before it exits (billiard's pool.py:
+#: GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT x _INTERVAL, 300 x 0.1 s). A warm shutdown
+#: can take that long on top of the tasks in hand: a CI run saw a child wait it out.
+BILLIARD_RESULT_WAIT_SECONDS = 30.0
+
+
 class CeleryWorker(ManagedProcess):
-    """``celery -A APP worker --pool POOL`` run from ``cwd``; ready when it says so."""
+    """``celery -A APP worker --pool POOL`` run from ``cwd``; ready when it says so.
+
+    ``stop`` waits, by default, 15 s more than billiard's wait for a prefork child."""
 
     def __init__(
         self,
@@ -44,6 +54,9 @@ class CeleryWorker(ManagedProcess):
 
     def is_ready(self) -> bool:
         return " ready." in self.log()
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = BILLIARD_RESULT_WAIT_SECONDS + 15.0) -> int:
+        return super().stop(signum, timeout)
 
 
 class _RQWorkers(ManagedProcess):
