@@ -223,8 +223,10 @@ class Nginx:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def access_log(self) -> list[str]:
+        """Its whole lines (one being written is left for the next read)."""
         path = self.root / "access.log"
-        return path.read_text().splitlines() if path.exists() else []
+        log = path.read_text() if path.exists() else ""
+        return log[: log.rfind("\n") + 1].splitlines()
 
     def log(self) -> str:
         path = self.root / "error.log"
