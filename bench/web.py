@@ -142,7 +142,8 @@ def measure_generator(settings: Settings, progress: Progress, store: Mapping[str
     """wrk against an app that does nothing: what no recipe can exceed on this machine."""
     loads = []
     with serving(generator_target(), store, workers=settings.workers) as server:
-        run_wrk(server.port, "get", settings.warmup, settings)
+        if settings.warm_up_servers:
+            run_wrk(server.port, "get", settings.warmup, settings)
         for number in range(1, settings.rounds + 1):
             load = run_wrk(server.port, "get", settings.duration, settings)
             check_load(load, "generator ceiling")
@@ -198,8 +199,8 @@ def measure_pair(
         progress.step(
             f"{what} on {store}: opened {settings.write_accounts + settings.read_accounts} accounts per server"
         )
-        for role, running in servers.items():  # warm every worker up: imports, connections, caches
-            for operation in OPERATIONS:
+        for role, running in servers.items() if settings.warm_up_servers else ():
+            for operation in OPERATIONS:  # warm every worker up: imports, connections, caches
                 run_wrk(
                     running.port,
                     operation,

@@ -28,7 +28,7 @@ def tox(*args: str, env: dict[str, str] | None = None) -> str:
 @pytest.fixture(scope="module")
 def environments() -> dict[str, dict[str, Any]]:
     """Every environment tox.ini defines, with its resolved settings."""
-    keys = ["change_dir", "commands_pre", "commands", "env_python"]
+    keys = ["change_dir", "commands_pre", "commands", "env_python", "depends"]
     environments: dict[str, dict[str, Any]] = json.loads(tox("config", "-e", "ALL", "--format", "json", "-k", *keys))[
         "env"
     ]
@@ -70,8 +70,19 @@ def test_each_recipe_with_topology_checks_has_an_environment_for_them(environmen
     for name, settings in environments.items():
         if name.endswith("-topology"):
             assert settings["commands"] == ["python -m pytest -p no:cacheprovider -m topology"], name
+        elif name.endswith("-ring"):
+            assert settings["commands"] == ["python -m pytest -p no:cacheprovider -m ring"], name
         elif Path(settings["change_dir"]).parent.name == "recipes" and not name.endswith("rabbitmq-postgres"):
-            assert all("-m 'not topology'" in command for command in settings["commands"]), name
+            assert all("-m 'not topology" in command for command in settings["commands"]), name
+
+
+def test_one_ring_runs_at_a_time(environments: dict[str, dict[str, Any]]) -> None:
+    """Each ring environment starts three Cassandra nodes of its own: the recipes' wait
+    for the store's, so that a parallel run never holds two rings on two cores."""
+    rings = sorted(name for name in environments if name.endswith("-ring"))
+    assert rings[:1] == ["cassandra-ring"], rings
+    for name in rings[1:]:
+        assert environments[name]["depends"] == ["cassandra-ring"], name
 
 
 def ci_environments() -> set[str]:

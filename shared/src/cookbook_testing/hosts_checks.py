@@ -171,7 +171,7 @@ class SeveralHostsChecks:
         applied once."""
         gone, staying = hosts.servers
         load = DepositLoad(staying, client=hosts.nginx.client)
-        clients = len(load.account_ids)  # each has one request out at a time
+        clients = load.clients  # each has one request out at a time
 
         def take_the_host_away() -> int:
             if signum == signal.SIGTERM:

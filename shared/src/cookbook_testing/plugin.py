@@ -96,6 +96,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
+        "server_faults: a recipe's servers stopped, reloaded, their workers killed, their store lost or hung,"
+        " under load (the stand-alone checks); `-m 'not server_faults'` leaves them out",
+    )
+    config.addinivalue_line(
+        "markers",
         "logs_errors(reason): a test whose workers log tracebacks on purpose (failing jobs, killed children);"
         " any other test's workers must log none",
     )

@@ -259,7 +259,7 @@ class BehindNginxChecks:
         load.around(kill_a_worker, "the kill")
         failed = [outcome for outcome in load.outcomes if outcome != 200]
         print(f"{server.kind} behind nginx, a worker killed: {len(failed)} of {len(load.outcomes)} not 200: {failed}")
-        held = len(load.account_ids) if server.kind in self.workers_serve_many_at_once else 1
+        held = load.clients if server.kind in self.workers_serve_many_at_once else 1
         assert all(map(lost_with_its_server, failed)) and len(failed) <= held, (failed, held)
         load.assert_every_deposit_applied_once()
 

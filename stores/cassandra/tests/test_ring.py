@@ -4,13 +4,12 @@ brought back loses no acknowledged event and duplicates none; with two nodes dow
 write fails within its bound and leaves nothing a reader sees.
 
 The ring is started once for the session (``cassandra_testing.plugin.cassandra_ring``);
-each test leaves every node running.
+each test's keyspace (``ring_store_env``) has every node running again after it.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from uuid import UUID
 
@@ -19,13 +18,11 @@ import pytest
 from bankaccounts.application import BankAccounts
 from bankaccounts.web import store_unavailable
 from cassandra_testing.node import CassandraNode, CassandraRing
-from cookbook_testing.processes import wait_for
-from eventsourcing_cassandra.recorders import CassandraApplicationRecorder
+from cassandra_testing.ring_checks import assert_log_is_the_events
 
 # Not requires_local_node: the ring is always started here, whatever CASSANDRA_HOSTS names.
 pytestmark = pytest.mark.ring
 
-REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 3}"
 ACCOUNTS = 4
 DEPOSITS_EACH_WAY = 40
 #: Seconds a write may take to fail with two of three replicas gone.
@@ -33,40 +30,11 @@ FAILURE_BOUND = 30.0
 
 
 @pytest.fixture
-def ring_env(cassandra_ring: CassandraRing) -> Iterator[dict[str, str]]:
-    from cassandra.cluster import Cluster
-
-    keyspace = f"ring_{uuid.uuid4().hex[:16]}"
-    cluster = Cluster(cassandra_ring.hosts, port=cassandra_ring.port, protocol_version=5)
-    session = cluster.connect()
-    try:
-        session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {REPLICATION}", timeout=120)
-        yield {
-            "PERSISTENCE_MODULE": "eventsourcing_cassandra",
-            "CASSANDRA_HOSTS": ",".join(f"{host}:{cassandra_ring.port}" for host in cassandra_ring.hosts),
-            "CASSANDRA_KEYSPACE": keyspace,
-            "CASSANDRA_CONSISTENCY": "QUORUM",
-            "CASSANDRA_SERIAL_CONSISTENCY": "SERIAL",
-        }
-        bring_back(cassandra_ring)  # whatever a failed test left down
-        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
-    finally:
-        cluster.shutdown()
-
-
-def bring_back(ring: CassandraRing) -> None:
-    for node in ring.nodes:
-        if not node.is_running():
-            node.start()
-    wait_for(ring.all_joined, ring.start_timeout, "the ring to know every node again")
-
-
-@pytest.fixture
-def make_app(ring_env: dict[str, str]) -> Iterator[Callable[[], BankAccounts]]:
+def make_app(ring_store_env: dict[str, str]) -> Iterator[Callable[[], BankAccounts]]:
     apps: list[BankAccounts] = []
 
     def make() -> BankAccounts:
-        apps.append(app := BankAccounts(env=ring_env))
+        apps.append(app := BankAccounts(env=ring_store_env))
         return app
 
     yield make
@@ -89,17 +57,6 @@ def deposit_until_acknowledged(app: BankAccounts, account_id: UUID, command_id: 
     raise AssertionError(msg)
 
 
-def assert_log_is_the_events(app: BankAccounts, accounts: list[UUID]) -> None:
-    """The notification log's ids run 1, 2, 3... and hold each account's events once, in order."""
-    recorder = app.recorder
-    assert isinstance(recorder, CassandraApplicationRecorder)
-    log = recorder.select_notifications(None, 100_000)
-    assert [notification.id for notification in log] == list(range(1, len(log) + 1))
-    for account_id in accounts:
-        logged = [n.originator_version for n in log if n.originator_id == account_id]
-        assert logged == [event.originator_version for event in recorder.select_events(account_id)], account_id
-
-
 def test_a_node_lost_and_brought_back_loses_no_acknowledged_event(
     cassandra_ring: CassandraRing, make_app: Callable[[], BankAccounts]
 ) -> None:
@@ -111,7 +68,7 @@ def test_a_node_lost_and_brought_back_loses_no_acknowledged_event(
         if phase == "while lost":
             lost.kill()
         if phase == "after":
-            bring_back(cassandra_ring)
+            cassandra_ring.bring_back()
         for number in range(DEPOSITS_EACH_WAY):
             command_id = f"{phase}-{number}"
             failed_tries.append(deposit_until_acknowledged(app, accounts[number % ACCOUNTS], command_id))
@@ -137,7 +94,7 @@ def test_with_two_nodes_down_a_write_fails_in_time_and_leaves_nothing(
     print(f"ring, two nodes down: the write failed after {took:.1f} s with {failure.value!r}")
     assert store_unavailable(failure.value), failure.value
     assert took < FAILURE_BOUND
-    bring_back(cassandra_ring)
+    cassandra_ring.bring_back()
     reader = make_app()
     assert reader.get_account(account_id).balance == 100
     assert_log_is_the_events(reader, [account_id])

@@ -522,6 +522,14 @@ class CassandraRing:
         everyone = set(self.hosts)
         return all(self.peers(node) == everyone - {node.address} for node in self.nodes if node.is_running())
 
+    def bring_back(self) -> None:
+        """Start every node that is down (with the data it had), and wait until each knows
+        every other again: a node lost, then brought back."""
+        for node in self.nodes:
+            if not node.is_running():
+                node.start()
+        wait_for(self.all_joined, self.start_timeout, f"every node of the ring {self.hosts} to know every other again")
+
     def stop(self) -> None:
         for node in reversed(self.nodes):
             node.stop()

@@ -44,7 +44,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "requires_local_node: checks the node started here; deselected when CASSANDRA_HOSTS is set"
     )
-    config.addinivalue_line("markers", "ring: runs on a ring of three nodes started here (tox -m ring)")
+    config.addinivalue_line(
+        "markers",
+        "ring: runs on a ring of three nodes started here (127.0.0.1-3); only when selected, `-m ring`",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +57,44 @@ def cassandra_ring(cassandra_cache_dir: Path) -> Iterator[CassandraRing]:
         yield ring
 
 
+#: The ring tests' keyspaces: every replica on each node of three.
+RING_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 3}"
+
+
+@pytest.fixture
+def ring_store_env(cassandra_ring: CassandraRing) -> Iterator[dict[str, str]]:
+    """Settings for ``eventsourcing_cassandra`` on the ring, in a new keyspace with three
+    replicas: writes and reads at QUORUM, lightweight transactions at SERIAL (two replicas
+    of three must answer). Afterwards every node is running again, whatever the test left
+    down, and the keyspace is dropped."""
+    from cassandra.cluster import Cluster
+
+    keyspace = f"ring_{uuid.uuid4().hex[:16]}"
+    cluster = Cluster(cassandra_ring.hosts, port=cassandra_ring.port, protocol_version=5)
+    session = cluster.connect()
+    try:
+        session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {RING_REPLICATION}", timeout=120)
+        yield {
+            "PERSISTENCE_MODULE": "eventsourcing_cassandra",
+            "CASSANDRA_HOSTS": ",".join(f"{host}:{cassandra_ring.port}" for host in cassandra_ring.hosts),
+            "CASSANDRA_KEYSPACE": keyspace,
+            "CASSANDRA_CONSISTENCY": "QUORUM",
+            "CASSANDRA_SERIAL_CONSISTENCY": "SERIAL",
+        }
+        cassandra_ring.bring_back()
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+    finally:
+        cluster.shutdown()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Three more JVMs and three loopback addresses (which not every system has):
+    # the ring tests run only when asked for by name.
+    if "ring" not in (config.option.markexpr or ""):
+        unasked = [item for item in items if item.get_closest_marker("ring")]
+        if unasked:
+            config.hook.pytest_deselected(items=unasked)
+            items[:] = [item for item in items if not item.get_closest_marker("ring")]
     if configured_hosts() is None:
         return
     deselected = [item for item in items if item.get_closest_marker("requires_local_node")]
