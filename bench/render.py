@@ -373,6 +373,51 @@ def contention_table(results: dict[str, Any]) -> list[str]:
     return table("Sixteen writers on one account (PostgreSQL, uWSGI, 4 workers)", header, rows)
 
 
+#: The component of a sample in uWSGI's own code (bench/profiles.py names them).
+SERVER_COMPONENT = "the server (uWSGI's C code: between requests, reading and answering them)"
+#: The profiles' components (bench/profiles.py's names), in the tables' order, with their columns' names.
+PROFILE_COLUMNS = {
+    "event store (recorder)": "store",
+    "eventsourcing": "eventsourcing",
+    "database driver": "driver",
+    "ORM, SQL toolkit, transactions": "ORM, SQL",
+    "web framework and server": "framework",
+    "JSON": "JSON",
+    SERVER_COMPONENT: "server",
+    "the application (bankaccounts, the recipe, the baseline)": "app",
+    "other (standard library, C extensions)": "other",
+}
+PROFILE_MODES = {
+    "python": "running Python code (samples while its main thread holds the GIL)",
+    "wall": "wall clock (samples while it runs and while it waits: for the database, a lock, a request)",
+}
+
+
+def profiles_tables(results: dict[str, Any]) -> list[str]:
+    measured = results.get("profiles", [])
+    if not measured:
+        return []
+    lines: list[str] = []
+    for mode, description in PROFILE_MODES.items():
+        rows = []
+        for pair in measured:
+            for operation in ("deposit", "read"):
+                for role in ("recipe", "baseline"):
+                    profile = pair["profiles"][f"{role}/{operation}/{mode}"]
+                    shares = profile["components"]
+                    rows.append(
+                        [
+                            pair["recipe"] if role == "recipe" else "baseline",
+                            operation,
+                            *(pct(shares.get(name, 0.0)) for name in PROFILE_COLUMNS),
+                            f"{profile['samples']:,}",
+                        ]
+                    )
+        header = ["Web recipe (uWSGI, PostgreSQL)", "Load", *PROFILE_COLUMNS.values(), "samples"]
+        lines += table(f"Where one worker's time goes, {description}", header, rows)
+    return lines
+
+
 def queues_table(results: dict[str, Any]) -> list[str]:
     rows = []
     for name, data in measured_queues(results).items():
@@ -441,7 +486,16 @@ def render_tables(results: dict[str, Any]) -> str:
     ]
     if results["mode"] != "full":
         lines += [".. warning:: A quick (smoke) run: tiny durations, numbers not meaningful.", ""]
-    parts = (summary, web_table, ceilings_table, memory_table, contention_table, aggregates_table, queues_table)
+    parts = (
+        summary,
+        web_table,
+        profiles_tables,
+        ceilings_table,
+        memory_table,
+        contention_table,
+        aggregates_table,
+        queues_table,
+    )
     for part in (*parts, machine_table):
         lines += part(results)
     return "\n".join(lines)
@@ -467,6 +521,8 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     multiple of neither); ``celery-prefork`` and ``rq-worker`` (ratios, with
     ``-rps``, ``-baseline-rps`` and ``-jobs``, a batch); ``projections-lag-p50`` (and ``-p99``,
     ``-max``; ``projections-rps``, ``-events``, ``-seconds``: the view following plain-wsgi);
+    ``profile-django-orm-deposit-driver`` (and ``-baseline-driver``; ``-python``: the share of
+    the time one worker ran Python; ``-server``: in uWSGI outside the application; ``-read-`` likewise);
     settings (``duration``, ``rounds``, ...);
     the noise (``spread-median``, ``spread-max``, ``load-start``, ...); and
     for each separate run, ``queues-rq-run-load-start`` and the like.
@@ -485,6 +541,18 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
         "first_request_repeats",
     ):
         values[key.replace("_", "-")] = fmt(settings[key])
+    if results.get("profiles"):
+        values["profile-rate"] = fmt(results["profiles"][0].get("rate", 200))
+    for pair in results.get("profiles", []):
+        for role in ("recipe", "baseline"):
+            for operation in ("deposit", "read"):
+                name = f"profile-{pair['recipe']}-{operation}" + ("-baseline" if role == "baseline" else "")
+                wall = pair["profiles"][f"{role}/{operation}/wall"]
+                python = pair["profiles"][f"{role}/{operation}/python"]
+                values[f"{name}-driver"] = pct(wall["components"].get("database driver", 0.0))
+                values[f"{name}-server"] = pct(wall["components"].get(SERVER_COMPONENT, 0.0))
+                # Both sampled at the same rate for as long: the share of the time it held the GIL.
+                values[f"{name}-python"] = pct(min(1.0, python["samples"] / wall["samples"]))
     ceiling = ceiling_tps(results)
     if ceiling:
         values["ceiling-tps"] = fmt(ceiling)

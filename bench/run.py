@@ -35,6 +35,7 @@ from typing import Any
 import aggregates
 import ceiling
 import contention
+import profiles
 import projections
 import psutil
 import psycopg
@@ -56,7 +57,7 @@ from harness import (
 from cookbook_testing.brokers import valkey_server
 from cookbook_testing.databases import PostgresDatabases, embedded_postgres_server
 
-SECTIONS = ["generator", "ceiling", "web", "contention", "aggregates", "queues", "projections"]
+SECTIONS = ["generator", "ceiling", "web", "profiles", "contention", "aggregates", "queues", "projections"]
 STORES = ["postgresql", "sqlite", "cassandra"]
 PACKAGES = [
     "eventsourcing",
@@ -83,6 +84,8 @@ PACKAGES = [
 ]
 DEFAULT_OUTPUT = ROOT / "docs" / "performance"
 QUICK_OUTPUT = ROOT / "artifacts" / "bench" / "quick"
+#: The profiles' raw stacks (megabytes: results.json keeps what the page shows).
+PROFILES_OUTPUT = ROOT / "artifacts" / "bench" / "profiles"
 
 
 def machine(admin_url: str | None) -> dict[str, Any]:
@@ -194,7 +197,17 @@ def main(argv: list[str] | None = None) -> int:
             results["load_average_at_start"] = os.getloadavg()
             try:
                 run_sections(
-                    sections, recipes, servers, stores, queue_names, settings, progress, databases, workdir, results
+                    sections,
+                    recipes,
+                    servers,
+                    stores,
+                    queue_names,
+                    settings,
+                    progress,
+                    databases,
+                    workdir,
+                    results,
+                    output,
                 )
             finally:
                 databases.drop_all()
@@ -298,6 +311,7 @@ def run_sections(
     databases: PostgresDatabases,
     workdir: Path,
     results: dict[str, Any],
+    output: Path,
 ) -> None:
     def sqlite_store(name: str) -> dict[str, str]:
         return {"DATABASE_URL": f"sqlite:///{workdir / name}.sqlite3"}
@@ -326,6 +340,14 @@ def run_sections(
                     results["web"].append(
                         web.measure_pair(recipe, server, store, pair_stores, settings, progress, workdir)
                     )
+    if "profiles" in sections and "postgresql" in stores:
+        results["profiles"] = []
+        profiled = [recipe for recipe in profiles.PROFILED if recipe in recipes]
+        raw_profiles = output / "profiles" if settings.quick else PROFILES_OUTPUT
+        for recipe in profiled[:1] if settings.quick else profiled:  # a smoke run: the code path, once
+            progress.start_section(f"{recipe} on postgresql: where one worker's time goes (py-spy), and its baseline's")
+            pair_stores = ({"DATABASE_URL": databases.create()}, {"DATABASE_URL": databases.create()})
+            results["profiles"].append(profiles.measure(recipe, pair_stores, settings, progress, workdir, raw_profiles))
     if "contention" in sections and "postgresql" in stores:
         results["contention"] = []
         for recipe in [recipe for recipe in contention.CONTENTION_RECIPES if recipe in recipes]:

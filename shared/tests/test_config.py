@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,10 @@ def test_the_postgresql_store_refuses_an_unknown_pgbouncer_pool_mode() -> None:
     env = {"POSTGRES_DBNAME": "x", "POSTGRES_HOST": "127.0.0.1", "POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"}
     with pytest.raises(ConfigurationError, match="PgBouncer's pool mode 'statement': session or transaction"):
         PostgresFactory({**env, "POSTGRES_PGBOUNCER_POOL_MODE": "statement"})
+
+
+def test_config_imports_nothing_from_the_example() -> None:
+    """The READMEs tell users to keep config.py as it is, whatever their domain."""
+    code = "import sys, bankaccounts.config; print(sorted(m for m in sys.modules if m.startswith('bankaccounts.')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert loaded.stdout.split() == ["['bankaccounts.config']"], loaded.stdout

@@ -1,0 +1,174 @@
+"""Where a worker's time goes: sampled profiles of one worker of each web recipe, and of its
+baseline, under the benchmark's deposit and read loads.
+
+py-spy attaches to the worker without pausing it (``--nonblocking``) and samples its
+main thread's Python stack. Two views of each load: **Python** (``--gil``: samples while
+the thread holds the GIL, running Python code) and **wall** (``--idle``: all the time,
+waiting too, for the database's answer, a lock or the next request). Each sample is
+given to the component its innermost frame belongs to, by the path of the frame's file:
+that frame's self time. The raw stacks go to ``artifacts/bench/profiles/``
+(``frame;frame;... count`` lines, which speedscope and flamegraph.pl read).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import Counter
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import web
+from harness import BenchError, Progress, Settings, open_accounts, run_wrk, serving, write_ids
+
+#: The web recipes profiled, under uWSGI, on PostgreSQL: a request runs on the worker's
+#: main thread there. (Under an ASGI server it runs in a pool's threads, among idle ones.)
+PROFILED = ["flask-sqlalchemy", "plain-wsgi", "pyramid-sqlalchemy", "django-orm"]
+MODES = {"python": ["--gil"], "wall": ["--idle"]}
+#: Samples a second: enough for a share of a few per cent, little enough to cost the worker nothing noticeable.
+RATE = 200
+#: What each sample's innermost frame belongs to, by its file's path; the first match wins.
+COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "event store (recorder)",
+        (
+            "/eventsourcing/postgres.py",
+            "/eventsourcing/sqlite.py",
+            "/eventsourcing_sqlalchemy/",
+            "/eventsourcing_django/",
+            "/eventsourcing_cassandra/",
+        ),
+    ),
+    ("eventsourcing", ("/eventsourcing/",)),
+    ("database driver", ("/psycopg/", "/psycopg_pool/", "/sqlite3/", "/cassandra/")),
+    (
+        "ORM, SQL toolkit, transactions",
+        ("/sqlalchemy/", "/django/db/", "/flask_sqlalchemy/", "/zope/", "/transaction/"),
+    ),
+    (
+        "web framework and server",
+        (
+            "/flask/",
+            "/werkzeug/",
+            "/pyramid/",
+            "/pyramid_tm/",
+            "/pyramid_retry/",
+            "/webob/",
+            "/django/",
+        ),
+    ),
+    ("JSON", ("/json/",)),
+    # pyuwsgi runs uWSGI from its script: a worker in uWSGI's C code shows only that frame.
+    ("the server (uWSGI's C code: between requests, reading and answering them)", ("/bin/uwsgi",)),
+    ("the application (bankaccounts, the recipe, the baseline)", ("/bankaccounts/", "/recipes/", "/baselines/")),
+)
+OTHER = "other (standard library, C extensions)"
+
+
+def component(frame: str) -> str:
+    """``function (path:line)``: the component of ``path``."""
+    path = frame.rpartition(" (")[2]
+    for name, fragments in COMPONENTS:
+        if any(fragment in path for fragment in fragments):
+            return name
+    return OTHER
+
+
+def py_spy() -> str:
+    found = shutil.which("py-spy")
+    if found is None:
+        msg = "py-spy is not installed (bench/requirements.txt has it)"
+        raise BenchError(msg)
+    return found
+
+
+def read_stacks(path: Path) -> Counter[tuple[str, ...]]:
+    """py-spy's raw output: each stack, outermost frame first, with its sample count. Only
+    the main thread's: a thread started by ``threading`` (a pool's) has its bootstrap frame."""
+    stacks: Counter[tuple[str, ...]] = Counter()
+    for line in path.read_text().splitlines():
+        frames, _, count = line.rpartition(" ")
+        stack = tuple(frames.split(";"))
+        if not frames or any("_bootstrap (" in frame and "/threading.py" in frame for frame in stack):
+            continue
+        stacks[stack] += int(count)
+    return stacks
+
+
+def summarise(stacks: Counter[tuple[str, ...]]) -> dict[str, Any]:
+    """Each component's share of the samples (self time), and the five busiest functions."""
+    total = sum(stacks.values())
+    if total == 0:
+        msg = "py-spy took no sample of the worker's main thread"
+        raise BenchError(msg)
+    components: Counter[str] = Counter()
+    functions: Counter[str] = Counter()
+    for stack, count in stacks.items():
+        components[component(stack[-1])] += count
+        functions[stack[-1]] += count
+    return {
+        "samples": total,
+        "components": {name: count / total for name, count in components.most_common()},
+        "top": [[frame, count / total] for frame, count in functions.most_common(5)],
+    }
+
+
+def profile_worker(pid: int, seconds: float, mode: str, output: Path) -> Path:
+    """Sample ``pid`` for ``seconds`` (bounded: twice that, plus 30 s, for py-spy to finish)."""
+    command = [py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))]
+    command += ["--rate", str(RATE), "--nonblocking", "--full-filenames", "--format", "raw", "--output", str(output)]
+    command += MODES[mode]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=2 * seconds + 30, check=False)
+    if result.returncode != 0 or not output.is_file():
+        msg = f"py-spy on worker {pid} failed ({result.returncode}): {result.stderr[-1000:]}"
+        raise BenchError(msg)
+    return output
+
+
+def measure(
+    recipe: str,
+    stores: tuple[Mapping[str, str], Mapping[str, str]],
+    settings: Settings,
+    progress: Progress,
+    workdir: Path,
+    output: Path,
+) -> dict[str, Any]:
+    """Both servers of ``recipe`` (recipe and baseline) under each load, one worker of each profiled."""
+    pair = web.targets(recipe, "uwsgi", workdir)
+    for target, store in zip(pair, stores, strict=True):
+        if target.prepare is not None:
+            target.prepare(target, store)
+    result: dict[str, Any] = {"recipe": recipe, "server": "uwsgi", "store": "postgresql", "rate": RATE, "profiles": {}}
+    output.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=1) as loader:
+        for target, store in zip(pair, stores, strict=True):
+            with serving(target, store, workers=settings.workers) as running:
+                ids = {
+                    "deposit": open_accounts(running.client, settings.write_accounts),
+                    "read": open_accounts(running.client, settings.read_accounts, settings.read_account_events - 1),
+                }
+                for operation in web.OPERATIONS:
+                    ids_file = write_ids(workdir / f"profile-{recipe}-{target.role}-{operation}.txt", ids[operation])
+                    for mode in MODES:
+                        pid = min(running.worker_pids())
+                        # The load runs a second longer than the sampling, which starts once it has begun.
+                        load = loader.submit(
+                            run_wrk,
+                            running.port,
+                            operation,
+                            settings.duration + 1,
+                            settings,
+                            ids_file,
+                        )
+                        raw = output / f"{recipe}-{target.role}-{operation}-{mode}.txt"
+                        summary = summarise(read_stacks(profile_worker(pid, settings.duration, mode, raw)))
+                        load.result(timeout=settings.duration + 120)
+                        result["profiles"][f"{target.role}/{operation}/{mode}"] = summary
+                        top = max(summary["components"].items(), key=lambda item: item[1])
+                        progress.step(
+                            f"{recipe} {target.role}, {operation}, {mode}: {summary['samples']} samples; "
+                            f"most in {top[0]} ({top[1]:.0%})"
+                        )
+    return result
