@@ -309,16 +309,23 @@ def cassandra_session(contact: tuple[list[str], int]) -> Session:
 
 
 def measure_cassandra(
-    contact: tuple[list[str], int], server_pid: int, settings: Settings, progress: Progress
+    contact: tuple[list[str], int],
+    server_pids: list[int],
+    settings: Settings,
+    progress: Progress,
+    replication: str | None = None,
 ) -> dict[str, Any]:
+    """The store's write of one event, at 16 and 4 writers; the CPU of every node's JVM."""
     hosts, port = contact
     datastore = CassandraDatastore(hosts=hosts, port=port, keyspace=CEILING_KEYSPACE)
+    if replication is not None:  # a ring: a replica on each node
+        datastore.replication = replication
     try:
         datastore.create_tables()  # the store's own tables, as the recipes' schema step creates them
     finally:
         datastore.close()
     session = cassandra_session(contact)
-    server = psutil.Process(server_pid)
+    servers = [psutil.Process(pid) for pid in server_pids]
     try:
         statements = {name: session.prepare(cql.format(keyspace=CEILING_KEYSPACE)) for name, cql in CQL.items()}
         # Discarded: the JVM's compiler, caches. Longer than a server's warm-up: pgbench needs none.
@@ -327,12 +334,11 @@ def measure_cassandra(
         for clients in (settings.connections, settings.workers):
             runs = []
             for number in range(1, settings.rounds + 1):
-                before, started = server.cpu_times(), time.monotonic()
+                before, started = [server.cpu_times() for server in servers], time.monotonic()
                 run = Writers(session, statements, clients, settings.duration).run()
-                after = server.cpu_times()
-                run["server_cpu"] = ((after.user - before.user) + (after.system - before.system)) / (
-                    time.monotonic() - started
-                )
+                after = [server.cpu_times() for server in servers]
+                used = sum((a.user - b.user) + (a.system - b.system) for a, b in zip(after, before, strict=True))
+                run["server_cpu"] = used / (time.monotonic() - started)
                 if run["failed"] > max(2, run["transactions"] // 100):
                     msg = f"Cassandra ceiling, {clients} clients: {run['failed']} failed writes: {run['errors']}"
                     raise BenchError(msg)

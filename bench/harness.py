@@ -496,32 +496,47 @@ def cassandra_cache_dir() -> Path:
 
 
 class CassandraServer:
-    """A Cassandra 5.0 node (the test kit's ``cassandra_testing.node.CassandraNode``: Java 17,
-    jars from Maven Central), on loopback, started on first use and stopped with ``stack``."""
+    """Cassandra 5.0 (the test kit's ``cassandra_testing.node``: Java 17, jars from Maven
+    Central) on loopback: one node, or a ring of ``nodes`` (127.0.0.1, .2, .3) whose
+    keyspaces keep a replica on each of three nodes; started on first use, stopped with
+    ``stack``."""
 
-    def __init__(self, stack: contextlib.ExitStack, progress: Progress) -> None:
+    def __init__(self, stack: contextlib.ExitStack, progress: Progress, nodes: int = 1) -> None:
         self.stack = stack
         self.progress = progress
-        self.node: Any = None
+        self.nodes = nodes
+        self.node: Any = None  # the node, or the ring: hosts, port
 
     def start(self) -> Any:
         if self.node is not None:
             return self.node
-        from cassandra_testing.node import CassandraNode
+        from cassandra_testing.node import CassandraNode, CassandraRing
 
-        node = CassandraNode(cassandra_cache_dir(), start_timeout=300)
-        self.progress.step(f"starting a Cassandra node (jars cached in {node.cache_dir})")
+        what = "a Cassandra node" if self.nodes == 1 else f"a ring of {self.nodes} Cassandra nodes"
+        self.progress.step(f"starting {what} (jars cached in {cassandra_cache_dir()})")
+        started = time.monotonic()
+        if self.nodes == 1:
+            node: Any = CassandraNode(cassandra_cache_dir(), start_timeout=300)
+        else:
+            node = CassandraRing(cassandra_cache_dir(), size=self.nodes, start_timeout=300)
         try:
             node.start()
         except Exception as error:
-            tail = "\n".join(node.log().splitlines()[-30:])
+            first = node if self.nodes == 1 else node.nodes[0]
+            tail = "\n".join(first.log().splitlines()[-30:])
             node.stop()
-            msg = f"the Cassandra node did not start: {error}\n{tail}"
+            msg = f"{what} did not start: {error}\n{tail}"
             raise BenchError(msg) from None
         self.stack.callback(node.stop)
         self.node = node
-        self.progress.step(f"Cassandra node answering on 127.0.0.1:{node.port} after {node.start_seconds:.0f} s")
+        self.progress.step(f"{what} answering on {node.hosts}:{node.port} after {time.monotonic() - started:.0f} s")
         return node
+
+    @property
+    def pids(self) -> list[int]:
+        """The JVMs' process ids: the node's, or each of the ring's."""
+        node = self.start()
+        return [node.pid] if self.nodes == 1 else [member.pid for member in node.nodes]
 
     @property
     def contact(self) -> tuple[list[str], int]:
@@ -532,7 +547,17 @@ class CassandraServer:
         """A keyspace of its own for ``name``, as the settings that point a server at it."""
         hosts, port = self.contact
         keyspace = re.sub(r"[^a-z0-9]", "_", name.lower())
-        return {"CASSANDRA_HOSTS": ",".join(f"{host}:{port}" for host in hosts), "CASSANDRA_KEYSPACE": keyspace}
+        store = {"CASSANDRA_HOSTS": ",".join(f"{host}:{port}" for host in hosts), "CASSANDRA_KEYSPACE": keyspace}
+        if self.replication is not None:  # read by the store and by the baselines when they create it
+            store["CASSANDRA_REPLICATION"] = self.replication
+        return store
+
+    @property
+    def replication(self) -> str | None:
+        """The keyspaces' replication on a ring (a replica on each of 3 nodes); None on one node."""
+        if self.nodes == 1:
+            return None
+        return f"{{'class': 'SimpleStrategy', 'replication_factor': {min(3, self.nodes)}}}"
 
     def description(self) -> dict[str, Any]:
         """What the page says about the node: its version, heap and the settings that matter."""
@@ -545,10 +570,14 @@ class CassandraServer:
             version = cluster.connect().execute("SELECT release_version FROM system.local").one()[0]
         finally:
             cluster.shutdown()
-        config = (self.node.root / "conf" / "cassandra.yaml").read_text()
+        first = self.node if self.nodes == 1 else self.node.nodes[0]
+        config = (first.root / "conf" / "cassandra.yaml").read_text()
         settings = {
             key: value.strip()
             for key, value in re.findall(r"^(\w+): *(.*)$", config, flags=re.MULTILINE)
             if key in CASSANDRA_SETTINGS
         }
-        return {"version": str(version), "heap": self.node.heap, "nodes": 1, **settings}
+        description = {"version": str(version), "heap": self.node.heap, "nodes": self.nodes, **settings}
+        if self.replication is not None:
+            description["replication"] = self.replication
+        return description

@@ -25,9 +25,20 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
 
-STORE_NAMES = {"postgresql": "PostgreSQL", "sqlite": "SQLite", "cassandra": "Cassandra"}
+STORE_NAMES = {
+    "postgresql": "PostgreSQL",
+    "sqlite": "SQLite",
+    "cassandra": "Cassandra",
+    "cassandra-ring": "Cassandra, 3 nodes",
+}
 #: The stores with a ceiling, and what measured it.
-CEILING_NAMES = {"postgresql": "pgbench", "cassandra": "the store's write of an event through cassandra-driver"}
+CEILING_NAMES = {
+    "postgresql": "pgbench",
+    "cassandra": "the store's write of an event through cassandra-driver",
+    "cassandra-ring": "the store's write of an event through cassandra-driver, on 3 nodes with a replica on each",
+}
+#: The Cassandra clusters measured: one node, and a ring of three.
+CASSANDRA_STORES = ("cassandra", "cassandra-ring")
 QUEUE_NAMES = {"celery": "Celery", "rq": "RQ", "django": "Django ORM recipe"}
 QUEUE_POOLS = {
     "celery": "pools",
@@ -286,7 +297,11 @@ def ceilings_table(results: dict[str, Any]) -> list[str]:
                 f"p50 {p50:.2f}, p99 {p99:.2f} ms",
             ]
         )
-    for clients, data in (results.get("ceiling", {}).get("cassandra", {}).get("by_clients", {})).items():
+    for cluster, clients, data in (
+        (store, clients, data)
+        for store in CASSANDRA_STORES
+        for clients, data in (results.get("ceiling", {}).get(store, {}).get("by_clients", {})).items()
+    ):
         rounds = data["rounds"]
         p50 = median_of([run["p50_ms"] for run in rounds])
         p99 = median_of([run["p99_ms"] for run in rounds])
@@ -295,7 +310,7 @@ def ceilings_table(results: dict[str, Any]) -> list[str]:
         server = median_of([run["server_cpu"] for run in rounds])
         rows.append(
             [
-                "Cassandra: the store's write of an event (2 lightweight transactions), cassandra-driver",
+                f"{STORE_NAMES[cluster]}: the store's write of an event (2 lightweight transactions), cassandra-driver",
                 clients,
                 f"{fmt(data['median_tps'])} tps ({retries:.2f} retries each; CPU cores used: "
                 f"Cassandra {server:.2f}, generator {generator:.2f})",
@@ -472,11 +487,15 @@ def machine_table(results: dict[str, Any]) -> list[str]:
 
 
 def cassandra_row(machine: dict[str, Any]) -> list[list[str]]:
-    cassandra = machine.get("cassandra")
-    if not cassandra:
-        return []
-    settings = ", ".join(f"{key} {value}" for key, value in cassandra.items() if key not in ("version", "nodes"))
-    return [["Cassandra", f"{cassandra['version']}, {cassandra['nodes']} node, {settings}"]]
+    rows = []
+    for store in CASSANDRA_STORES:
+        cassandra = machine.get(store)
+        if not cassandra:
+            continue
+        settings = ", ".join(f"{key} {value}" for key, value in cassandra.items() if key not in ("version", "nodes"))
+        nodes = "1 node" if cassandra["nodes"] == 1 else f"{cassandra['nodes']} nodes"
+        rows.append([STORE_NAMES[store], f"{cassandra['version']}, {nodes}, {settings}"])
+    return rows
 
 
 def render_tables(results: dict[str, Any]) -> str:
@@ -557,13 +576,16 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     if ceiling:
         values["ceiling-tps"] = fmt(ceiling)
         values["ceiling-clients"] = str(ceiling_clients(results, "postgresql"))
-    for clients, data in results.get("ceiling", {}).get("cassandra", {}).get("by_clients", {}).items():
-        values[f"ceiling-cassandra-{clients}-tps"] = fmt(data["median_tps"])
-    if ceiling_tps(results, "cassandra"):
-        values["ceiling-cassandra-tps"] = fmt(ceiling_tps(results, "cassandra"))
-        values["ceiling-cassandra-clients"] = str(ceiling_clients(results, "cassandra"))
-        for key in ("retries_per_transaction", "generator_cpu", "server_cpu"):
-            values[f"ceiling-cassandra-{key.split('_')[0]}"] = f"{ceiling_run_median(results, 'cassandra', key):.2f}"
+    for store in CASSANDRA_STORES:
+        for clients, data in results.get("ceiling", {}).get(store, {}).get("by_clients", {}).items():
+            values[f"ceiling-{store}-{clients}-tps"] = fmt(data["median_tps"])
+    for store in CASSANDRA_STORES:
+        best = ceiling_tps(results, store)
+        if best:
+            values[f"ceiling-{store}-tps"] = fmt(best)
+            values[f"ceiling-{store}-clients"] = str(ceiling_clients(results, store))
+            for key in ("retries_per_transaction", "generator_cpu", "server_cpu"):
+                values[f"ceiling-{store}-{key.split('_')[0]}"] = f"{ceiling_run_median(results, store, key):.2f}"
     cassandra = results.get("machine", {}).get("cassandra")
     if cassandra:
         values["cassandra-version"] = cassandra["version"]

@@ -2,7 +2,7 @@
 
 From this folder, in an environment made from requirements.txt::
 
-    python run.py            # the full run (about 35 minutes on 2 cores): docs/performance/
+    python run.py            # the full run (about 50 minutes on 2 cores): docs/performance/
     python run.py --quick    # every code path in a few minutes, tiny durations: artifacts/bench/quick/
 
 Sections, in order: the load generator's ceiling (wrk against a trivial app),
@@ -58,7 +58,10 @@ from cookbook_testing.brokers import valkey_server
 from cookbook_testing.databases import PostgresDatabases, embedded_postgres_server
 
 SECTIONS = ["generator", "ceiling", "web", "profiles", "contention", "aggregates", "queues", "projections"]
-STORES = ["postgresql", "sqlite", "cassandra"]
+STORES = ["postgresql", "sqlite", "cassandra", "cassandra-ring"]
+#: A smoke run leaves the ring out: three more JVMs on CI's two cores, while the matrix
+#: runs beside it; the cassandra-ring environments test the ring harness itself.
+QUICK_STORES = ["postgresql", "sqlite", "cassandra"]
 PACKAGES = [
     "eventsourcing",
     "eventsourcing-sqlalchemy",
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.only or SECTIONS
     recipes = args.recipe or web.WEB_RECIPES
     servers = args.server or web.SERVERS
-    stores = args.store or STORES
+    stores = args.store or (QUICK_STORES if args.quick else STORES)
     queue_names = args.queue or list(queues.QUEUE_BENCHMARKS)
     existing: dict[str, Any] | None = None
     try:
@@ -272,8 +275,9 @@ def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]
         else:
             merged[key] = results[key]
             measured.append(key)
-    if "cassandra" in results["machine"]:
-        merged["machine"] = {**existing["machine"], "cassandra": results["machine"]["cassandra"]}
+    for store in ("cassandra", "cassandra-ring"):
+        if store in results["machine"]:
+            merged["machine"] = {**merged["machine"], store: results["machine"][store]}
     packages = existing.get("machine", {}).get("packages", {})
     record = {
         "measured": measured,
@@ -387,28 +391,43 @@ def run_cassandra(
     workdir: Path,
     results: dict[str, Any],
 ) -> None:
-    """Cassandra's ceiling and recipes, on a node started for them and stopped before anything else runs."""
-    if "cassandra" not in stores:
-        return
+    """Cassandra's ceiling and recipes, on one node, then on a ring of three, each started
+    for them and stopped before anything else runs."""
+    for store, nodes in (("cassandra", 1), ("cassandra-ring", 3)):
+        if store in stores:
+            run_cassandra_store(store, nodes, sections, recipes, settings, progress, workdir, results)
+
+
+def run_cassandra_store(
+    store: str,
+    nodes: int,
+    sections: list[str],
+    recipes: list[str],
+    settings: Settings,
+    progress: Progress,
+    workdir: Path,
+    results: dict[str, Any],
+) -> None:
     measure_ceiling = "ceiling" in sections
     pairs = [recipe for recipe in recipes if "cassandra" in web.stores_of(recipe)] if "web" in sections else []
     if not (measure_ceiling or pairs):
         return
-    progress.start_section("Cassandra: one node (Java 17), for the Cassandra ceiling and recipes only")
+    where = "one node" if nodes == 1 else f"a ring of {nodes} nodes, a replica on each"
+    progress.start_section(f"Cassandra: {where} (Java 17), for the Cassandra ceiling and recipes only")
     with contextlib.ExitStack() as stack:
-        cassandra = CassandraServer(stack, progress)
-        node = cassandra.start()
-        results["machine"]["cassandra"] = cassandra.description()
+        cassandra = CassandraServer(stack, progress, nodes=nodes)
+        cassandra.start()
+        results["machine"][store] = cassandra.description()
         for recipe in pairs:
-            progress.start_section(f"{recipe} on cassandra: the recipe against its baseline, uWSGI, 4 workers")
+            progress.start_section(f"{recipe} on {store}: the recipe against its baseline, uWSGI, 4 workers")
             stores = (cassandra.store(f"{recipe}-recipe"), cassandra.store(f"{recipe}-baseline"))
-            results["web"].append(web.measure_pair(recipe, "uwsgi", "cassandra", stores, settings, progress, workdir))
+            results["web"].append(web.measure_pair(recipe, "uwsgi", store, stores, settings, progress, workdir))
         if measure_ceiling:  # after the recipes: by then the JVM has compiled its hot paths
-            progress.start_section(
-                "the database's ceiling on Cassandra: the store's write of an event, cassandra-driver"
+            progress.start_section(f"the database's ceiling on {store}: the store's write of an event")
+            results["ceiling"][store] = ceiling.measure_cassandra(
+                cassandra.contact, cassandra.pids, settings, progress, cassandra.replication
             )
-            results["ceiling"]["cassandra"] = ceiling.measure_cassandra(cassandra.contact, node.pid, settings, progress)
-        progress.step("stopping the Cassandra node")
+        progress.step(f"stopping {where}")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def ci_environments() -> set[str]:
 
 def test_ci_runs_every_environment(environments: dict[str, dict[str, Any]]) -> None:
     ran = ci_environments()
-    # The full benchmarks take 35 minutes; their smoke run is the same section with tiny durations.
+    # The full benchmarks take about 50 minutes; their smoke run is the same section with tiny durations.
     assert "bench-quick" in ran
     assert set(environments) - ran - {"bench"} == set()
 
