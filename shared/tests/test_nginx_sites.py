@@ -142,6 +142,13 @@ class Host:
                     self.requests += 1
                     if self.answers:
                         connection.sendall(ANSWER)
+                        # Then read the rest until nginx closes: under uWSGI's protocol a POST's
+                        # body comes after its first read, and a socket closed with data unread
+                        # is reset, which nginx may see before the answer, and answers 502.
+                        connection.shutdown(socket.SHUT_WR)
+                        with contextlib.suppress(OSError):
+                            while connection.recv(65536):
+                                pass
 
     def close(self) -> None:
         with contextlib.suppress(OSError):  # shutdown wakes the accept; it fails once closed
