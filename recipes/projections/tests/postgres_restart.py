@@ -23,13 +23,14 @@ def restart_postgres_server(admin_url: str) -> float:
     """Restart the server ``admin_url`` names (a superuser's URL); return the seconds it took."""
     with psycopg.connect(admin_url, autocommit=True) as connection:
         row = connection.execute("SELECT pg_backend_pid(), current_setting('data_directory')").fetchone()
-    assert row is not None
-    backend, data_directory = row
-    try:
-        postmaster = psutil.Process(psutil.Process(backend).ppid())
-        pg_ctl, user = Path(postmaster.exe()).with_name("pg_ctl"), postmaster.username()
-    except psutil.Error:
-        pytest.skip("the PostgreSQL server is not on this machine: it cannot be restarted from here")
+        assert row is not None
+        backend, data_directory = row
+        # While the session is open: its backend process exits when it closes.
+        try:
+            postmaster = psutil.Process(psutil.Process(backend).ppid())
+            pg_ctl, user = Path(postmaster.exe()).with_name("pg_ctl"), postmaster.username()
+        except psutil.Error:
+            pytest.skip("the PostgreSQL server is not on this machine: it cannot be restarted from here")
     started = time.monotonic()
     # The server's log goes to a file, as the kit's server's does, and pg_ctl's own output
     # nowhere: a pipe would be inherited by the new server, and never reach its end.
