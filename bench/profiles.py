@@ -136,10 +136,7 @@ def measure(
     output: Path,
 ) -> dict[str, Any]:
     """Both servers of ``recipe`` (recipe and baseline) under each load, one worker of each profiled."""
-    pair = web.targets(recipe, "uwsgi", workdir)
-    for target, store in zip(pair, stores, strict=True):
-        if target.prepare is not None:
-            target.prepare(target, store)
+    pair = web.prepared_targets(recipe, "uwsgi", stores, workdir)
     result: dict[str, Any] = {"recipe": recipe, "server": "uwsgi", "store": "postgresql", "rate": RATE, "profiles": {}}
     output.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=1) as loader:

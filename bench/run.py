@@ -58,7 +58,7 @@ from cookbook_testing.brokers import valkey_server
 from cookbook_testing.databases import PostgresDatabases, embedded_postgres_server
 
 SECTIONS = ["generator", "ceiling", "web", "profiles", "contention", "aggregates", "queues", "projections"]
-STORES = ["postgresql", "sqlite", "cassandra", "cassandra-ring"]
+STORES = ["postgresql", "sqlite", *render.CASSANDRA_STORES]
 #: A smoke run leaves the ring out: three more JVMs on CI's two cores, while the matrix
 #: runs beside it; the cassandra-ring environments test the ring harness itself.
 QUICK_STORES = ["postgresql", "sqlite", "cassandra"]
@@ -275,7 +275,7 @@ def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]
         else:
             merged[key] = results[key]
             measured.append(key)
-    for store in ("cassandra", "cassandra-ring"):
+    for store in render.CASSANDRA_STORES:
         if store in results["machine"]:
             merged["machine"] = {**merged["machine"], store: results["machine"][store]}
     packages = existing.get("machine", {}).get("packages", {})
@@ -393,7 +393,7 @@ def run_cassandra(
 ) -> None:
     """Cassandra's ceiling and recipes, on one node, then on a ring of three, each started
     for them and stopped before anything else runs."""
-    for store, nodes in (("cassandra", 1), ("cassandra-ring", 3)):
+    for store, nodes in render.CASSANDRA_STORES.items():
         if store in stores:
             run_cassandra_store(store, nodes, sections, recipes, settings, progress, workdir, results)
 

@@ -112,6 +112,17 @@ def targets(recipe: str, server: str = "uwsgi", workdir: Path | None = None) -> 
     )
 
 
+def prepared_targets(
+    recipe: str, server: str, stores: tuple[Mapping[str, str], Mapping[str, str]], workdir: Path
+) -> tuple[Target, Target]:
+    """``targets``, each prepared on its store (Django's migrations) before it is served."""
+    pair = targets(recipe, server, workdir)
+    for target, store in zip(pair, stores, strict=True):
+        if target.prepare is not None:
+            target.prepare(target, store)
+    return pair
+
+
 def beside_server_file(recipe: str, server: str, workdir: Path) -> Path:
     """A copy of the baseline's folder with the recipe's file for ``server`` beside it.
 
@@ -163,10 +174,7 @@ def measure_pair(
     workdir: Path,
 ) -> dict[str, Any]:
     """One recipe and its baseline under one server, on one store: throughput, latency, memory, start-up."""
-    pair = targets(recipe, server, workdir)
-    for target, settings_of_store in zip(pair, stores, strict=True):
-        if target.prepare is not None:
-            target.prepare(target, settings_of_store)
+    pair = prepared_targets(recipe, server, stores, workdir)
     result: dict[str, Any] = {
         "recipe": recipe,
         "server": server,

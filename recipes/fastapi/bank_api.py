@@ -25,11 +25,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bankaccounts.application import BankAccounts
-from bankaccounts.domain import Account, BankAccountsError, InvalidRequestError
+from bankaccounts.domain import Account, InvalidRequestError
 from bankaccounts.hosts import UNKNOWN_HOST_MESSAGE, allowed_hosts, host_is_allowed
 from bankaccounts.readiness import database_ready
 from bankaccounts.timeouts import RequestTimeoutError, server_timeout
 from bankaccounts.web import (
+    ANSWERED_ERRORS,
     IDEMPOTENCY_KEY_HEADER,
     MAX_BODY_BYTES,
     RETRY_AFTER_SECONDS,
@@ -162,7 +163,7 @@ class ContractRoute(APIRoute):
         async def handle_or_answer(request: Request) -> Response:
             try:
                 return await handle(request)
-            except BankAccountsError as error:
+            except ANSWERED_ERRORS as error:
                 return answer(status_for(error), error_json(str(error)))
             except RequestValidationError as error:  # a header or path part of the wrong shape
                 return answer(400, error_json(str(error.errors()[0]["msg"])))

@@ -17,11 +17,11 @@ from http import HTTPStatus
 from typing import Any
 
 from bankaccounts.application import BankAccounts
-from bankaccounts.domain import BankAccountsError
 from bankaccounts.hosts import UNKNOWN_HOST_MESSAGE, allowed_hosts, host_is_allowed, wsgi_host
 from bankaccounts.readiness import database_ready
 from bankaccounts.request_body import read_whole_body
 from bankaccounts.web import (
+    ANSWERED_ERRORS,
     IDEMPOTENCY_KEY_ENVIRON,
     RETRY_AFTER_SECONDS,
     JSONBody,
@@ -158,7 +158,7 @@ def make_app(get_application: Callable[[], BankAccounts]) -> Callable[[dict[str,
             status, payload = handler(get_application(), params, read_body(environ))
         except HTTPError as error:
             status, payload, headers = error.status, error_json(str(error)), error.headers
-        except BankAccountsError as error:
+        except ANSWERED_ERRORS as error:
             status, payload = status_for(error), error_json(str(error))
         except Exception as error:
             if store_unavailable(error):  # down, cut off, or too slow: the client may retry

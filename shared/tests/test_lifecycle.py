@@ -13,14 +13,16 @@ import pytest
 from bankaccounts import lifecycle
 from bankaccounts.application import BankAccounts
 from bankaccounts.lifecycle import (
-    ApplicationAlreadyInitialisedError,
-    ApplicationForkedError,
-    ApplicationNotInitialisedError,
-    ApplicationSlot,
     close_application,
     get_application,
     get_or_init_application,
     init_application,
+)
+from bankaccounts.slot import (
+    ApplicationAlreadyInitialisedError,
+    ApplicationForkedError,
+    ApplicationNotInitialisedError,
+    ApplicationSlot,
 )
 
 pytestmark = pytest.mark.usefixtures("database_url")

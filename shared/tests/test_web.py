@@ -9,7 +9,6 @@ import pytest
 from bankaccounts.domain import (
     AccountClosedError,
     AccountNotFoundError,
-    BankAccountsError,
     CommandIdReusedError,
     InsufficientFundsError,
     InvalidAmountError,
@@ -18,6 +17,7 @@ from bankaccounts.domain import (
 from bankaccounts.retry import ConflictUnresolvedError
 from bankaccounts.timeouts import RequestTimeoutError
 from bankaccounts.web import (
+    ANSWERED_ERRORS,
     MAX_BODY_BYTES,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     BodyTooLargeError,
@@ -148,7 +148,9 @@ def test_keys_that_are_not_short_visible_ascii_are_refused(key: str) -> None:
         (CommandIdReusedError("x"), 422),
     ],
 )
-def test_status_codes(error: BankAccountsError, status: int) -> None:
+def test_status_codes(error: Exception, status: int) -> None:
+    """Each is one of the errors views answer (``ANSWERED_ERRORS``), with its status."""
+    assert isinstance(error, ANSWERED_ERRORS)
     assert status_for(error) == status
 
 

@@ -32,8 +32,8 @@ from typing import Any
 from django.conf import settings
 
 from bankaccounts.application import BankAccounts
-from bankaccounts.lifecycle import ApplicationSlot
 from bankaccounts.readiness import READY_TIMEOUT_SECONDS, ReadinessProbe
+from bankaccounts.slot import ApplicationSlot
 from eventsourcing_cassandra.factory import CassandraFactory
 
 

@@ -11,8 +11,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from bankaccounts.domain import BankAccountsError
 from bankaccounts.web import (
+    ANSWERED_ERRORS,
     IDEMPOTENCY_KEY_HEADER,
     MAX_BODY_BYTES,
     RETRY_AFTER_SECONDS,
@@ -72,8 +72,8 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
                 return view(request, *args, **kwargs)
             # Write conflicts are retried by the application itself (see
             # bank/accounts.py); one that outlasts every retry arrives here as
-            # ConflictUnresolvedError, a BankAccountsError: 409.
-            except BankAccountsError as error:
+            # ConflictUnresolvedError, one of ANSWERED_ERRORS: 409.
+            except ANSWERED_ERRORS as error:
                 return error_response(str(error), status_for(error))
             except RequestDataTooBig:
                 return error_response(f"request body is larger than {MAX_BODY_BYTES} bytes", 413)

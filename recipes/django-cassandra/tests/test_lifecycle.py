@@ -16,7 +16,7 @@ from bank.accounts import (
     start_worker_process,
     stop_worker_process,
 )
-from bankaccounts.lifecycle import ApplicationForkedError
+from bankaccounts.slot import ApplicationForkedError
 
 FORK = multiprocessing.get_context("fork")
 

@@ -27,7 +27,7 @@ from typing import Any
 from django.db import connection
 
 from bankaccounts.application import BankAccounts
-from bankaccounts.lifecycle import ApplicationSlot
+from bankaccounts.slot import ApplicationSlot
 
 #: The application's environment: events go to the ``eventstore`` Django app.
 EVENTSOURCING_ENV = {"PERSISTENCE_MODULE": "eventstore.factory"}

@@ -15,8 +15,8 @@ from kombu.exceptions import OperationalError as CeleryBrokerUnavailableError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bankaccounts.domain import BankAccountsError
 from bankaccounts.web import (
+    ANSWERED_ERRORS,
     IDEMPOTENCY_KEY_HEADER,
     MAX_BODY_BYTES,
     RETRY_AFTER_SECONDS,
@@ -83,7 +83,7 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
         def answer(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
                 return view(request, *args, **kwargs)
-            except BankAccountsError as error:
+            except ANSWERED_ERRORS as error:
                 return error_response(str(error), status_for(error))
             except RequestDataTooBig:
                 return error_response(f"request body is larger than {MAX_BODY_BYTES} bytes", 413)

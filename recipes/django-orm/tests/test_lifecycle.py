@@ -19,7 +19,7 @@ from bank.accounts import (
     stop_worker_process,
 )
 from bank.transactions import run_in_transaction
-from bankaccounts.lifecycle import ApplicationForkedError
+from bankaccounts.slot import ApplicationForkedError
 
 FORK = multiprocessing.get_context("fork")
 

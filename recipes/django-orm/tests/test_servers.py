@@ -12,6 +12,7 @@ import pytest
 import redis
 from rq.queue import Queue
 
+from cookbook_testing.contract import open_account
 from cookbook_testing.django_checks import manage
 from cookbook_testing.hosts_checks import app_hosts, starting_with
 from cookbook_testing.http import HTTPClient
@@ -93,7 +94,7 @@ class TestWebHostsAndAQueueWorkerHost:
         redis_connection = redis.Redis.from_url(redis_url)
         with app_hosts(starting_with(start_server, store, rq_env), "uwsgi", recipe_dir) as hosts:
             client = hosts.nginx.client
-            pairs = [(funded_account(client), new_account(client)) for _ in range(PAIRS)]
+            pairs = [(funded_account(client), str(open_account(client)["id"])) for _ in range(PAIRS)]
             transfers = [(s, d, f"transfer-{uuid.uuid4()}") for s, d in pairs for _ in range(TRANSFERS_EACH)]
             half = len(transfers) // 2
             first_host = DjangoRQWorker(recipe_dir, worker_env, queue=queue, kind="queue-worker-host-1").start(90)
@@ -131,14 +132,8 @@ AMOUNT = 10
 FUNDS = 1000
 
 
-def new_account(client: HTTPClient) -> str:
-    response = client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
-    assert response.status == 201, response.body
-    return str(response.json["id"])
-
-
 def funded_account(client: HTTPClient) -> str:
-    account = new_account(client)
+    account = str(open_account(client)["id"])
     assert client.post(f"/accounts/{account}/deposit", json={"amount": FUNDS}).status == 200
     return account
 

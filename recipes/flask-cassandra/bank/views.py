@@ -17,7 +17,6 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from bank.accounts import bank, readiness
-from bankaccounts.domain import BankAccountsError
 from bankaccounts.hosts import UNKNOWN_HOST_MESSAGE, host_is_allowed, wsgi_host
 from bankaccounts.readiness import ready_json
 from bankaccounts.web import (
@@ -102,7 +101,7 @@ def close_account(account_id: str) -> dict[str, Any]:
     return account_json(bank().close_account(parse_account_id(account_id), command_id=command_id()))
 
 
-def domain_error(error: BankAccountsError) -> tuple[Response, int]:
+def domain_error(error: Exception) -> tuple[Response, int]:
     return jsonify(error_json(str(error))), status_for(error)
 
 

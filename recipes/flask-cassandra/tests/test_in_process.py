@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 
 from bank.accounts import bank, start_worker, stop_worker
-from bankaccounts.lifecycle import ApplicationAlreadyInitialisedError
+from bankaccounts.slot import ApplicationAlreadyInitialisedError
 from bankaccounts.timeouts import request_timeout
 from cookbook_testing.contract import HttpContract
 from eventsourcing_cassandra.datastore import CassandraDatastore

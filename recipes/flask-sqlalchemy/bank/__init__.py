@@ -17,10 +17,9 @@ from bank.db import db
 from bank.views import api, domain_error, host_check, http_error, unavailable_store
 from bankaccounts.application import construct_application
 from bankaccounts.config import DatabaseConfig
-from bankaccounts.domain import BankAccountsError
 from bankaccounts.hosts import allowed_hosts
 from bankaccounts.request_body import read_whole_body
-from bankaccounts.web import MAX_BODY_BYTES
+from bankaccounts.web import ANSWERED_ERRORS, MAX_BODY_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +63,8 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     # body under uWSGI, or a malformed or short one, is answered there.
     app.wsgi_app = read_whole_body(app.wsgi_app)  # type: ignore[method-assign,assignment]  # the WSGI-middleware idiom
     app.register_blueprint(api)
-    app.register_error_handler(BankAccountsError, domain_error)
+    for answered in ANSWERED_ERRORS:
+        app.register_error_handler(answered, domain_error)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unavailable_store)
     with app.app_context():

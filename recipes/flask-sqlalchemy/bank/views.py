@@ -11,7 +11,6 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from bank.accounts import bank, in_transaction
-from bankaccounts.domain import BankAccountsError
 from bankaccounts.hosts import UNKNOWN_HOST_MESSAGE, host_is_allowed, wsgi_host
 from bankaccounts.readiness import database_ready
 from bankaccounts.web import (
@@ -104,7 +103,7 @@ def close_account(account_id: str) -> dict[str, Any]:
     )
 
 
-def domain_error(error: BankAccountsError) -> tuple[Response, int]:
+def domain_error(error: Exception) -> tuple[Response, int]:
     return jsonify(error_json(str(error))), status_for(error)
 
 

@@ -11,7 +11,7 @@ from pyramid.router import Router
 from webtest import TestApp
 
 from bankaccounts.lifecycle import close_application
-from cookbook_testing.http import Client, Response
+from cookbook_testing.http import Client, WebTestClient
 
 pytest_plugins = ["cookbook_testing.plugin"]
 
@@ -53,21 +53,6 @@ def app(make_app: Callable[..., Router]) -> Router:
 @pytest.fixture
 def testapp(app: Router) -> TestApp:
     return TestApp(app)
-
-
-class WebTestClient(Client):
-    """Adapts WebTest's TestApp to the contract suite's client interface."""
-
-    def __init__(self, testapp: TestApp) -> None:
-        self.testapp = testapp
-
-    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
-        response = self.testapp.request(path, method=method, body=body or b"", headers=headers, expect_errors=True)
-        return Response(
-            status=response.status_int,
-            body=response.body,
-            headers={name.lower(): value for name, value in response.headerlist},
-        )
 
 
 @pytest.fixture

@@ -19,7 +19,9 @@ from bank.models import AuditEntry
 from bankaccounts.lifecycle import get_application
 from bankaccounts.retry import RetryPolicy
 from bankaccounts.web import MAX_BODY_BYTES, account_json
+from cookbook_testing.contract import open_account
 from cookbook_testing.databases import count_rows
+from cookbook_testing.http import WebTestClient
 
 #: The attempts (pyramid_retry's ``retry.attempt``, from 0) the test view ran.
 attempts: list[int] = []
@@ -64,10 +66,6 @@ def audit_rows(database_url: str) -> Callable[[], int]:
     return lambda: count_rows(database_url, "audit_entries")
 
 
-def open_account(testapp: TestApp) -> dict[str, Any]:
-    return testapp.post_json("/accounts", {"full_name": "Ada", "email_address": "ada@example.com"}).json
-
-
 def test_no_attempt_follows_one_that_started_after_the_time_budget(
     make_app: Callable[..., Router], monkeypatch: pytest.MonkeyPatch, count_events: Callable[[], int]
 ) -> None:
@@ -75,7 +73,7 @@ def test_no_attempt_follows_one_that_started_after_the_time_budget(
     monkeypatch.setattr("bank.conflicts.PAUSES", RetryPolicy(time_budget=0.001))
     attempts.clear()
     testapp = TestApp(make_app(add_test_views, **{"retry.attempts": "100"}))
-    account = open_account(testapp)
+    account = open_account(WebTestClient(testapp))
     events = count_events()
 
     response = testapp.post(f"/test/accounts/{account['id']}/racing-deposit/100", status=409)
@@ -89,7 +87,7 @@ def test_no_attempt_follows_one_that_started_after_the_time_budget(
 def test_a_conflicting_request_is_retried_whole_and_applies_once(
     testapp: TestApp, count_events: Callable[[], int], audit_rows: Callable[[], int]
 ) -> None:
-    account = open_account(testapp)
+    account = open_account(WebTestClient(testapp))
 
     response = testapp.post(f"/test/accounts/{account['id']}/racing-deposit/1")
 
@@ -106,7 +104,7 @@ def test_a_conflicting_request_is_retried_whole_and_applies_once(
 def test_a_request_still_conflicting_after_the_last_attempt_gets_409_and_stores_nothing(
     testapp: TestApp, count_events: Callable[[], int], audit_rows: Callable[[], int], caplog: pytest.LogCaptureFixture
 ) -> None:
-    account = open_account(testapp)
+    account = open_account(WebTestClient(testapp))
 
     with caplog.at_level(logging.WARNING, logger="bank"):
         response = testapp.post(f"/test/accounts/{account['id']}/racing-deposit/3", expect_errors=True)

@@ -26,7 +26,9 @@ from webtest import TestApp
 from bank import main
 from bank.models import AuditEntry, get_engine, get_tm_session
 from bankaccounts.lifecycle import close_application
+from cookbook_testing.contract import open_account
 from cookbook_testing.databases import count_rows
+from cookbook_testing.http import WebTestClient
 
 TABLES = ("bankaccounts_events", "audit_entries")
 
@@ -76,14 +78,10 @@ def testapp(app: Router, tm: transaction.TransactionManager, dbsession: Session)
     return TestApp(app, extra_environ={"tm.active": True, "tm.manager": tm, "app.dbsession": dbsession})
 
 
-def open_account(testapp: TestApp, name: str = "Ada") -> dict[str, Any]:
-    return testapp.post_json("/accounts", {"full_name": name, "email_address": "ada@example.com"}).json
-
-
 def test_requests_in_a_test_share_its_transaction(
     testapp: TestApp, dbsession: Session, module_database_url: str
 ) -> None:
-    account = open_account(testapp)
+    account = open_account(WebTestClient(testapp))
     testapp.post_json(f"/accounts/{account['id']}/deposit", {"amount": 250})
     testapp.post_json(f"/accounts/{account['id']}/withdraw", {"amount": 50})
 
@@ -96,12 +94,12 @@ def test_requests_in_a_test_share_its_transaction(
 
 @pytest.mark.parametrize("run", [1, 2])
 def test_every_test_starts_from_an_empty_database(testapp: TestApp, dbsession: Session, run: int) -> None:
-    open_account(testapp, name=f"Run {run}")
+    open_account(WebTestClient(testapp), full_name=f"Run {run}")
     assert dbsession.scalar(text("SELECT count(*) FROM bankaccounts_events")) == 2  # the event, the command's record
 
 
 def test_refused_requests_leave_the_shared_transaction_usable(testapp: TestApp) -> None:
-    account = open_account(testapp)
+    account = open_account(WebTestClient(testapp))
     response = testapp.post_json(f"/accounts/{account['id']}/withdraw", {"amount": 1}, expect_errors=True)
     assert response.status_int == 409
     assert testapp.post_json(f"/accounts/{account['id']}/deposit", {"amount": 1}).json["version"] == 2

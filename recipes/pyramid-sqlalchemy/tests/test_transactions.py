@@ -16,7 +16,9 @@ from webtest import TestApp
 from bank.models import AuditEntry
 from bankaccounts.domain import InsufficientFundsError
 from bankaccounts.web import account_json
+from cookbook_testing.contract import open_account
 from cookbook_testing.databases import count_rows
+from cookbook_testing.http import WebTestClient
 
 
 def fail(request: Request) -> None:
@@ -67,14 +69,10 @@ def audit_rows(database_url: str) -> Callable[[], int]:
     return lambda: count_rows(database_url, "audit_entries")
 
 
-def open_account(testapp: TestApp) -> dict[str, Any]:
-    return testapp.post_json("/accounts", {"full_name": "Ada", "email_address": "ada@example.com"}).json
-
-
 def test_events_and_orm_rows_commit_together(
     testapp: TestApp, count_events: Callable[[], int], audit_rows: Callable[[], int]
 ) -> None:
-    account = open_account(testapp)
+    account = open_account(WebTestClient(testapp))
     for _ in range(2):  # sent again with its key: answered, and nothing more is written
         testapp.post_json(f"/accounts/{account['id']}/deposit", {"amount": 100}, headers={"Idempotency-Key": "d-1"})
     assert (count_events(), audit_rows()) == (4, 2)  # each write's event and its command's record; one row each
@@ -84,7 +82,7 @@ def test_events_and_orm_rows_commit_together(
 def test_a_request_that_saves_events_then_ends_badly_leaves_nothing_behind(
     testapp: TestApp, count_events: Callable[[], int], audit_rows: Callable[[], int], ending: str
 ) -> None:
-    account = open_account(testapp)
+    account = open_account(WebTestClient(testapp))
     before = (count_events(), audit_rows())
 
     response = testapp.post(f"/test/accounts/{account['id']}/deposit-then/{ending}", expect_errors=True)
@@ -103,7 +101,7 @@ def test_a_request_that_saves_events_then_ends_badly_leaves_nothing_behind(
 
 
 def test_a_session_outside_the_transaction_sees_only_committed_rows(app: Router, testapp: TestApp) -> None:
-    account = open_account(testapp)
+    account = open_account(WebTestClient(testapp))
     session = app.registry["dbsession_factory"]()
     try:
         entries = session.scalars(select(AuditEntry).where(AuditEntry.account_id == account["id"])).all()

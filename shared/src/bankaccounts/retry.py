@@ -27,7 +27,6 @@ from typing import TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
-from bankaccounts.domain import BankAccountsError
 from bankaccounts.timeouts import request_timeout
 
 T = TypeVar("T")
@@ -35,8 +34,12 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 
-class ConflictUnresolvedError(BankAccountsError):
-    """A write still conflicted with concurrent writes after every retry."""
+class ConflictUnresolvedError(Exception):
+    """A write still conflicted with concurrent writes after every retry.
+
+    Not one of the example's domain errors: web views answer it with 409 beside
+    them (``bankaccounts.web.ANSWERED_ERRORS``), and nothing here imports the example.
+    """
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from bankaccounts.domain import (
     InvalidRequestError,
 )
 from bankaccounts.retry import ConflictUnresolvedError
+from bankaccounts.unavailable import store_unavailable as store_unavailable  # views answer 503 by it
 
 #: Request bodies larger than this are refused before they are parsed.
 MAX_BODY_BYTES = 64 * 1024
@@ -196,46 +197,8 @@ def error_json(message: str) -> dict[str, str]:
     return {"error": message}
 
 
-#: Errors that mean the store cannot be reached, or cannot answer in time, just
-#: now: a connection refused or cut, a pool with no connection to give, a
-#: statement or lock timeout, SQLite's write lock held too long, a Cassandra
-#: cluster with too few replicas. Named, not imported: each recipe installs only
-#: its own drivers. Frameworks and stores raise their own errors *from* these,
-#: so the whole chain of causes is looked at.
-UNAVAILABLE_ERRORS = frozenset(
-    {
-        "psycopg.OperationalError",  # and its subclasses: QueryCanceled, LockNotAvailable, PoolTimeout...
-        "psycopg.InterfaceError",  # "the connection is closed"
-        "sqlalchemy.exc.TimeoutError",  # the engine's pool had no connection to give
-        "cassandra.cluster.NoHostAvailable",
-        "cassandra.OperationTimedOut",
-        "cassandra.Unavailable",
-        "cassandra.ReadTimeout",
-        "cassandra.WriteTimeout",
-        "eventsourcing_cassandra.recorders.NotificationLogBusyError",  # a commit that ran out of time
-        "bankaccounts.timeouts.RequestTimeoutError",  # the server's limit for the request ran out
-    }
-)
-#: SQLite says "operational error" for a missing table too; only these are about availability.
-SQLITE_UNAVAILABLE_MESSAGES = ("database is locked", "unable to open database file", "disk I/O error")
 #: Seconds a client is asked to wait (``Retry-After``) before it tries again after a 503.
 RETRY_AFTER_SECONDS = 1
-
-
-def store_unavailable(error: BaseException) -> bool:
-    """Whether ``error``, or an error it was raised from, says the store is unavailable just now."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        for cls in type(current).__mro__:
-            name = f"{cls.__module__}.{cls.__qualname__}"
-            if name in UNAVAILABLE_ERRORS:
-                return True
-            if name == "sqlite3.OperationalError" and str(current).startswith(SQLITE_UNAVAILABLE_MESSAGES):
-                return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def worth_running_again(error: BaseException) -> bool:
@@ -255,8 +218,13 @@ def unavailable_json() -> dict[str, str]:
     return error_json(f"the database is unavailable just now; try again in {RETRY_AFTER_SECONDS}s")
 
 
-def status_for(error: BankAccountsError) -> int:
-    """The HTTP status code for an error the application raised on purpose."""
+#: The errors a view answers with a 4xx and a JSON error (``status_for``): the
+#: example's refusals, and a write that lost every race for its account.
+ANSWERED_ERRORS: tuple[type[Exception], ...] = (BankAccountsError, ConflictUnresolvedError)
+
+
+def status_for(error: Exception) -> int:
+    """The HTTP status code for an error the application raised on purpose (``ANSWERED_ERRORS``)."""
     if isinstance(error, CommandIdReusedError):
         return 422  # the same key with another request: the IETF draft's answer
     if isinstance(error, UnsupportedMediaTypeError):

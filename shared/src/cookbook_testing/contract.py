@@ -42,6 +42,14 @@ def assert_error(response: Response, status: int) -> None:
     assert body["error"], body
 
 
+def open_account(api: Client, full_name: str = "Ada Lovelace", email: str = "ada@example.com") -> dict[str, Any]:
+    """A new account, opened through ``api``: its JSON."""
+    response = api.post("/accounts", json={"full_name": full_name, "email_address": email})
+    assert response.status == 201, (response.status, response.body[:500])
+    account: dict[str, Any] = response.json
+    return account
+
+
 class HttpContract:
     """Every web recipe: same paths, same bodies, same status codes."""
 
@@ -51,12 +59,7 @@ class HttpContract:
 
     # --- helpers -----------------------------------------------------------
 
-    @staticmethod
-    def open_account(api: Client, full_name: str = "Ada Lovelace", email: str = "ada@example.com") -> dict[str, Any]:
-        response = api.post("/accounts", json={"full_name": full_name, "email_address": email})
-        assert response.status == 201, (response.status, response.body[:500])
-        account: dict[str, Any] = response.json
-        return account
+    open_account = staticmethod(open_account)
 
     @staticmethod
     def get_account(api: Client, account_id: str) -> dict[str, Any]:

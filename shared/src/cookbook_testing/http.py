@@ -112,6 +112,21 @@ class FlaskTestClient(Client):
         )
 
 
+class WebTestClient(Client):
+    """WebTest's ``TestApp`` (Pyramid's test client) as the contract suite's client."""
+
+    def __init__(self, testapp: Any) -> None:
+        self.testapp = testapp
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        response = self.testapp.request(path, method=method, body=body or b"", headers=headers, expect_errors=True)
+        return Response(
+            status=response.status_int,
+            body=response.body,
+            headers={name.lower(): value for name, value in response.headerlist},
+        )
+
+
 class DjangoTestClient(Client):
     """Django's test client (``django.test.Client()``) as the contract suite's client.
 

@@ -31,8 +31,9 @@ def json_error(status: int, message: str) -> Response:
 
 
 @exception_view_config(BankAccountsError)
-def domain_error(error: BankAccountsError, request: Request) -> Response:
-    """Invalid input (400), unknown account (404), refused by the account (409)."""
+@exception_view_config(ConflictUnresolvedError)
+def domain_error(error: Exception, request: Request) -> Response:
+    """Invalid input (400), unknown account (404), refused by the account or a lost race (409)."""
     return json_error(status_for(error), str(error))
 
 

@@ -59,25 +59,21 @@ class RingChecks:
     @pytest.fixture
     def ring_server(
         self, recipe_dir: Path, server_env: dict[str, str], ring_store_env: dict[str, str]
-    ) -> Iterator[Callable[[], ServerProcess]]:
-        """Starts the recipe's uWSGI on the ring; killed after the test."""
-        servers: list[ServerProcess] = []
-
-        def start() -> ServerProcess:
-            servers.append(ServerProcess("uwsgi", recipe_dir, env={**ring_store_env, **server_env}))
-            return servers[-1].start()
-
-        yield start
-        for server in servers:
+    ) -> Iterator[ServerProcess]:
+        """The recipe's uWSGI, started on the ring; killed after the test."""
+        server = ServerProcess("uwsgi", recipe_dir, env={**ring_store_env, **server_env})
+        try:
+            yield server.start()
+        finally:
             server.kill()
 
     def test_a_node_lost_under_load_loses_no_acknowledged_deposit(
         self,
-        ring_server: Callable[[], ServerProcess],
+        ring_server: ServerProcess,
         ring_store_env: Mapping[str, str],
         cassandra_ring: CassandraRing,
     ) -> None:
-        server = ring_server()
+        server = ring_server
         loads = {"uncontended": DepositLoad(server, threads=8), "contended": DepositLoad(server, threads=8, accounts=1)}
         lost = cassandra_ring.nodes[2]
         phases: dict[str, Callable[[], None]] = {
@@ -122,11 +118,11 @@ class RingChecks:
 
     def test_with_two_nodes_down_a_deposit_is_a_503_in_time_and_changes_nothing(
         self,
-        ring_server: Callable[[], ServerProcess],
+        ring_server: ServerProcess,
         ring_store_env: Mapping[str, str],
         cassandra_ring: CassandraRing,
     ) -> None:
-        server = ring_server()
+        server = ring_server
         client = server.client
         opened = client.post("/accounts", json={"full_name": "Ada", "email_address": "ada@example.com"})
         assert opened.status == 201, opened.body
