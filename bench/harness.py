@@ -124,6 +124,10 @@ class Settings:
             warmup=1.0,
             rounds=1,
             warm_up_servers=False,
+            # Two workers: the code paths of four, for half the start-up (the imports of
+            # every worker of every server); wrk's connections likewise, 4 per worker.
+            connections=8,
+            workers=2,
             write_accounts=20,
             read_accounts=5,
             read_account_events=3,

@@ -9,7 +9,7 @@ are never retried. A write that finds the store unavailable (down, cut off,
 or an SQLite file locked for longer than its lock timeout), or that lost every
 race for its account within ``REQUEST_TIMEOUT``, runs again
 ``STORE_RETRY_COUNTDOWN`` seconds later, at most ``STORE_RETRIES`` times,
-with the same task id (``bankaccounts.web.worth_running_again``).
+with the same task id (``bankaccounts.retry.worth_running_again``).
 
 Commands pass the task id as ``command_id``: a broker delivers a message at
 least once, and a message that ran but was not yet acknowledged when its
@@ -25,7 +25,8 @@ from typing import Any
 from celery import Task
 
 from bankaccounts.domain import Account
-from bankaccounts.web import account_json, health_json, parse_account_id, worth_running_again
+from bankaccounts.retry import worth_running_again
+from bankaccounts.web import account_json, health_json, parse_account_id
 from celery_app import app
 from worker_process import application  # and its signal handlers: one application per process
 

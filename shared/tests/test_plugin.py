@@ -84,3 +84,40 @@ def test_marked_tests_run_only_on_stores_they_fit(
     result = pytester.runpytest_inprocess("-p", "cookbook_testing.plugin", "--collect-only", "-q")
     collected = [line.rsplit("::", 1)[1] for line in result.stdout.lines if "::" in line]
     assert collected == kept
+
+
+STORE_AND_OTHER_TESTS = """
+import pytest
+
+@pytest.fixture
+def database(test_store):
+    return test_store
+
+@pytest.mark.topology
+def test_behind_nginx(): pass
+
+def test_through_a_fixture(database): pass
+
+def test_of_the_domain_alone(): pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("store", "kept"),
+    [
+        ("sqlite", ["test_through_a_fixture", "test_of_the_domain_alone"]),
+        ("postgresql", ["test_behind_nginx", "test_through_a_fixture", "test_of_the_domain_alone"]),
+    ],
+)
+@pytest.mark.parametrize("store_tests_only", [False, True])
+def test_a_second_store_runs_only_the_tests_the_store_can_change(
+    pytester: pytest.Pytester, store: str, kept: list[str], store_tests_only: bool
+) -> None:
+    """``--store-tests-only``: a test that reaches no store, through any fixture, is left out."""
+    pytester.makepyfile(STORE_AND_OTHER_TESTS)
+    options = ["--store-tests-only"] if store_tests_only else []
+    result = pytester.runpytest_inprocess(
+        "-p", "cookbook_testing.plugin", "--store", store, *options, "--collect-only", "-q"
+    )
+    collected = [line.rsplit("::", 1)[1] for line in result.stdout.lines if "::" in line]
+    assert collected == [name for name in kept if not (store_tests_only and name == "test_of_the_domain_alone")]

@@ -14,7 +14,7 @@ from bankaccounts.domain import (
     InvalidAmountError,
     InvalidRequestError,
 )
-from bankaccounts.retry import ConflictUnresolvedError
+from bankaccounts.retry import ConflictUnresolvedError, worth_running_again
 from bankaccounts.timeouts import RequestTimeoutError
 from bankaccounts.web import (
     ANSWERED_ERRORS,
@@ -27,7 +27,6 @@ from bankaccounts.web import (
     parse_json_object,
     status_for,
     store_unavailable,
-    worth_running_again,
 )
 
 JSON = "application/json"

@@ -31,7 +31,8 @@ from celery import Task, shared_task, signals
 from bank.accounts import bank_accounts, start_worker_process, stop_worker_process, worker_health
 from bank.commands import apply_once
 from bank.transactions import run_in_transaction
-from bankaccounts.web import account_json, worth_running_again
+from bankaccounts.retry import worth_running_again
+from bankaccounts.web import account_json
 
 #: A task that finds the database unavailable, or loses every race for its
 #: account, runs again this many seconds later, at most this many times; then

@@ -28,6 +28,7 @@ from typing import TypeVar
 from eventsourcing.persistence import IntegrityError
 
 from bankaccounts.timeouts import request_timeout
+from bankaccounts.unavailable import store_unavailable
 
 T = TypeVar("T")
 
@@ -109,3 +110,15 @@ class RetryPolicy:
                 logger.debug("write conflict on attempt %d, retrying in %.4fs", attempt, pause)
                 sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def worth_running_again(error: BaseException) -> bool:
+    """Whether a task queue should run a failed command again later, with the same id.
+
+    Yes while the store is unavailable (``store_unavailable``), and for a write
+    that lost every race for its account within its time budget
+    (``ConflictUnresolvedError``): a web client hears 409 and sends again; a
+    task's client is its queue. Never for other errors (the domain's refusals):
+    the same command would fail the same way.
+    """
+    return store_unavailable(error) or isinstance(error, ConflictUnresolvedError)

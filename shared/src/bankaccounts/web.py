@@ -201,18 +201,6 @@ def error_json(message: str) -> dict[str, str]:
 RETRY_AFTER_SECONDS = 1
 
 
-def worth_running_again(error: BaseException) -> bool:
-    """Whether a task queue should run a failed command again later, with the same id.
-
-    Yes while the store is unavailable (``store_unavailable``), and for a write
-    that lost every race for its account within its time budget
-    (``ConflictUnresolvedError``): a web client hears 409 and sends again; a
-    task's client is its queue. Never for the other domain errors: the same
-    command would fail the same way.
-    """
-    return store_unavailable(error) or isinstance(error, ConflictUnresolvedError)
-
-
 def unavailable_json() -> dict[str, str]:
     """The body of a 503 (send it with ``Retry-After: RETRY_AFTER_SECONDS``)."""
     return error_json(f"the database is unavailable just now; try again in {RETRY_AFTER_SECONDS}s")

@@ -42,6 +42,8 @@ from cookbook_testing.databases import PostgresDatabases, count_rows, embedded_p
 from cookbook_testing.faults import FaultProxy, StoreBehindAProxy
 
 STORES = ("sqlite", "postgresql")
+#: Markers of tests that run only on a database server's store (never on SQLite).
+DATABASE_SERVER_MARKERS = ("requires_postgresql", "requires_a_database_server", "topology")
 #: Stores a recipe may name in its pytest.ini: those and the Cassandra recipes' own.
 RECIPE_STORES = (*STORES, "cassandra")
 
@@ -58,6 +60,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=BROKERS,
         default=None,
         help="the task queue's broker, for the Celery tests (default: $COOKBOOK_TEST_BROKER, else redis)",
+    )
+    parser.addoption(
+        "--store-tests-only",
+        action="store_true",
+        help="only the tests the store can change the outcome of (those that use it, through the test_store "
+        "fixture, or are marked for a database server): a run on a second store leaves out what the first ran",
     )
     parser.addini("cookbook_store", "the one store this recipe's tests run on, whatever --store says", default="")
     parser.addini("cookbook_events_table", "the table the recipe's events go to, if not eventsourcing's", default="")
@@ -115,8 +123,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # they use: checked once per recipe, on its database server (--store postgresql).
         unfit.add("topology")
 
+    store_tests_only = config.getoption("--store-tests-only")
+
+    def uses_the_store(item: pytest.Item) -> bool:
+        # Every fixture that reaches a store depends on test_store (the one place --store is read).
+        return "test_store" in getattr(item, "fixturenames", ()) or any(
+            item.get_closest_marker(name) for name in DATABASE_SERVER_MARKERS
+        )
+
     def fits(item: pytest.Item) -> bool:
-        return not any(item.get_closest_marker(name) for name in unfit)
+        if any(item.get_closest_marker(name) for name in unfit):
+            return False
+        return uses_the_store(item) or not store_tests_only
 
     deselected = [item for item in items if not fits(item)]
     if deselected:
