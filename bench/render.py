@@ -363,7 +363,8 @@ def aggregates_table(results: dict[str, Any]) -> list[str]:
                 ]
             )
     header = ["Events", "Settings", "req/s", "p50 / p99 ms"]
-    return table("Reading one long-lived account (plain-wsgi, PostgreSQL, 4 workers)", header, rows)
+    workers = results["settings"]["workers"]
+    return table(f"Reading one long-lived account (plain-wsgi, PostgreSQL, {workers} workers)", header, rows)
 
 
 def contention_table(results: dict[str, Any]) -> list[str]:
@@ -385,7 +386,8 @@ def contention_table(results: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     header = ["Recipe", "AGGREGATE_LOCKS", "req/s", "p50 / p99 ms", "max ms", "409 answers", "other failures"]
-    return table("Sixteen writers on one account (PostgreSQL, uWSGI, 4 workers)", header, rows)
+    workers = results["settings"]["workers"]
+    return table(f"Sixteen writers on one account (PostgreSQL, uWSGI, {workers} workers)", header, rows)
 
 
 #: The component of a sample in uWSGI's own code (bench/profiles.py names them).

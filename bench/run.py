@@ -417,11 +417,13 @@ def run_cassandra_store(
     where = "one node" if nodes == 1 else f"a ring of {nodes} nodes, a replica on each"
     progress.start_section(f"Cassandra: {where} (Java 17), for the Cassandra ceiling and recipes only")
     with contextlib.ExitStack() as stack:
-        cassandra = CassandraServer(stack, progress, nodes=nodes)
+        cassandra = CassandraServer(stack, progress, nodes=nodes, quick_start=settings.quick)
         cassandra.start()
         results["machine"][store] = cassandra.description()
         for recipe in pairs:
-            progress.start_section(f"{recipe} on {store}: the recipe against its baseline, uWSGI, 4 workers")
+            progress.start_section(
+                f"{recipe} on {store}: the recipe against its baseline, uWSGI, {settings.workers} workers"
+            )
             stores = (cassandra.store(f"{recipe}-recipe"), cassandra.store(f"{recipe}-baseline"))
             results["web"].append(web.measure_pair(recipe, "uwsgi", store, stores, settings, progress, workdir))
         if measure_ceiling:  # after the recipes: by then the JVM has compiled its hot paths
