@@ -1,9 +1,10 @@
 """The built docs, read as a reader would: served on loopback, loaded in headless Chromium.
 
 Run after ``sphinx-build`` (the ``docs`` tox environment does both). Each
-page must render its title, the navigation and its code blocks, every asset
-it asks for must exist, and a screenshot is saved under ``artifacts/docs/``
-(which git ignores) for a human to look at.
+page must render its title, the navigation and its code blocks, with no error
+box and nothing written to the browser's console; every asset it asks for must
+exist, and a screenshot is saved under ``artifacts/docs/`` (which git ignores)
+for a human to look at.
 """
 
 from __future__ import annotations
@@ -84,13 +85,41 @@ def expected_code_blocks(page: str) -> int:
     return len(re.findall(r"^\s*\.\. (?:literalinclude|code-block)::", (SOURCE / f"{page}.rst").read_text(), re.M))
 
 
+def load(chromium: list[str], url: str) -> tuple[str, list[str]]:
+    """The page's DOM, and what it wrote to the browser's console: Chromium logs every
+    console message (any level, uncaught errors included) on stderr."""
+    loaded = subprocess.run(
+        [*chromium, "--enable-logging=stderr", "--v=0", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return loaded.stdout, [line for line in loaded.stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_the_console_check_sees_an_error(tmp_path: Path, chromium: list[str]) -> None:
+    """A page that throws is caught: the check below can fail."""
+    (tmp_path / "broken.html").write_text("<title>x</title><script>undefinedFunction();</script>")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(RecordingHandler, directory=str(tmp_path)))
+    RecordingHandler.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        _, console = load(chromium, f"http://127.0.0.1:{server.server_address[1]}/broken.html")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert any("undefinedFunction is not defined" in line for line in console), console
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_in_a_browser(page: str, site: tuple[str, list[tuple[str, int]]], chromium: list[str]) -> None:
     base, requests = site
     url = f"{base}/{page}.html"
     requests.clear()
     # The first load, with an empty profile, fetches every asset: the one checked below.
-    dom = subprocess.run([*chromium, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
+    dom, console = load(chromium, url)
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     screenshot = SCREENSHOTS / f"{page.replace('/', '--')}.png"
@@ -116,6 +145,7 @@ def test_page_renders_in_a_browser(page: str, site: tuple[str, list[tuple[str, i
     # Nothing the page shows as an error: docutils' messages (a broken reference, a bad
     # directive), and furo's red box over a `contents` directive (its theme draws the
     # page's own table of contents; the box is CSS on that class, unless escaped).
+    assert console == [], f"{page}: the page wrote to the browser's console: {console}"
     assert 'class="system-message"' not in dom, f"{page}: a docutils error is on the page"
     assert 'class="problematic"' not in dom, f"{page}: a docutils error is on the page"
     classes = [attribute.split() for attribute in re.findall(r'class="([^"]*)"', dom)]
