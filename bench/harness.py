@@ -140,8 +140,8 @@ class Settings:
             rq_spawn_jobs=4,
             rq_accounts=5,
             lag_seconds=2.0,
-            # About 6 minutes on a quiet machine; CI runs it beside the whole
-            # matrix, on cores that are busy throughout: about 12 there.
+            # About 4 minutes on a quiet machine; CI runs it beside the whole
+            # matrix, on cores that are busy throughout: about twice that there.
             deadline_minutes=20.0,
         )
 
