@@ -50,6 +50,18 @@ def run(command: list[str | Path], timeout: float = 60, cwd: Path | None = None)
     return subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout, cwd=cwd)
 
 
+def shared_tests_stopping(python: Path, root: Path) -> str:
+    """The shared package's tests, run by ``python``, which must stop before any runs: their output."""
+    tested = run(
+        [python, "-m", "pytest", "-p", "no:cacheprovider", "--store", "sqlite", "tests"],
+        timeout=300,
+        cwd=root / "shared",
+    )
+    output = tested.stdout + tested.stderr
+    assert tested.returncode == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    return output
+
+
 def test_where_the_shared_tests_stop_under_the_pre_release(root: Path, tmp_path: Path) -> None:
     uv = [sys.executable, "-m", "uv"]
     venv = tmp_path / "venv"
@@ -64,13 +76,7 @@ def test_where_the_shared_tests_stop_under_the_pre_release(root: Path, tmp_path:
     version = run([python, "-c", "from importlib.metadata import version; print(version('eventsourcing'))"])
     assert version.stdout.strip() == PRE_RELEASE, version
 
-    tested = run(
-        [python, "-m", "pytest", "-p", "no:cacheprovider", "--store", "sqlite", "tests"],
-        cwd=root / "shared",
-        timeout=300,
-    )
-    output = tested.stdout + tested.stderr
-    assert tested.returncode == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    output = shared_tests_stopping(python, root)
     assert FIRST_FAILURE in output, output[-3000:]
 
     located = run([python, "-c", "import pathlib, bankaccounts; print(pathlib.Path(bankaccounts.__file__).parent)"])
@@ -82,12 +88,6 @@ def test_where_the_shared_tests_stop_under_the_pre_release(root: Path, tmp_path:
             assert source.count(old) == 1, (name, old)
             source = source.replace(old, new)
         module.write_text(source)
-    tested = run(
-        [python, "-m", "pytest", "-p", "no:cacheprovider", "--store", "sqlite", "tests"],
-        cwd=root / "shared",
-        timeout=300,
-    )
-    output = tested.stdout + tested.stderr
-    assert tested.returncode == pytest.ExitCode.USAGE_ERROR, output[-3000:]
+    output = shared_tests_stopping(python, root)
     assert SECOND_FAILURE in output, output[-3000:]
     assert "assert cls.works_with_decision_type" in output, output[-3000:]
