@@ -533,8 +533,7 @@ class CassandraServer:
         try:
             node.start()
         except Exception as error:
-            first = node if self.nodes == 1 else node.nodes[0]
-            tail = "\n".join(first.log().splitlines()[-30:])
+            tail = "\n".join(self.members(node)[0].log().splitlines()[-30:])
             node.stop()
             msg = f"{what} did not start: {error}\n{tail}"
             raise BenchError(msg) from None
@@ -543,11 +542,14 @@ class CassandraServer:
         self.progress.step(f"{what} answering on {node.hosts}:{node.port} after {time.monotonic() - started:.0f} s")
         return node
 
+    def members(self, node: Any) -> list[Any]:
+        """The JVMs of ``node`` (what ``start`` made): the node alone, or each of the ring's."""
+        return [node] if self.nodes == 1 else list(node.nodes)
+
     @property
     def pids(self) -> list[int]:
         """The JVMs' process ids: the node's, or each of the ring's."""
-        node = self.start()
-        return [node.pid] if self.nodes == 1 else [member.pid for member in node.nodes]
+        return [member.pid for member in self.members(self.start())]
 
     @property
     def contact(self) -> tuple[list[str], int]:
@@ -581,8 +583,7 @@ class CassandraServer:
             version = cluster.connect().execute("SELECT release_version FROM system.local").one()[0]
         finally:
             cluster.shutdown()
-        first = self.node if self.nodes == 1 else self.node.nodes[0]
-        config = (first.root / "conf" / "cassandra.yaml").read_text()
+        config = (self.members(self.node)[0].root / "conf" / "cassandra.yaml").read_text()
         settings = {
             key: value.strip()
             for key, value in re.findall(r"^(\w+): *(.*)$", config, flags=re.MULTILINE)

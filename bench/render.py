@@ -297,26 +297,24 @@ def ceilings_table(results: dict[str, Any]) -> list[str]:
                 f"p50 {p50:.2f}, p99 {p99:.2f} ms",
             ]
         )
-    for cluster, clients, data in (
-        (store, clients, data)
-        for store in CASSANDRA_STORES
-        for clients, data in (results.get("ceiling", {}).get(store, {}).get("by_clients", {})).items()
-    ):
-        rounds = data["rounds"]
-        p50 = median_of([run["p50_ms"] for run in rounds])
-        p99 = median_of([run["p99_ms"] for run in rounds])
-        retries = median_of([run["retries_per_transaction"] for run in rounds])
-        generator = median_of([run["generator_cpu"] for run in rounds])
-        server = median_of([run["server_cpu"] for run in rounds])
-        rows.append(
-            [
-                f"{STORE_NAMES[cluster]}: the store's write of an event (2 lightweight transactions), cassandra-driver",
-                clients,
-                f"{fmt(data['median_tps'])} tps ({retries:.2f} retries each; CPU cores used: "
-                f"Cassandra {server:.2f}, generator {generator:.2f})",
-                f"p50 {p50:.2f}, p99 {p99:.2f} ms",
-            ]
-        )
+    for cluster in CASSANDRA_STORES:
+        for clients, data in results.get("ceiling", {}).get(cluster, {}).get("by_clients", {}).items():
+            rounds = data["rounds"]
+            p50 = median_of([run["p50_ms"] for run in rounds])
+            p99 = median_of([run["p99_ms"] for run in rounds])
+            retries = median_of([run["retries_per_transaction"] for run in rounds])
+            generator = median_of([run["generator_cpu"] for run in rounds])
+            server = median_of([run["server_cpu"] for run in rounds])
+            rows.append(
+                [
+                    f"{STORE_NAMES[cluster]}: the store's write of an event (2 lightweight transactions), "
+                    "cassandra-driver",
+                    clients,
+                    f"{fmt(data['median_tps'])} tps ({retries:.2f} retries each; CPU cores used: "
+                    f"Cassandra {server:.2f}, generator {generator:.2f})",
+                    f"p50 {p50:.2f}, p99 {p99:.2f} ms",
+                ]
+            )
     return table("Ceilings: the load generator, and the databases", ["What", "Clients", "Rate", "Latency"], rows)
 
 
@@ -597,7 +595,6 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     for store in CASSANDRA_STORES:
         for clients, data in results.get("ceiling", {}).get(store, {}).get("by_clients", {}).items():
             values[f"ceiling-{store}-{clients}-tps"] = fmt(data["median_tps"])
-    for store in CASSANDRA_STORES:
         best = ceiling_tps(results, store)
         if best:
             values[f"ceiling-{store}-tps"] = fmt(best)

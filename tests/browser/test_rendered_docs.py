@@ -9,6 +9,7 @@ for a human to look at.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import re
@@ -51,13 +52,12 @@ class RecordingHandler(http.server.SimpleHTTPRequestHandler):
         self.requests.append((self.path.split("?")[0], int(code)))
 
 
-@pytest.fixture(scope="module")
-def site() -> Iterator[tuple[str, list[tuple[str, int]]]]:
-    if not (BUILT / "index.html").is_file():
-        pytest.fail(f"no built docs in {BUILT}: run sphinx-build first (tox -e docs does)")
+@contextlib.contextmanager
+def serving(directory: Path) -> Iterator[tuple[str, list[tuple[str, int]]]]:
+    """``directory`` served on loopback: its base URL, and the requests made of it (path, status)."""
     requests: list[tuple[str, int]] = []
     handler = type("Handler", (RecordingHandler,), {"requests": requests})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(BUILT)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(directory)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -65,6 +65,14 @@ def site() -> Iterator[tuple[str, list[tuple[str, int]]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[tuple[str, list[tuple[str, int]]]]:
+    if not (BUILT / "index.html").is_file():
+        pytest.fail(f"no built docs in {BUILT}: run sphinx-build first (tox -e docs does)")
+    with serving(BUILT) as served:
+        yield served
 
 
 @pytest.fixture
@@ -101,15 +109,8 @@ def load(chromium: list[str], url: str) -> tuple[str, list[str]]:
 def test_the_console_check_sees_an_error(tmp_path: Path, chromium: list[str]) -> None:
     """A page that throws is caught: the check below can fail."""
     (tmp_path / "broken.html").write_text("<title>x</title><script>undefinedFunction();</script>")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(RecordingHandler, directory=str(tmp_path)))
-    RecordingHandler.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        _, console = load(chromium, f"http://127.0.0.1:{server.server_address[1]}/broken.html")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(tmp_path) as (base, _):
+        _, console = load(chromium, f"{base}/broken.html")
     assert any("undefinedFunction is not defined" in line for line in console), console
 
 
