@@ -146,7 +146,7 @@ def test_the_postgresql_store_refuses_an_unknown_pgbouncer_pool_mode() -> None:
 
 #: The modules a project keeps as they are, whatever its domain (the Flask and Pyramid
 #: READMEs say so): none of them may load the bank-accounts example.
-KEPT_AS_THEY_ARE = ("config", "timeouts", "retry", "slot", "unavailable")
+KEPT_AS_THEY_ARE = ("config", "timeouts", "retry", "slot", "unavailable", "insert_once")
 
 
 @pytest.mark.parametrize("module", KEPT_AS_THEY_ARE)

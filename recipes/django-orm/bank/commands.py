@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from uuid import UUID
 
 from bank.models import AuditEntry
 from bankaccounts.domain import Account
@@ -12,12 +13,22 @@ def apply_once(command_id: str, action: str, command: Callable[[str], Account]) 
     """Run ``command`` with ``command_id`` and record its audit row in the caller's
     transaction. Run again with the same id (a request sent again with its
     ``Idempotency-Key``, a task delivered again), it changes nothing and
-    returns the account as it is.
-
-    The row is one per command id and action by a unique constraint, not by a
-    look first: two runs of one command at once (a task delivered again while
-    it still runs) both find it not yet applied, and the later one's
-    ``get_or_create`` waits for the first's commit, then finds its row."""
+    returns the account as it is."""
     account = command(command_id)
-    AuditEntry.objects.get_or_create(command_id=command_id, action=action, defaults={"account_id": account.id})
+    record_once(command_id, action, account.id)
     return account
+
+
+def record_once(command_id: str, action: str, account_id: UUID) -> None:
+    """The audit row of a command, unless it has one: one per command id and action.
+
+    That is a unique constraint's job, not a look first's: two runs of one
+    command at once (a task delivered again while it still runs) would both
+    look and find no row. The row is inserted with ``ON CONFLICT DO NOTHING``
+    (``INSERT OR IGNORE`` on SQLite): one statement, where ``get_or_create``
+    would send four (a look, a savepoint, the insert, its release). The later of two
+    runs at once waits on the unique index for the first's commit, then adds
+    nothing."""
+    AuditEntry.objects.bulk_create(
+        [AuditEntry(command_id=command_id, action=action, account_id=account_id)], ignore_conflicts=True
+    )

@@ -18,8 +18,7 @@ from django.http import HttpRequest, JsonResponse
 from bank import tasks
 from bank.accounts import bank_accounts
 from bank.api import api_view, command_id, json_body
-from bank.commands import apply_once
-from bank.models import AuditEntry
+from bank.commands import apply_once, record_once
 from bank.transactions import atomic_with_retries
 from bankaccounts.domain import Account, TransferToSameAccountError, check_amount
 from bankaccounts.readiness import database_ready
@@ -133,9 +132,7 @@ def request_transfer(request: HttpRequest, account_id: str) -> JsonResponse:
     bank_accounts().get_account(account_uuid)
     bank_accounts().get_account(to_account_id)
     task_id = command_id(request)
-    AuditEntry.objects.get_or_create(
-        command_id=task_id, action="transfer-requested", defaults={"account_id": account_uuid}
-    )
+    record_once(task_id, "transfer-requested", account_uuid)
     sent_as = send_transfer_on_commit(task_id, (str(account_uuid), str(to_account_id), amount))
     return JsonResponse({"task_id": sent_as}, status=202)
 

@@ -16,6 +16,7 @@ from flask import has_request_context, request
 from bank.db import AuditEntry, db, request_session
 from bankaccounts.application import BankAccounts
 from bankaccounts.domain import Account
+from bankaccounts.insert_once import insert_once
 from bankaccounts.lifecycle import get_or_init_application
 from bankaccounts.retry import RetryPolicy
 from bankaccounts.web import IDEMPOTENCY_KEY_HEADER, command_id_for
@@ -55,10 +56,9 @@ def in_transaction(action: str, command: Callable[[str], Account]) -> Account:
     command_id = command_id_for(key)
 
     def unit_of_work() -> Account:
-        sent_again = bank().is_applied(command_id)
         account = command(command_id)
-        if not sent_again:
-            db.session.add(AuditEntry(action=action, account_id=str(account.id)))
+        # One row per command id and action: sent again, the command adds none.
+        insert_once(db.session, AuditEntry, action=action, command_id=command_id, account_id=str(account.id))
         db.session.commit()
         return account
 

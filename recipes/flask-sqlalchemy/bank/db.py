@@ -28,11 +28,14 @@ def request_session() -> scoped_session:
 
 
 class AuditEntry(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time
-    """An ordinary ORM row written in the same transaction as the events."""
+    """An ordinary ORM row written in the same transaction as the events: one per
+    command id and action, however often the command is sent."""
 
     __tablename__ = "audit_entries"
+    __table_args__ = (db.UniqueConstraint("command_id", "action", name="audit_entry_once_per_command"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     action: Mapped[str] = mapped_column(db.String(32))
     account_id: Mapped[str] = mapped_column(db.String(36), index=True)
     recorded_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    command_id: Mapped[str | None] = mapped_column(db.String(300))

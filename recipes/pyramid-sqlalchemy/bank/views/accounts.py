@@ -16,6 +16,7 @@ from pyramid.view import view_config
 from bank.body import json_body
 from bank.models import AuditEntry
 from bankaccounts.domain import Account
+from bankaccounts.insert_once import insert_once
 from bankaccounts.readiness import database_ready
 from bankaccounts.web import account_json, health_json, parse_account_id
 
@@ -24,12 +25,10 @@ def audited(request: Request, action: str, command: Callable[[str], Account]) ->
     """Run ``command`` with the request's command id, and record what was done in
     an ordinary table, in the request's transaction. A request sent again with
     its ``Idempotency-Key`` is answered, and changes and audits nothing."""
-    sent_again = request.bank.is_applied(request.command_id)
     account = command(request.command_id)
-    if not sent_again:
-        # Added after the application saved: it is flushed at commit, so a fault in
-        # this row is never mistaken for a write conflict on the events.
-        request.dbsession.add(AuditEntry(action=action, account_id=str(account.id)))
+    # Written after the application saved, so a fault in this row is never mistaken
+    # for a write conflict on the events; one row per command id and action.
+    insert_once(request.dbsession, AuditEntry, action=action, command_id=request.command_id, account_id=str(account.id))
     return account_json(account)
 
 
