@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from cassandra.cluster import Session
 
-from cassandra_testing.node import CASSANDRA_VERSION, CassandraNode, configured_hosts, resolve_classpath
+from cassandra_testing.node import (
+    CASSANDRA_VERSION,
+    CassandraNode,
+    NodeError,
+    configured_hosts,
+    machine_lock,
+    resolve_classpath,
+)
 
 
 def test_cassandra_hosts_names_a_cluster_to_use_instead() -> None:
@@ -43,3 +50,14 @@ def test_a_warm_cache_resolves_without_maven(cassandra_cache_dir: Path, cassandr
     jars = resolve_classpath(cassandra_cache_dir)
     assert time.monotonic() - started < 1.0
     assert any(jar.name == f"cassandra-all-{CASSANDRA_VERSION}.jar" for jar in jars)
+
+
+def test_a_second_ring_waits_for_the_first_and_no_longer_than_its_bound(tmp_path: Path) -> None:
+    lock = tmp_path / "ring.lock"
+    with machine_lock(lock, wait=1, what="the first ring"):
+        started = time.monotonic()
+        with pytest.raises(NodeError, match=r"held by another process for 0\.3 s"), machine_lock(lock, 0.3, "a second"):
+            pass
+        assert 0.3 <= time.monotonic() - started < 5
+    with machine_lock(lock, wait=0.3, what="a second ring, once the first has stopped"):
+        pass

@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -445,6 +446,34 @@ def ring_token(index: int, size: int) -> int:
     return -(2**63) + index * (TOKEN_SPACE // size)
 
 
+#: One ring at a time on a machine, whoever starts it (a test session, the benchmarks): three
+#: JVMs are what two cores start within the nodes' bounds, and six at once took longer. A
+#: second ring waits for the first's lock, at most RING_WAIT seconds (a ring's tests take
+#: about two minutes).
+RING_LOCK = Path(tempfile.gettempdir()) / "cookbook-cassandra-ring.lock"
+RING_WAIT = 900.0
+
+
+@contextlib.contextmanager
+def machine_lock(path: Path, wait: float, what: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (the kernel releases it if the process dies),
+    asking again every half second for at most ``wait`` seconds; ``NodeError`` after that."""
+    with path.open("a") as file:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise NodeError(f"{what}: {path} was held by another process for {wait:g} s") from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
 @dataclass
 class CassandraRing:
     """``size`` Cassandra nodes on 127.0.0.1, 127.0.0.2, ... (each a host of its own, as
@@ -461,6 +490,8 @@ class CassandraRing:
     quick_start: bool = True
     start_timeout: float = 240.0
     nodes: list[CassandraNode] = field(default_factory=list, init=False)
+    #: The machine's ring lock (RING_LOCK), held from start() to stop().
+    held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False)
 
     def __post_init__(self) -> None:
         native_port, storage_port = free_port(), free_port()
@@ -489,6 +520,7 @@ class CassandraRing:
 
     def start(self) -> CassandraRing:
         try:
+            self.held.enter_context(machine_lock(RING_LOCK, RING_WAIT, f"a ring on {self.hosts}"))
             for node in self.nodes:
                 node.start()
             wait_for(self.all_joined, self.start_timeout, f"every node of the ring {self.hosts} to know every other")
@@ -531,8 +563,11 @@ class CassandraRing:
         wait_for(self.all_joined, self.start_timeout, f"every node of the ring {self.hosts} to know every other again")
 
     def stop(self) -> None:
-        for node in reversed(self.nodes):
-            node.stop()
+        try:
+            for node in reversed(self.nodes):
+                node.stop()
+        finally:
+            self.held.close()
 
     def __enter__(self) -> CassandraRing:
         return self.start()
