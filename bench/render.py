@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -437,6 +438,93 @@ def profiles_tables(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: A statement's columns and values, shortened to what tells statements apart in a table.
+SELECTED_COLUMNS = re.compile(r"^SELECT (.{40,}?) FROM ")
+LONG_PARENTHESES = re.compile(r"\([^()]{30,}\)")
+STATEMENT_WIDTH = 90
+
+
+def short_statement(text: str) -> str:
+    """``SELECT … FROM events WHERE …``: the columns and long lists elided, at most STATEMENT_WIDTH long."""
+    text = LONG_PARENTHESES.sub("(…)", SELECTED_COLUMNS.sub("SELECT … FROM ", text))
+    return text if len(text) <= STATEMENT_WIDTH else text[: STATEMENT_WIDTH - 1] + "…"
+
+
+def per_request(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def statements_tables(results: dict[str, Any]) -> list[str]:
+    measured = results.get("statements", [])
+    if not measured:
+        return []
+    rows = [
+        [
+            pair_name(pair),
+            *(
+                per_request(pair["roles"][role][operation]["per_request"])
+                for operation in ("deposit", "read")
+                for role in ("recipe", "baseline")
+            ),
+        ]
+        for pair in measured
+    ]
+    header = ["Web recipe (PostgreSQL)", "deposit", "baseline's deposit", "read", "baseline's read"]
+    lines = table("SQL statements per request, from the server's log of the statements it ran", header, rows)
+    for pair in measured:
+        counts: dict[str, list[float]] = {}
+        for column, role in enumerate(("recipe", "baseline")):
+            for text, count in pair["roles"][role]["deposit"]["statements"]:
+                counts.setdefault(short_statement(text), [0.0, 0.0])[column] += count
+        statement_rows = [
+            [f"``{text}``", per_request(recipe), per_request(baseline)]
+            for text, (recipe, baseline) in sorted(counts.items(), key=lambda item: (-sum(item[1]), item[0]))
+        ]
+        lines += table(
+            f"What one deposit runs: {pair_name(pair)}",
+            ["Statement", "recipe", "baseline"],
+            statement_rows,
+            widths="70 15 15",
+        )
+    return lines
+
+
+#: The sessions' states (bench/waits.py's names), in the table's order, with their columns' names.
+WAIT_COLUMNS = {
+    "running a statement": "running",
+    "waiting for the events table's lock": "table lock",
+    "waiting for an account's advisory lock": "account lock",
+    "waiting for another transaction": "row lock",
+    "flushing the WAL at commit": "commit",
+    "other waits": "other waits",
+    "idle in a transaction": "idle in transaction",
+    "idle between requests": "idle",
+}
+
+
+def waits_table(results: dict[str, Any]) -> list[str]:
+    measured = results.get("waits", [])
+    if not measured:
+        return []
+    rows = []
+    for pair in measured:
+        for role in ("recipe", "baseline"):
+            shares = pair["roles"][role]["shares"]
+            if unknown := set(shares) - set(WAIT_COLUMNS):
+                msg = f"session states with no column: {sorted(unknown)}"
+                raise ValueError(msg)
+            rows.append(
+                [
+                    pair_name(pair) if role == "recipe" else "baseline",
+                    fmt(pair["roles"][role]["rps"]),
+                    *(pct(shares.get(state, 0.0)) for state in WAIT_COLUMNS),
+                ]
+            )
+    header = ["Web recipe (PostgreSQL)", "deposits/s", *WAIT_COLUMNS.values()]
+    title = "What the database sessions do under the deposit load: shares of their time, sampled from pg_stat_activity"
+    return table(title, header, rows)
+
+
 def queues_table(results: dict[str, Any]) -> list[str]:
     rows = []
     for name, data in measured_queues(results).items():
@@ -525,6 +613,8 @@ def render_tables(results: dict[str, Any]) -> str:
     parts = (
         web_table,
         profiles_tables,
+        statements_tables,
+        waits_table,
         ceilings_table,
         memory_table,
         contention_table,
@@ -558,6 +648,9 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     ``-max``; ``projections-rps``, ``-events``, ``-seconds``: the view following plain-wsgi);
     ``profile-django-orm-deposit-driver`` (and ``-baseline-driver``; ``-python``: the share of
     the time one worker ran Python; ``-server``: in uWSGI outside the application; ``-read-`` likewise);
+    ``statements-django-orm-deposit`` (and ``-baseline``; ``-read``): SQL statements per request
+    (``statements-requests``: how many requests each count is over); ``waits-django-orm-table-lock``
+    (and ``-baseline``; each of WAIT_COLUMNS, spaces as hyphens): a share of the sessions' time;
     settings (``duration``, ``rounds``, ...);
     the noise (``spread-median``, ``spread-max``, ``load-start``, ...); and
     for each separate run, ``queues-rq-run-load-start`` and the like.
@@ -588,6 +681,20 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
                 values[f"{name}-server"] = pct(wall["components"].get(SERVER_COMPONENT, 0.0))
                 # Both sampled at the same rate for as long: the share of the time it held the GIL.
                 values[f"{name}-python"] = pct(min(1.0, python["samples"] / wall["samples"]))
+    if results.get("statements"):
+        values["statements-requests"] = fmt(results["statements"][0]["requests"])
+    for pair in results.get("statements", []):
+        for role in ("recipe", "baseline"):
+            for operation in ("deposit", "read"):
+                name = f"statements-{pair['recipe']}-{operation}" + ("-baseline" if role == "baseline" else "")
+                values[name] = per_request(pair["roles"][role][operation]["per_request"])
+    for pair in results.get("waits", []):
+        for role in ("recipe", "baseline"):
+            for state, column in WAIT_COLUMNS.items():
+                name = f"waits-{pair['recipe']}-{column.replace(' ', '-')}" + (
+                    "-baseline" if role == "baseline" else ""
+                )
+                values[name] = pct(pair["roles"][role]["shares"].get(state, 0.0))
     ceiling = ceiling_tps(results)
     if ceiling:
         values["ceiling-tps"] = fmt(ceiling)

@@ -7,7 +7,10 @@ From this folder, in an environment made from requirements.txt::
 
 Sections, in order: the load generator's ceiling (wrk against a trivial app),
 the database's ceiling (pgbench), every web recipe against its baseline on
-PostgreSQL and SQLite (the FastAPI recipe under each of its servers), reads
+PostgreSQL and SQLite (the FastAPI recipe under each of its servers), where a
+worker's time goes (py-spy), the SQL statements each request sends
+(the server's statement log), what the database sessions do under the deposit
+load (pg_stat_activity), writers contending for one account, reads
 of long-lived aggregates, task-queue workers; then, with a Cassandra node started for them and stopped after (so that no
 JVM runs beside the other measurements), the Cassandra recipes against
 their baselines and Cassandra's ceiling; and the generator's ceiling again (the
@@ -41,6 +44,8 @@ import psutil
 import psycopg
 import queues
 import render
+import statements
+import waits
 import web
 from harness import (
     ROOT,
@@ -57,7 +62,18 @@ from harness import (
 from cookbook_testing.brokers import valkey_server
 from cookbook_testing.databases import PostgresDatabases, embedded_postgres_server
 
-SECTIONS = ["generator", "ceiling", "web", "profiles", "contention", "aggregates", "queues", "projections"]
+SECTIONS = [
+    "generator",
+    "ceiling",
+    "web",
+    "profiles",
+    "statements",
+    "waits",
+    "contention",
+    "aggregates",
+    "queues",
+    "projections",
+]
 STORES = ["postgresql", "sqlite", *render.CASSANDRA_STORES]
 #: A smoke run leaves the ring out: three more JVMs on CI's two cores, while the matrix
 #: runs beside it; the cassandra-ring environments test the ring harness itself. And
@@ -354,6 +370,20 @@ def run_sections(
             progress.start_section(f"{recipe} on postgresql: where one worker's time goes (py-spy), and its baseline's")
             pair_stores = ({"DATABASE_URL": databases.create()}, {"DATABASE_URL": databases.create()})
             results["profiles"].append(profiles.measure(recipe, pair_stores, settings, progress, workdir, raw_profiles))
+    # What one request sends to the database, and what the sessions do under load: per SQL recipe.
+    for section, module, what in (
+        ("statements", statements, "SQL statements per request (the server's statement log)"),
+        ("waits", waits, "what its database sessions do under deposits (pg_stat_activity)"),
+    ):
+        if section in sections and "postgresql" in stores:
+            results[section] = []
+            sql_recipes = [recipe for recipe in recipes if "postgresql" in web.stores_of(recipe)]
+            for recipe in sql_recipes[:1] if settings.quick else sql_recipes:  # a smoke run: the code path, once
+                progress.start_section(f"{recipe} on postgresql: {what}")
+                pair_stores = ({"DATABASE_URL": databases.create()}, {"DATABASE_URL": databases.create()})
+                results[section].append(
+                    module.measure(recipe, databases.admin_url, pair_stores, settings, progress, workdir)
+                )
     if "contention" in sections and "postgresql" in stores:
         results["contention"] = []
         for recipe in [recipe for recipe in contention.CONTENTION_RECIPES if recipe in recipes]:

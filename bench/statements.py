@@ -1,0 +1,143 @@
+"""How many SQL statements one request sends to PostgreSQL: each web recipe's, and its
+baseline's, counted from the server's own log of the statements it ran.
+
+Each database measured here logs every statement its sessions run (``ALTER DATABASE ...
+SET log_statement = 'all'``; the others log none, so no other measurement pays for it),
+and the server's log lines name their database (``log_line_prefix``). A server with one
+worker is warmed up (its connections opened, its tables created, its caches filled); then
+requests are sent one at a time, as the benchmark's load sends them (a deposit without an
+``Idempotency-Key``, a read of an account with a few events), and the log lines written
+meanwhile are counted. Every statement counts, ``BEGIN``, ``COMMIT``, ``LOCK`` and ``SET``
+included. These are statements, not round trips: a driver may send several in one
+pipeline (eventsourcing's PostgreSQL recorder sends its lock, ``NOTIFY`` and insert
+together). Not ``pg_stat_statements``: it counts a utility statement run again as a
+prepared statement (the recorder's ``LOCK TABLE``) once only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import web
+from harness import BenchError, Progress, Settings, open_accounts, serving
+from psycopg import sql
+
+from cookbook_testing.http import HTTPClient, Response
+
+#: The server's log lines name their database: ``%m [%p] `` is PostgreSQL's default prefix.
+LOG_LINE_PREFIX = "%m [%p] %d "
+#: A statement's line: a simple query's ``statement:``, an extended query's ``execute <name>:``.
+STATEMENT_LINE = re.compile(r"^\S+ \S+ \S+ \[\d+\] (?P<database>\S+) LOG:  (?:statement|execute [^:]*): (?P<text>.*)$")
+#: What differs from one request to the next: string literals (Django binds its parameters in
+#: the client, so its statements carry their values) and Django's savepoints' names (``"s1402_x1"``).
+LITERAL = re.compile(r"'(?:[^']|'')*'")
+SAVEPOINT_NAME = re.compile(r'"s\d+_x\d+"')
+#: Numbers as long as a key (Django binds its advisory lock's key in the SQL text).
+LONG_NUMBER = re.compile(r"(?<![\w$])\d{6,}")
+
+
+def server_log(admin_url: str) -> Path:
+    """The embedded server's log (the wheel starts it with ``pg_ctl -l <pgdata>/log``), with
+    its lines prefixed by their database from now on."""
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("ALTER SYSTEM SET log_line_prefix = {}").format(sql.Literal(LOG_LINE_PREFIX)))
+        connection.execute("SELECT pg_reload_conf()")
+        row = connection.execute("SHOW data_directory").fetchone()
+    path = Path(str(row[0] if row else "")) / "log"
+    if not path.is_file():
+        msg = f"no server log at {path}: the statement counts read the embedded server's"
+        raise BenchError(msg)
+    return path
+
+
+def log_statements(admin_url: str, database_url: str) -> str:
+    """Log every statement of ``database_url``'s new sessions; return the database's name."""
+    name = str(psycopg.conninfo.conninfo_to_dict(database_url)["dbname"])
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("ALTER DATABASE {} SET log_statement = 'all'").format(sql.Identifier(name)))
+    return name
+
+
+def statements_in(text: str, database: str) -> Counter[str]:
+    """The statements ``database``'s sessions ran, in a stretch of the log (a statement's
+    further lines, as SQLAlchemy writes them, follow its first one indented by a tab)."""
+    found: list[list[str]] = []
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("\t") and current is not None:
+            current.append(line)
+            continue
+        match = STATEMENT_LINE.match(line)
+        current = [match["text"]] if match and match["database"] == database else None
+        if current is not None:
+            found.append(current)
+    return Counter(shape(" ".join(" ".join(lines).split())) for lines in found)
+
+
+def shape(statement: str) -> str:
+    """``statement`` with what differs from one request to the next elided."""
+    return SAVEPOINT_NAME.sub('"s…"', LONG_NUMBER.sub("…", LITERAL.sub("'…'", statement)))
+
+
+def send(client: HTTPClient, operation: str, account: str) -> Response:
+    """One request as the benchmark's load sends it (bench/wrk/requests.lua)."""
+    if operation == "deposit":
+        return client.post(f"/accounts/{account}/deposit", json={"amount": 1})
+    return client.get(f"/accounts/{account}")
+
+
+def requests_for(settings: Settings) -> int:
+    return 10 if settings.quick else 200
+
+
+def measure(
+    recipe: str,
+    admin_url: str,
+    stores: tuple[Mapping[str, str], Mapping[str, str]],
+    settings: Settings,
+    progress: Progress,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Statements per request of ``recipe`` and its baseline, for each of the benchmark's operations."""
+    server = web.servers_of(recipe)[0]
+    count = requests_for(settings)
+    log = server_log(admin_url)
+    databases = [log_statements(admin_url, store["DATABASE_URL"]) for store in stores]
+    pair = web.prepared_targets(recipe, server, stores, workdir)
+    result: dict[str, Any] = {"recipe": recipe, "server": server, "requests": count, "roles": {}}
+    for target, store, database in zip(pair, stores, databases, strict=True):
+        measured: dict[str, Any] = {}
+        with serving(target, store, workers=1) as running:
+            account = open_accounts(running.client, 1, deposits_each=4)[0]
+            for operation in web.OPERATIONS:
+                for _ in range(3):  # warm: the first requests of a worker may set up what the rest reuse
+                    send(running.client, operation, account)
+                start = log.stat().st_size
+                for _ in range(count):
+                    response = send(running.client, operation, account)
+                    if response.status != 200:
+                        msg = f"{target.label} {operation} answered {response.status}: {response.body[:300]!r}"
+                        raise running.failure(BenchError(msg))
+                with log.open("rb") as file:
+                    file.seek(start)
+                    written = file.read().decode(errors="replace")
+                ran = sorted(statements_in(written, database).items(), key=lambda row: (-row[1], row[0]))
+                if not ran:
+                    msg = f"{target.label} {operation}: no statement of {database} in the server's log"
+                    raise running.failure(BenchError(msg))
+                measured[operation] = {
+                    "per_request": sum(calls for _, calls in ran) / count,
+                    "statements": [[query, calls / count] for query, calls in ran],
+                }
+        result["roles"][target.role] = measured
+        progress.step(
+            f"{target.label}: "
+            + ", ".join(f"{operation} {measured[operation]['per_request']:.2f}" for operation in web.OPERATIONS)
+            + " statements per request"
+        )
+    return result
