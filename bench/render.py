@@ -153,6 +153,20 @@ def summary(results: dict[str, Any]) -> list[str]:
                 f"{times(rate['cache'] / rate['neither'])} with the aggregate cache, "
                 f"{times(rate['snapshots+cache'] / rate['neither'])} with both."
             )
+    if counted := results.get("statements"):
+        per_deposit = ", ".join(
+            f"{pair_name(pair)} {per_request(pair['roles']['recipe']['deposit']['per_request'])} "
+            f"({per_request(pair['roles']['baseline']['deposit']['per_request'])})"
+            for pair in counted
+        )
+        lines.append(f"- SQL statements per deposit on PostgreSQL, recipe (baseline): {per_deposit}.")
+    if sampled := results.get("waits"):
+        table_lock = ", ".join(
+            f"{pair_name(pair)} {pct(pair['roles']['recipe']['shares'].get(TABLE_LOCK, 0.0))}" for pair in sampled
+        )
+        lines.append(
+            f"- The database sessions' time spent waiting for the events table's lock, deposits: {table_lock}."
+        )
     for store in ("postgresql", "cassandra"):
         pairs = [pair for pair in results.get("web", []) if pair["store"] == store]
         if not pairs:
@@ -490,9 +504,10 @@ def statements_tables(results: dict[str, Any]) -> list[str]:
 
 
 #: The sessions' states (bench/waits.py's names), in the table's order, with their columns' names.
+TABLE_LOCK = "waiting for the events table's lock"
 WAIT_COLUMNS = {
     "running a statement": "running",
-    "waiting for the events table's lock": "table lock",
+    TABLE_LOCK: "table lock",
     "waiting for an account's advisory lock": "account lock",
     "waiting for another transaction": "row lock",
     "flushing the WAL at commit": "commit",
