@@ -78,9 +78,9 @@ def test_each_recipe_with_topology_checks_has_an_environment_for_them(environmen
 
 def test_no_environment_waits_for_another(environments: dict[str, dict[str, Any]]) -> None:
     """tox queues an environment that ``depends`` on another behind every environment
-    not yet started, so in a parallel run it starts last and runs alone at the end. The
-    ring environments, which must not run at the same time (three JVMs each, on two
-    cores), take the machine's ring lock instead (``cassandra_testing.node.RING_LOCK``)."""
+    not yet started, wherever env_list puts it. The ring environments, which must not run
+    at the same time (three JVMs each, on two cores), take the machine's ring lock instead
+    (``cassandra_testing.node.RING_LOCK``), which holds across tox runs and the benchmarks too."""
     assert {name: conf["depends"] for name, conf in environments.items() if conf.get("depends")} == {}
     rings = [name for name in environments if name.endswith("-ring")]
     assert len(rings) >= 2, rings

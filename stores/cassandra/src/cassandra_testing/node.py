@@ -446,10 +446,10 @@ def ring_token(index: int, size: int) -> int:
     return -(2**63) + index * (TOKEN_SPACE // size)
 
 
-#: One ring at a time on a machine, whoever starts it (a test session, the benchmarks): three
-#: JVMs are what two cores start within the nodes' bounds, and six at once took longer. A
-#: second ring waits for the first's lock, at most RING_WAIT seconds (a ring's tests take
-#: about two minutes).
+#: One ring at a time on a machine, whoever starts it (a test session, the benchmarks, in
+#: one tox run or several): the nodes' start bounds are sized for three JVMs on two cores,
+#: not six. A second ring waits for the first's lock, at most RING_WAIT seconds (a ring's
+#: tests take about two minutes).
 RING_LOCK = Path(tempfile.gettempdir()) / "cookbook-cassandra-ring.lock"
 RING_WAIT = 900.0
 
