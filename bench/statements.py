@@ -27,6 +27,7 @@ import web
 from harness import BenchError, Progress, Settings, open_accounts, serving
 from psycopg import sql
 
+from bankaccounts.config import DatabaseConfig
 from cookbook_testing.http import HTTPClient, Response
 
 #: The server's log lines name their database: ``%m [%p] `` is PostgreSQL's default prefix.
@@ -57,7 +58,7 @@ def server_log(admin_url: str) -> Path:
 
 def log_statements(admin_url: str, database_url: str) -> str:
     """Log every statement of ``database_url``'s new sessions; return the database's name."""
-    name = str(psycopg.conninfo.conninfo_to_dict(database_url)["dbname"])
+    name = DatabaseConfig.from_url(database_url).dbname
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(sql.SQL("ALTER DATABASE {} SET log_statement = 'all'").format(sql.Identifier(name)))
     return name

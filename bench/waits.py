@@ -24,6 +24,8 @@ import psycopg
 import web
 from harness import Progress, Settings, open_accounts, run_wrk, serving, write_ids
 
+from bankaccounts.config import DatabaseConfig
+
 #: How often the sampler reads pg_stat_activity (each read takes about a millisecond).
 SAMPLE_EVERY = 0.005
 #: The states, in the page's order (``category`` names them).
@@ -88,7 +90,7 @@ def measure(
     pair = web.prepared_targets(recipe, server, stores, workdir)
     result: dict[str, Any] = {"recipe": recipe, "server": server, "workers": settings.workers, "roles": {}}
     for target, store in zip(pair, stores, strict=True):
-        database = str(psycopg.conninfo.conninfo_to_dict(store["DATABASE_URL"])["dbname"])
+        database = DatabaseConfig.from_url(store["DATABASE_URL"]).dbname
         with serving(target, store, workers=settings.workers) as running:
             ids = write_ids(
                 workdir / f"waits-{recipe}-{target.role}.txt", open_accounts(running.client, settings.write_accounts)
