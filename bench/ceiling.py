@@ -22,8 +22,9 @@ a read of the log's ``head``; the commit, one conditional batch in the
 application's log partition (``UPDATE ... SET head IF head = <read>``, the
 notification row, the decision row ``IF NOT EXISTS``: a second lightweight
 transaction); then the row marked committed. A commit that loses the race
-for ``head`` to another writer does what the store does: serial reads of its
-decision and of ``head``, then tries again. Writers are independent, as the
+for ``head`` to another writer does what the store does: it takes ``head``
+(and any decision on its transaction) from the refused batch's answer, and
+tries again at once. Writers are independent, as the
 store's processes are (the store's in-process commit lock only orders the
 threads of one process). cassandra-stress cannot express this chain (each
 commit depends on the ``head`` just read), so the generator is the driver;
@@ -157,10 +158,6 @@ CQL = {
         "INSERT INTO {keyspace}.application_log (application_name, kind, position, key, status, first_id, count) "
         "VALUES (?, 1, 0, ?, ?, ?, ?) IF NOT EXISTS"
     ),
-    "read_decision": (
-        "SELECT status FROM {keyspace}.application_log "
-        "WHERE application_name = ? AND kind = 1 AND position = 0 AND key = ?"
-    ),
     "mark": (
         "UPDATE {keyspace}.events SET committed = true "
         "WHERE application_name = ? AND originator_id = ? AND originator_version = ?"
@@ -222,11 +219,8 @@ class Writers:
 
     # Each step sends one statement; its callback sends the next (on the driver's I/O thread).
 
-    def send(self, name: str, params: tuple[Any, ...], then: Any, *args: Any, serial: bool = False) -> None:
-        bound = self.statements[name].bind(params)
-        if serial:
-            bound.consistency_level = ConsistencyLevel.LOCAL_SERIAL  # as the store's serial reads
-        self.send_statement(bound, then, *args)
+    def send(self, name: str, params: tuple[Any, ...], then: Any, *args: Any) -> None:
+        self.send_statement(self.statements[name].bind(params), then, *args)
 
     def send_statement(self, statement: Any, then: Any, *args: Any) -> None:
         future = self.session.execute_async(statement, timeout=REQUEST_TIMEOUT)
@@ -273,16 +267,17 @@ class Writers:
         if rows[0][0]:
             self.send("mark", (APPLICATION_NAME, event["originator_id"], 1), self.marked, event)
             return
-        # Lost the race for head: as the store does, a serial read of the decision, then of head.
+        # Lost the race for head: as the store does (``LogState.of_refusal``), the
+        # refusal's rows give the head and any decision; no read before the next try.
         with self.lock:
             self.retries += 1
-        self.send("read_decision", (APPLICATION_NAME, str(event["txid"])), self.decision_read, event, serial=True)
-
-    def decision_read(self, rows: list[Any], event: dict[str, Any]) -> None:
-        if rows and rows[0][0] is not None:
-            self.failed(BenchError(f"transaction {event['txid']} was decided by someone else: {rows[0][0]}"))
-            return
-        self.send("head", (APPLICATION_NAME,), self.commit, event, serial=True)
+        head = None
+        for row in rows:
+            head = getattr(row, "head", None)
+            if getattr(row, "kind", None) == 1 and getattr(row, "key", None) == str(event["txid"]):
+                self.failed(BenchError(f"transaction {event['txid']} was decided by someone else: {row.status}"))
+                return
+        self.commit([(head,)], event)
 
     def marked(self, rows: list[Any], event: dict[str, Any]) -> None:
         with self.lock:

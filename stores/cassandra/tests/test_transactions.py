@@ -229,13 +229,48 @@ def test_a_commit_that_timed_out_and_was_not_applied_is_tried_again(
     assert versions(recorder, b) == [1, 2]
 
 
+def test_a_commit_that_loses_the_head_of_the_log_tries_again_without_serial_reads(
+    make_recorder: Callable[[], CassandraApplicationRecorder],
+    two_aggregates: tuple[UUID, UUID],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rival appends between the writer's read of the head and its commit: the
+    refusal carries the head the rival left, so the writer's next try needs no read."""
+    a, b = two_aggregates
+    writer, rival = make_recorder(), make_recorder()
+    execute_raw, execute = writer.datastore.execute_raw, writer.datastore.execute
+    commits: list[bool] = []
+    serial_reads: list[Any] = []
+
+    def rival_first(statement: Any, params: Any = None) -> Any:
+        if _is_commit(writer, statement):
+            if not commits:
+                assert rival.insert_events([event(uuid4(), 1, "opened")]) == [3]
+            result = execute_raw(statement, params)
+            commits.append(result.was_applied)
+            return result
+        return execute_raw(statement, params)
+
+    def counted(statement: Any, params: Any = None, *, serial: bool = False) -> Any:
+        if serial:
+            serial_reads.append(statement)
+        return execute(statement, params, serial=serial)
+
+    monkeypatch.setattr(writer.datastore, "execute_raw", rival_first)
+    monkeypatch.setattr(writer.datastore, "execute", counted)
+    assert writer.insert_events([event(a, 2, "sent"), event(b, 2, "received")]) == [4, 5]
+    assert commits == [False, True]
+    assert serial_reads == []
+    assert [n.id for n in writer.select_notifications(None, 10)] == [1, 2, 3, 4, 5]
+
+
 def test_a_commit_that_keeps_losing_the_head_of_the_log_gives_up_in_time_and_commits_nothing(
     env: dict[str, str],
     make_recorder: Callable[[], CassandraApplicationRecorder],
     two_aggregates: tuple[UUID, UUID],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Other writers moving the log's head on every try, for longer than ``commit_timeout``:
+    """Another writer moving the log's head before every try, for longer than ``commit_timeout``:
     the commit gives up with an error a web recipe answers 503, and nothing of it is visible;
     its rows are aborted once they are ``tx_timeout`` old, and the versions are free again."""
     a, b = two_aggregates
@@ -243,16 +278,29 @@ def test_a_commit_that_keeps_losing_the_head_of_the_log_gives_up_in_time_and_com
     try:
         writer = factory.application_recorder()
         assert isinstance(writer, CassandraApplicationRecorder)
-        reader = make_recorder()
-        monkeypatch.setattr(writer, "_head", lambda *, serial: 1)  # the head is 2: every try loses
+        reader, rival = make_recorder(), make_recorder()
+        execute_raw = writer.datastore.execute_raw
+        lost: list[bool] = []
+
+        def rival_first(statement: Any, params: Any = None) -> Any:
+            if _is_commit(writer, statement):
+                rival.insert_events([event(uuid4(), 1, "opened")])
+                result = execute_raw(statement, params)
+                lost.append(not result.was_applied)
+                return result
+            return execute_raw(statement, params)
+
+        monkeypatch.setattr(writer.datastore, "execute_raw", rival_first)
         started = time.monotonic()
         with pytest.raises(NotificationLogBusyError) as busy:
             writer.insert_events([event(a, 2, "sent"), event(b, 2, "received")])
         assert time.monotonic() - started < 0.5 + 5.0  # one more try, at most, after the time is up
+        assert len(lost) > 1
+        assert all(lost)
         assert store_unavailable(busy.value)
         assert versions(reader, a) == [1]
         wait_until(lambda: versions(reader, a) == [1] and not pending(reader, a, b))
-        assert reader.insert_events([event(a, 2, "deposited")]) == [3]
+        assert reader.insert_events([event(a, 2, "deposited")]) == [len(lost) + 3]
     finally:
         factory.close()
 

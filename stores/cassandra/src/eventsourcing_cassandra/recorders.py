@@ -45,6 +45,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid1
@@ -93,6 +94,34 @@ class NotificationLogBusyError(persistence.OperationalError):
     """A commit kept losing the race for the head of the application's notification
     log until ``commit_timeout`` ran out. It did not commit: its transaction has no
     decision, and a reader aborts it once it is ``tx_timeout`` old."""
+
+
+@dataclass(frozen=True)
+class LogState:
+    """What a commit's conditions depend on: the log's head, the transaction's
+    decision, and the tracking position it moves (None where there is none)."""
+
+    head: int | None
+    decision: str | None
+    position: int | None
+
+    @classmethod
+    def of_refusal(cls, rows: Sequence[Any], txid: UUID | None, tracking: Tracking | None) -> LogState:
+        """Read from a refused conditional batch: Cassandra answers ``[applied] = false``
+        with the rows its conditions read, read in the same Paxos round (so as a serial
+        read would have seen them): each with the partition's static ``head``, and
+        none for a row that does not exist (a partition with no rows: no columns).
+        Taking them from the refusal saves the two serial reads that would otherwise
+        follow each lost race for the log's head."""
+        head = decision = position = None
+        for row in rows:
+            head = getattr(row, "head", None)
+            kind, key = getattr(row, "kind", None), getattr(row, "key", None)
+            if kind == KIND_DECISION and txid is not None and key == str(txid):
+                decision = row.status
+            elif kind == KIND_TRACKING and tracking is not None and key == tracking.application_name:
+                position = row.tracking_id
+        return cls(head=head, decision=decision, position=position)
 
 
 class CassandraRecorder:
@@ -303,32 +332,40 @@ class CassandraAggregateRecorder(CassandraRecorder, AggregateRecorder):
                         batch.add(insert_tracking, (app, tracking.application_name, tracking.notification_id))
                     else:
                         batch.add(update_tracking, (tracking.notification_id, app, tracking.application_name, position))
+                refusal: LogState | None = None
                 with eventsourcing_errors():
                     try:
-                        applied = bool(self.datastore.execute_raw(batch).was_applied)
+                        result = self.datastore.execute_raw(batch)
+                        if result.was_applied:
+                            return list(range(first_id, first_id + len(events)))
+                        refusal = LogState.of_refusal(result.current_rows, txid, tracking)
                     except Exception as error:
                         if not is_unknown_cas_outcome(error) or txid is None:
                             raise
-                        applied = False  # found out below, by serial reads
-                if applied:
-                    return list(range(first_id, first_id + len(events)))
-                # Why not? Serial reads see the latest decided state.
-                if txid is not None:
-                    decision = self._decision(txid, serial=True)
-                    if decision == COMMITTED:  # an attempt that timed out did commit
-                        return self._committed_ids(txid)
-                    if decision == ABORTED:
-                        msg = (
-                            f"transaction {txid} was aborted (it had not committed within {self.datastore.tx_timeout}s)"
-                        )
-                        raise persistence.IntegrityError(msg)
-                if events:
-                    head = self._head(serial=True)
-                if tracking is not None:
-                    position = self._tracking_position(tracking.application_name, serial=True)
+                # Why not? The refusal says what the conditions found; after an
+                # unknown outcome, serial reads see the latest decided state.
+                state = refusal if refusal is not None else self._log_state(txid, tracking, head=bool(events))
+                if state.decision is not None:
+                    assert txid is not None
+                    self._remember(txid, state.decision)
+                if state.decision == COMMITTED:  # an attempt that timed out did commit
+                    assert txid is not None
+                    return self._committed_ids(txid)
+                if state.decision == ABORTED:
+                    msg = f"transaction {txid} was aborted (it had not committed within {self.datastore.tx_timeout}s)"
+                    raise persistence.IntegrityError(msg)
+                head, position = state.head, state.position
                 if time.monotonic() > deadline:
                     msg = f"could not append to the notification log of {app} within {self.datastore.commit_timeout}s"
                     raise NotificationLogBusyError(msg)
+
+    def _log_state(self, txid: UUID | None, tracking: Tracking | None, *, head: bool) -> LogState:
+        """Serial reads of what a commit's conditions depend on."""
+        return LogState(
+            head=self._head(serial=True) if head else None,
+            decision=self._decision(txid, serial=True) if txid is not None else None,
+            position=self._tracking_position(tracking.application_name, serial=True) if tracking else None,
+        )
 
     def _head(self, *, serial: bool) -> int | None:
         rows = self.datastore.execute(
