@@ -54,7 +54,7 @@ from harness import BENCH, BenchError, Progress, Settings, median, spread
 
 from bankaccounts.application import BankAccounts
 from bankaccounts.config import DatabaseConfig
-from eventsourcing_cassandra.datastore import CassandraDatastore
+from eventsourcing_cassandra.datastore import BUCKET_SIZE, CassandraDatastore
 
 SCRIPT = BENCH / "pgbench" / "insert_event.sql"
 #: What the recipes record for a deposit of 1 (bytea given in hex, as text).
@@ -146,17 +146,18 @@ def measure_postgresql(database_url: str, settings: Settings, progress: Progress
 CQL = {
     "provisional": (
         "INSERT INTO {keyspace}.events (application_name, originator_id, originator_version, topic, state, txid, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+        "log_bucket, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?) IF NOT EXISTS"
     ),
-    "head": "SELECT head FROM {keyspace}.application_log WHERE application_name = ? LIMIT 1",
-    "update_head": "UPDATE {keyspace}.application_log SET head = ? WHERE application_name = ? IF head = ?",
+    # The log's first bucket (ids below BUCKET_SIZE): a run stays in it (``commit`` checks).
+    "head": "SELECT head FROM {keyspace}.log_buckets WHERE application_name = ? AND bucket = 0 LIMIT 1",
+    "update_head": "UPDATE {keyspace}.log_buckets SET head = ? WHERE application_name = ? AND bucket = 0 IF head = ?",
     "notification": (
-        "INSERT INTO {keyspace}.application_log (application_name, kind, position, key, originator_id, "
-        "originator_version, topic, state, txid) VALUES (?, 0, ?, '', ?, ?, ?, ?, ?)"
+        "INSERT INTO {keyspace}.log_buckets (application_name, bucket, kind, position, key, originator_id, "
+        "originator_version, topic, state, txid) VALUES (?, 0, 0, ?, '', ?, ?, ?, ?, ?)"
     ),
     "decision": (
-        "INSERT INTO {keyspace}.application_log (application_name, kind, position, key, status, first_id, count) "
-        "VALUES (?, 1, 0, ?, ?, ?, ?) IF NOT EXISTS"
+        "INSERT INTO {keyspace}.log_buckets (application_name, bucket, kind, position, key, status, first_id, count) "
+        "VALUES (?, 0, 1, 0, ?, ?, ?, ?) IF NOT EXISTS"
     ),
     "mark": (
         "UPDATE {keyspace}.events SET committed = true "
@@ -254,6 +255,9 @@ class Writers:
     def commit(self, rows: list[Any], event: dict[str, Any]) -> None:
         head = rows[0][0] if rows else None
         first_id = (head or 0) + 1
+        if first_id >= BUCKET_SIZE:
+            self.failed(BenchError(f"the log ran past its first bucket ({BUCKET_SIZE} ids): shorten the run"))
+            return
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         batch.add(self.statements["update_head"], (first_id, APPLICATION_NAME, head))
         batch.add(

@@ -26,7 +26,7 @@ APPLICATION = "TestApplication"
 @pytest.fixture(autouse=True)
 def _factory(request: pytest.FixtureRequest, cassandra_env: dict[str, str]) -> Any:
     """Before each test case's setUp: a factory on a fresh keyspace, closed afterwards."""
-    env = Environment(APPLICATION, cassandra_env)
+    env = Environment(APPLICATION, {**cassandra_env, **getattr(request.instance, "settings", {})})
     request.instance.env = env
     request.instance.cassandra = factory = CassandraFactory(env)
     yield
@@ -68,6 +68,27 @@ class TestTrackingRecorder(Recorders, eventsourcing_tests.TrackingRecorderTestCa
 class TestProcessRecorder(Recorders, eventsourcing_tests.ProcessRecorderTestCase):
     def create_recorder(self) -> CassandraProcessRecorder:
         return self.cassandra.process_recorder()
+
+
+# The same cases with the log in buckets of 3 ids (the default is 100,000), so
+# that their saves cross from one bucket to the next again and again.
+SMALL_BUCKETS = {"CASSANDRA_LOG_BUCKET_SIZE": "3"}
+
+
+class TestApplicationRecorderInSmallBuckets(TestApplicationRecorder):
+    settings = SMALL_BUCKETS
+
+
+class TestNonInterleavingNotificationIdsInSmallBuckets(TestNonInterleavingNotificationIds):
+    settings = SMALL_BUCKETS
+
+
+class TestTrackingRecorderInSmallBuckets(TestTrackingRecorder):
+    settings = SMALL_BUCKETS
+
+
+class TestProcessRecorderInSmallBuckets(TestProcessRecorder):
+    settings = SMALL_BUCKETS
 
 
 class CustomTrackingRecorder(CassandraTrackingRecorder):

@@ -41,12 +41,16 @@ from eventsourcing import persistence
 #: partitions or fed the notification log; such a row counts only once its
 #: transaction is committed (``committed`` caches that fact in the row).
 #:
-#: ``application_log``: one partition per application holding, as clustering
-#: rows, the notification log (kind 0, by notification id), transaction
-#: decisions (kind 1, by txid) and tracking positions (kind 2, by upstream
-#: application name), with the last notification id issued in the static
-#: column ``head``. Being one partition, all of it can change in one
-#: lightweight transaction: that is what makes a commit atomic.
+#: ``log_buckets``: the application's log, in partitions of ``bucket_size``
+#: notification ids each (bucket ``id // bucket_size``), so that no partition
+#: grows without bound. A bucket holds, as clustering rows, its notifications
+#: (kind 0, by id), the decisions of the transactions that began while it was
+#: the log's newest or moved there (kind 1, by txid) and, once it is the newest, the tracking
+#: positions (kind 2, by upstream application name), with the last
+#: notification id committed in it in the static column ``head``. A commit is
+#: one lightweight transaction in one bucket: that is what makes it atomic.
+#: (``application_log``, one partition per application, is the first version
+#: of this table: ``eventsourcing_cassandra.migrate`` copies it into buckets.)
 TABLES = """
 CREATE TABLE IF NOT EXISTS {keyspace}.{table} (
     application_name text,
@@ -55,14 +59,16 @@ CREATE TABLE IF NOT EXISTS {keyspace}.{table} (
     topic text,
     state blob,
     txid timeuuid,
+    log_bucket bigint,
     committed boolean,
     created_at timestamp,
     PRIMARY KEY ((application_name, originator_id), originator_version)
 ) WITH CLUSTERING ORDER BY (originator_version ASC)
 """
 LOG_TABLE = """
-CREATE TABLE IF NOT EXISTS {keyspace}.application_log (
+CREATE TABLE IF NOT EXISTS {keyspace}.log_buckets (
     application_name text,
+    bucket bigint,
     kind tinyint,
     position bigint,
     key text,
@@ -73,12 +79,25 @@ CREATE TABLE IF NOT EXISTS {keyspace}.application_log (
     state blob,
     txid timeuuid,
     status text,
+    moved_to bigint,
     first_id bigint,
     count int,
     tracking_id bigint,
-    PRIMARY KEY ((application_name), kind, position, key)
+    PRIMARY KEY ((application_name, bucket), kind, position, key)
 ) WITH CLUSTERING ORDER BY (kind ASC, position ASC, key ASC)
 """
+#: Settings fixed for the life of a keyspace (the log's bucket size): the first process to use it records them.
+SETTINGS_TABLE = """
+CREATE TABLE IF NOT EXISTS {keyspace}.store_settings (
+    name text PRIMARY KEY,
+    value bigint
+)
+"""
+#: The first version's log table, and the setting ``migrate`` records once it has copied it.
+FIRST_VERSION_LOG = "application_log"
+MIGRATED = "log_migrated_from_application_log"
+#: Notification ids per bucket of the log, unless ``CASSANDRA_LOG_BUCKET_SIZE`` says otherwise for a new keyspace.
+BUCKET_SIZE = 100_000
 
 #: Driver errors, most specific first, and ``eventsourcing``'s equivalents.
 TRANSLATED_ERRORS: list[tuple[type[BaseException] | tuple[type[BaseException], ...], type[Exception]]] = [
@@ -131,6 +150,7 @@ class CassandraDatastore:
         tx_timeout: float = 10.0,
         commit_timeout: float = 30.0,
         protocol_version: int = 5,
+        bucket_size: int = BUCKET_SIZE,
     ) -> None:
         if not keyspace.replace("_", "").isalnum() or not keyspace[0].isalpha():
             msg = f"keyspace {keyspace!r} must be letters, digits and underscores, starting with a letter"
@@ -150,6 +170,18 @@ class CassandraDatastore:
         #: Seconds a writer keeps trying to append its transaction to a contended log.
         self.commit_timeout = commit_timeout
         self.protocol_version = protocol_version
+        if bucket_size < 2:
+            msg = f"the log's bucket size must be at least 2, not {bucket_size}"
+            raise persistence.ProgrammingError(msg)
+        #: Notification ids per bucket of the log (what this process asks for; ``bucket_size()`` is the keyspace's).
+        self.configured_bucket_size = bucket_size
+        self._bucket_size: int | None = None
+        #: Per application: the newest bucket of its log seen opened, and the one its
+        #: next commit was found to go in (the log only moves on: these may lag, never lead).
+        self.opened_buckets: dict[str, int] = {}
+        self.commit_buckets: dict[str, int] = {}
+        #: Per application and bucket: the head of a bucket that is closed (it never changes again).
+        self.closed_heads: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._cluster: Cluster | None = None
@@ -253,10 +285,13 @@ class CassandraDatastore:
 
     # --- schema --------------------------------------------------------------------
 
-    def create_tables(self, tables: Sequence[str] = ("events", "snapshots")) -> None:
+    def create_tables(
+        self, tables: Sequence[str] = ("events", "snapshots"), *, check_first_version: bool = True
+    ) -> None:
         """Create the keyspace (if missing) and the tables. Schema changes in
         Cassandra should come from one process at a time: do it once, before
-        workers start, and start them with ``CREATE_TABLE=n``."""
+        workers start, and start them with ``CREATE_TABLE=n``. A keyspace whose
+        log is still in the first version's table is refused (see ``migrate``)."""
         session = self.session()
         with eventsourcing_errors():
             session.execute(
@@ -265,4 +300,71 @@ class CassandraDatastore:
             )
             for table in tables:
                 session.execute(TABLES.format(keyspace=self.keyspace, table=table), timeout=120)
+                self._add_column(table, "log_bucket", "bigint")  # a table made before the log had buckets
             session.execute(LOG_TABLE.format(keyspace=self.keyspace), timeout=120)
+            session.execute(SETTINGS_TABLE.format(keyspace=self.keyspace), timeout=120)
+            if check_first_version and self.has_table(FIRST_VERSION_LOG) and self.setting(MIGRATED) is None:
+                msg = (
+                    f"keyspace {self.keyspace} keeps its log in {FIRST_VERSION_LOG}, this store's first version: "
+                    f"stop its writers and run python -m eventsourcing_cassandra.migrate --keyspace {self.keyspace}"
+                )
+                raise persistence.ProgrammingError(msg)
+        self.bucket_size()
+
+    def has_table(self, table: str) -> bool:
+        rows = self.session().execute(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
+            (self.keyspace, table),
+            timeout=self.request_timeout,
+        )
+        return bool(rows.all())
+
+    def setting(self, name: str) -> int | None:
+        rows = (
+            self.session()
+            .execute(
+                f"SELECT value FROM {self.keyspace}.store_settings WHERE name = %s",  # noqa: S608 - a checked keyspace name
+                (name,),
+                timeout=self.request_timeout,
+            )
+            .all()
+        )
+        return rows[0].value if rows else None
+
+    def record_setting(self, name: str, value: int) -> None:
+        self.session().execute(
+            f"INSERT INTO {self.keyspace}.store_settings (name, value) VALUES (%s, %s)",  # noqa: S608 - a checked keyspace name
+            (name, value),
+            timeout=self.request_timeout,
+        )
+
+    def _add_column(self, table: str, column: str, cql_type: str) -> None:
+        rows = self.session().execute(
+            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+            (self.keyspace, table),
+            timeout=self.request_timeout,
+        )
+        if column not in {row.column_name for row in rows}:
+            self.session().execute(f"ALTER TABLE {self.keyspace}.{table} ADD {column} {cql_type}", timeout=120)
+
+    def bucket_size(self) -> int:
+        """The keyspace's bucket size: recorded by the first process to ask, then the same for all.
+        A process configured for another size is refused, since ids would land in the wrong buckets."""
+        if self._bucket_size is None:
+            with eventsourcing_errors():
+                result = self.session().execute(
+                    f"INSERT INTO {self.keyspace}.store_settings (name, value) "  # noqa: S608 - a checked keyspace name
+                    "VALUES ('log_bucket_size', %s) IF NOT EXISTS",
+                    (self.configured_bucket_size,),
+                    timeout=self.request_timeout,
+                )
+            row = result.one()
+            recorded = self.configured_bucket_size if result.was_applied else row.value
+            if recorded != self.configured_bucket_size:
+                msg = (
+                    f"keyspace {self.keyspace} keeps its log in buckets of {recorded} ids, "
+                    f"not {self.configured_bucket_size}: set CASSANDRA_LOG_BUCKET_SIZE={recorded}, or leave it unset"
+                )
+                raise persistence.ProgrammingError(msg)
+            self._bucket_size = recorded
+        return self._bucket_size

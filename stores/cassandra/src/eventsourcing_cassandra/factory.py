@@ -18,6 +18,8 @@ Settings, from the application's environment (``eventsourcing`` looks for
   ``CASSANDRA_COMMIT_TIMEOUT`` (seconds, 30);
 - ``CASSANDRA_PROTOCOL_VERSION``: the native protocol version (default 5, Cassandra 4.0 and newer;
   4 for Cassandra 3);
+- ``CASSANDRA_LOG_BUCKET_SIZE``: notification ids per partition of the log (default 100,000), fixed
+  for a keyspace by the first process that uses it (a process asking for another size is refused);
 - ``CREATE_TABLE``: create the keyspace and tables if missing (default yes).
 
 Nothing connects until the first query, in the process that makes it; see
@@ -31,7 +33,7 @@ from typing import Any, TypeVar
 from eventsourcing.persistence import InfrastructureFactory, InfrastructureFactoryError
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
-from eventsourcing_cassandra.datastore import CassandraDatastore
+from eventsourcing_cassandra.datastore import BUCKET_SIZE, CassandraDatastore
 from eventsourcing_cassandra.recorders import (
     CassandraAggregateRecorder,
     CassandraApplicationRecorder,
@@ -76,6 +78,7 @@ class CassandraFactory(InfrastructureFactory[CassandraTrackingRecorder]):
     CASSANDRA_TX_TIMEOUT = "CASSANDRA_TX_TIMEOUT"
     CASSANDRA_COMMIT_TIMEOUT = "CASSANDRA_COMMIT_TIMEOUT"
     CASSANDRA_PROTOCOL_VERSION = "CASSANDRA_PROTOCOL_VERSION"
+    CASSANDRA_LOG_BUCKET_SIZE = "CASSANDRA_LOG_BUCKET_SIZE"
     CREATE_TABLE = "CREATE_TABLE"
 
     #: What ``BankAccounts.store`` (and so ``/health``) reports.
@@ -100,7 +103,8 @@ class CassandraFactory(InfrastructureFactory[CassandraTrackingRecorder]):
                 request_timeout=self._seconds(self.CASSANDRA_REQUEST_TIMEOUT, 15.0),
                 tx_timeout=self._seconds(self.CASSANDRA_TX_TIMEOUT, 10.0),
                 commit_timeout=self._seconds(self.CASSANDRA_COMMIT_TIMEOUT, 30.0),
-                protocol_version=int(self._seconds(self.CASSANDRA_PROTOCOL_VERSION, 5)),
+                protocol_version=self._whole_number(self.CASSANDRA_PROTOCOL_VERSION, 5),
+                bucket_size=self._whole_number(self.CASSANDRA_LOG_BUCKET_SIZE, BUCKET_SIZE),
             )
         except AttributeError as error:  # an unknown consistency level name
             msg = f"invalid Cassandra consistency level: {error}"
@@ -115,6 +119,16 @@ class CassandraFactory(InfrastructureFactory[CassandraTrackingRecorder]):
             return float(value)
         except ValueError:
             msg = f"{key}={value!r} must be a number of seconds"
+            raise InfrastructureFactoryError(msg) from None
+
+    def _whole_number(self, key: str, default: int) -> int:
+        value = (self.env.get(key) or "").strip()
+        if not value:
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            msg = f"{key}={value!r} must be a whole number"
             raise InfrastructureFactoryError(msg) from None
 
     def _create_tables(self) -> None:
