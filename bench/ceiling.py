@@ -24,7 +24,10 @@ notification row, the decision row ``IF NOT EXISTS``: a second lightweight
 transaction); then the row marked committed. A commit that loses the race
 for ``head`` to another writer does what the store does: it takes ``head``
 (and any decision on its transaction) from the refused batch's answer, and
-tries again at once. Writers are independent, as the
+tries again: at once after a first loss, after a random back-off from the
+second in a row; a commit whose outcome is unknown (a lightweight transaction
+that timed out) is settled by a serial read of its decision, as the store
+settles it, and counted (``unknown_outcomes``). Writers are independent, as the
 store's processes are (the store's in-process commit lock only orders the
 threads of one process). cassandra-stress cannot express this chain (each
 commit depends on the ``head`` just read), so the generator is the driver;
@@ -54,7 +57,8 @@ from harness import BENCH, BenchError, Progress, Settings, median, spread
 
 from bankaccounts.application import BankAccounts
 from bankaccounts.config import DatabaseConfig
-from eventsourcing_cassandra.datastore import BUCKET_SIZE, CassandraDatastore
+from eventsourcing_cassandra.datastore import BUCKET_SIZE, CassandraDatastore, is_unknown_cas_outcome
+from eventsourcing_cassandra.recorders import back_off_delay
 
 SCRIPT = BENCH / "pgbench" / "insert_event.sql"
 #: What the recipes record for a deposit of 1 (bytea given in hex, as text).
@@ -159,6 +163,10 @@ CQL = {
         "INSERT INTO {keyspace}.log_buckets (application_name, bucket, kind, position, key, status, first_id, count) "
         "VALUES (?, 0, 1, 0, ?, ?, ?, ?) IF NOT EXISTS"
     ),
+    "read_decision": (
+        "SELECT status FROM {keyspace}.log_buckets "
+        "WHERE application_name = ? AND bucket = 0 AND kind = 1 AND position = 0 AND key = ?"
+    ),
     "mark": (
         "UPDATE {keyspace}.events SET committed = true "
         "WHERE application_name = ? AND originator_id = ? AND originator_version = ?"
@@ -184,6 +192,8 @@ class Writers:
         self.running = clients
         self.latencies: list[float] = []
         self.retries = 0
+        self.waiting: dict[int, dict[str, Any]] = {}  # events backing off, by id
+        self.unknown = 0  # commits whose outcome a serial read settled
         self.errors: list[str] = []
         self.deadline = 0.0
 
@@ -212,6 +222,7 @@ class Writers:
             "failed": len(self.errors),
             "errors": self.errors[:5],
             "retries_per_transaction": self.retries / len(latencies),
+            "unknown_outcomes": self.unknown,
             "p50_ms": percentiles[49] * 1000,
             "p99_ms": percentiles[98] * 1000,
             "generator_cpu": cpu_seconds / elapsed,  # cores' worth of CPU this process used
@@ -222,6 +233,11 @@ class Writers:
 
     def send(self, name: str, params: tuple[Any, ...], then: Any, *args: Any) -> None:
         self.send_statement(self.statements[name].bind(params), then, *args)
+
+    def send_serial(self, name: str, params: tuple[Any, ...], then: Any, *args: Any) -> None:
+        bound = self.statements[name].bind(params)
+        bound.consistency_level = ConsistencyLevel.LOCAL_SERIAL  # as the store's serial reads
+        self.send_statement(bound, then, *args)
 
     def send_statement(self, statement: Any, then: Any, *args: Any) -> None:
         future = self.session.execute_async(statement, timeout=REQUEST_TIMEOUT)
@@ -265,22 +281,55 @@ class Writers:
             (APPLICATION_NAME, first_id, event["originator_id"], 1, TOPIC, STATE, event["txid"]),
         )
         batch.add(self.statements["decision"], (APPLICATION_NAME, str(event["txid"]), "committed", first_id, 1))
-        self.send_statement(batch, self.committed, event)
+        future = self.session.execute_async(batch, timeout=REQUEST_TIMEOUT)
+        future.add_callbacks(self.committed, self.commit_unknown, callback_args=(event,), errback_args=(event,))
+
+    def commit_unknown(self, error: BaseException, event: dict[str, Any]) -> None:
+        """As the store does after a commit whose outcome is unknown (a timed-out
+        lightweight transaction): a serial read of its decision settles it."""
+        if not is_unknown_cas_outcome(error):
+            self.failed(error)
+            return
+        with self.lock:
+            self.unknown += 1
+        self.send_serial("read_decision", (APPLICATION_NAME, str(event["txid"])), self.decision_read, event)
+
+    def decision_read(self, rows: list[Any], event: dict[str, Any]) -> None:
+        if rows and rows[0].status == "committed":
+            self.send("mark", (APPLICATION_NAME, event["originator_id"], 1), self.marked, event)
+        elif rows:
+            self.failed(BenchError(f"transaction {event['txid']} was decided by someone else: {rows[0].status}"))
+        else:
+            self.send_serial("head", (APPLICATION_NAME,), self.commit, event)
 
     def committed(self, rows: list[Any], event: dict[str, Any]) -> None:
         if rows[0][0]:
             self.send("mark", (APPLICATION_NAME, event["originator_id"], 1), self.marked, event)
             return
         # Lost the race for head: as the store does (``LogState.of_refusal``), the
-        # refusal's rows give the head and any decision; no read before the next try.
+        # refusal's rows give the head and any decision; no read before the next try,
+        # and the store's back-off after the second loss in a row.
         with self.lock:
             self.retries += 1
+        event["lost"] = event.get("lost", 0) + 1
         head = None
         for row in rows:
             head = getattr(row, "head", None)
             if getattr(row, "kind", None) == 1 and getattr(row, "key", None) == str(event["txid"]):
                 self.failed(BenchError(f"transaction {event['txid']} was decided by someone else: {row.status}"))
                 return
+        delay = back_off_delay(event["lost"])
+        if delay:
+            # The driver's scheduler (one thread) keys its tasks by their arguments: pass hashable ones.
+            with self.lock:
+                self.waiting[id(event)] = event
+            self.session.cluster.scheduler.schedule(delay, self.try_again, id(event), head)
+        else:
+            self.commit([(head,)], event)
+
+    def try_again(self, key: int, head: int | None) -> None:
+        with self.lock:
+            event = self.waiting.pop(key)
         self.commit([(head,)], event)
 
     def marked(self, rows: list[Any], event: dict[str, Any]) -> None:

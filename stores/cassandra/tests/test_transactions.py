@@ -22,7 +22,13 @@ from eventsourcing.utils import Environment
 
 from bankaccounts.web import store_unavailable
 from eventsourcing_cassandra.factory import CassandraFactory
-from eventsourcing_cassandra.recorders import COMMIT_DECISION, CassandraApplicationRecorder, NotificationLogBusyError
+from eventsourcing_cassandra.recorders import (
+    BACK_OFF_CAP,
+    COMMIT_DECISION,
+    CassandraApplicationRecorder,
+    NotificationLogBusyError,
+    back_off_delay,
+)
 
 TX_TIMEOUT = 1.0
 
@@ -310,3 +316,11 @@ def _is_commit(recorder: CassandraApplicationRecorder, statement: Any) -> bool:
     decision_id = recorder.datastore.prepare(COMMIT_DECISION).query_id
     entries = getattr(statement, "_statements_and_parameters", None) or []
     return any(entry[1] == decision_id for entry in entries)
+
+
+def test_a_writer_backs_off_from_its_second_lost_race_in_a_row_and_never_long() -> None:
+    assert back_off_delay(1) == 0.0
+    for lost in range(2, 12):
+        delays = [back_off_delay(lost) for _ in range(200)]
+        assert all(0 <= delay <= min(BACK_OFF_CAP, 0.001 * 2 ** (lost - 1)) for delay in delays)
+        assert max(delays) > 0

@@ -45,10 +45,10 @@ from eventsourcing import persistence
 #: notification ids each (bucket ``id // bucket_size``), so that no partition
 #: grows without bound. A bucket holds, as clustering rows, its notifications
 #: (kind 0, by id), the decisions of the transactions that began while it was
-#: the log's newest or moved there (kind 1, by txid) and, once it is the newest, the tracking
-#: positions (kind 2, by upstream application name), with the last
-#: notification id committed in it in the static column ``head``. A commit is
-#: one lightweight transaction in one bucket: that is what makes it atomic.
+#: the log's newest or moved there (kind 1, by txid) and, once it is the
+#: newest, the tracking positions (kind 2, by upstream application name), with
+#: the last notification id committed in it in the static column ``head``. A
+#: commit is one lightweight transaction in one bucket: that makes it atomic.
 #: (``application_log``, one partition per application, is the first version
 #: of this table: ``eventsourcing_cassandra.migrate`` copies it into buckets.)
 TABLES = """
@@ -320,16 +320,13 @@ class CassandraDatastore:
         return bool(rows.all())
 
     def setting(self, name: str) -> int | None:
-        rows = (
-            self.session()
-            .execute(
-                f"SELECT value FROM {self.keyspace}.store_settings WHERE name = %s",  # noqa: S608 - a checked keyspace name
-                (name,),
-                timeout=self.request_timeout,
-            )
-            .all()
+        result = self.session().execute(
+            f"SELECT value FROM {self.keyspace}.store_settings WHERE name = %s",  # noqa: S608 - a checked keyspace name
+            (name,),
+            timeout=self.request_timeout,
         )
-        return rows[0].value if rows else None
+        row = result.one()
+        return row.value if row is not None else None
 
     def record_setting(self, name: str, value: int) -> None:
         self.session().execute(

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -113,6 +114,26 @@ LOG_STATEMENTS = {
 
 #: Fault-injection points, in the order a write passes them (see ``CassandraRecorder.faults``).
 FAULT_POINTS = ("after_partition", "before_commit", "after_commit")
+
+
+#: The longest wait between two tries of a commit that keeps losing the race for the log's head.
+BACK_OFF_CAP = 0.02
+
+
+def back_off_delay(lost: int) -> float:
+    """How long to wait after the ``lost``-th lost race: none after the first
+    (most races are lost once), then a random time up to 2, 4, 8 ... ms, at most
+    ``BACK_OFF_CAP``: writers that all try again at once mostly lose again, and
+    each lost try is a Paxos round the replicas must run."""
+    if lost < 2:
+        return 0.0
+    return random.uniform(0, min(BACK_OFF_CAP, 0.001 * 2 ** (lost - 1)))  # noqa: S311 - jitter, not a secret
+
+
+def back_off(lost: int) -> None:
+    delay = back_off_delay(lost)
+    if delay:
+        time.sleep(delay)
 
 
 def as_uuid(value: UUID | str) -> UUID:
@@ -360,6 +381,7 @@ class CassandraAggregateRecorder(CassandraRecorder, AggregateRecorder):
         with lock:
             newest = self._newest(serial=False)
             position = self._tracking_at(newest, tracking.application_name, serial=False) if tracking else None
+            lost = 0
             while True:
                 if events and newest.bucket != bucket:
                     # Its bucket closed: where its decision will be moves to the newest.
@@ -401,6 +423,8 @@ class CassandraAggregateRecorder(CassandraRecorder, AggregateRecorder):
                     if decision == COMMITTED:  # an attempt that timed out did commit
                         return self._committed_ids(txid, bucket)
                     raise self._aborted(txid)
+                lost += 1
+                back_off(lost)
                 if refusal is not None and refusal.head is not None and (refusal.head + 1) // size == newest.bucket:
                     newest = Newest(newest.bucket, expected=refusal.head, head=refusal.head, previous=None)
                     position = refusal.position
