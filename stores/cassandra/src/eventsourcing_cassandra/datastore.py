@@ -96,6 +96,8 @@ CREATE TABLE IF NOT EXISTS {keyspace}.store_settings (
 #: The first version's log table, and the setting ``migrate`` records once it has copied it.
 FIRST_VERSION_LOG = "application_log"
 MIGRATED = "log_migrated_from_application_log"
+#: The setting that records the keyspace's bucket size.
+BUCKET_SIZE_SETTING = "log_bucket_size"
 #: Notification ids per bucket of the log, unless ``CASSANDRA_LOG_BUCKET_SIZE`` says otherwise for a new keyspace.
 BUCKET_SIZE = 100_000
 
@@ -349,14 +351,16 @@ class CassandraDatastore:
         A process configured for another size is refused, since ids would land in the wrong buckets."""
         if self._bucket_size is None:
             with eventsourcing_errors():
-                result = self.session().execute(
-                    f"INSERT INTO {self.keyspace}.store_settings (name, value) "  # noqa: S608 - a checked keyspace name
-                    "VALUES ('log_bucket_size', %s) IF NOT EXISTS",
-                    (self.configured_bucket_size,),
-                    timeout=self.request_timeout,
-                )
-            row = result.one()
-            recorded = self.configured_bucket_size if result.was_applied else row.value
+                # A read first: only the keyspace's first process needs the lightweight transaction.
+                recorded = self.setting(BUCKET_SIZE_SETTING)
+                if recorded is None:
+                    result = self.session().execute(
+                        f"INSERT INTO {self.keyspace}.store_settings (name, value) "  # noqa: S608 - a checked keyspace name
+                        "VALUES (%s, %s) IF NOT EXISTS",
+                        (BUCKET_SIZE_SETTING, self.configured_bucket_size),
+                        timeout=self.request_timeout,
+                    )
+                    recorded = self.configured_bucket_size if result.was_applied else result.one().value
             if recorded != self.configured_bucket_size:
                 msg = (
                     f"keyspace {self.keyspace} keeps its log in buckets of {recorded} ids, "

@@ -28,6 +28,7 @@ Nothing connects until the first query, in the process that makes it; see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from eventsourcing.persistence import InfrastructureFactory, InfrastructureFactoryError
@@ -42,6 +43,7 @@ from eventsourcing_cassandra.recorders import (
 )
 
 R = TypeVar("R")
+N = TypeVar("N", int, float)
 
 
 def parse_hosts(value: str) -> tuple[list[str], int]:
@@ -112,23 +114,19 @@ class CassandraFactory(InfrastructureFactory[CassandraTrackingRecorder]):
         self._tables_created = False
 
     def _seconds(self, key: str, default: float) -> float:
-        value = (self.env.get(key) or "").strip()
-        if not value:
-            return default
-        try:
-            return float(value)
-        except ValueError:
-            msg = f"{key}={value!r} must be a number of seconds"
-            raise InfrastructureFactoryError(msg) from None
+        return self._number(key, default, float, "a number of seconds")
 
     def _whole_number(self, key: str, default: int) -> int:
+        return self._number(key, default, int, "a whole number")
+
+    def _number(self, key: str, default: N, convert: Callable[[str], N], what: str) -> N:
         value = (self.env.get(key) or "").strip()
         if not value:
             return default
         try:
-            return int(value)
+            return convert(value)
         except ValueError:
-            msg = f"{key}={value!r} must be a whole number"
+            msg = f"{key}={value!r} must be {what}"
             raise InfrastructureFactoryError(msg) from None
 
     def _create_tables(self) -> None:

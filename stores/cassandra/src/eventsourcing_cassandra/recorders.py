@@ -503,7 +503,7 @@ class CassandraAggregateRecorder(CassandraRecorder, AggregateRecorder):
 
     def _commit_bucket(self) -> int:
         """The bucket the next commit goes in, as this process last found it (it may
-        have moved on since: the commit finds out, and the transaction begins again)."""
+        have moved on since: the commit finds out, and moves the transaction's decision on)."""
         bucket = self.datastore.commit_buckets.get(self.application_name)
         if bucket is None:
             bucket = self._newest(serial=False).bucket
@@ -833,7 +833,8 @@ class CassandraApplicationRecorder(CassandraAggregateRecorder, ApplicationRecord
         so a commit that runs past its bucket's end can hold ids of the ranges after).
         None if the log does not reach ``position``."""
         top = position // self.datastore.bucket_size()
-        if self._closed_head(top) is None:  # beyond the log, or passed over: start from its newest
+        heads = {top: self._closed_head(top)}  # read once: at the log's end, the bucket a poll reads
+        if heads[top] is None:  # beyond the log, or passed over: start from its newest
             newest = self._newest(serial=False)
             opened = newest.bucket if newest.expected is not None else newest.previous
             if opened is None or (newest.head or 0) < position:
@@ -841,7 +842,7 @@ class CassandraApplicationRecorder(CassandraAggregateRecorder, ApplicationRecord
             top = min(top, opened)
         holding = None
         for bucket in range(top, -1, -1):
-            head = self._closed_head(bucket)
+            head = heads[bucket] if bucket in heads else self._closed_head(bucket)
             if head is None:
                 continue  # not opened: passed over by a commit that ran past several ends
             if head < position:
