@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 
 import psutil
 
-from cookbook_testing.http import HTTPClient
+from cookbook_testing.http import HTTPClient, Response
 from cookbook_testing.servers import ServerProcess
 
 BENCH = Path(__file__).resolve().parent
@@ -351,22 +352,34 @@ def parallel(function: Callable[[int], Any], count: int, threads: int = 8) -> li
         return list(pool.map(function, range(count)))
 
 
+#: A set-up request answered 503 is sent again (same ``Idempotency-Key``) this many times,
+#: a second apart at most (its ``Retry-After``): a store just started (a ring electing its
+#: first Paxos leaders, a pool still connecting) may refuse the first writes for a few seconds.
+SET_UP_TRIES = 15
+
+
+def _patiently(client: HTTPClient, path: str, body: dict[str, Any], expected: int) -> Response:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    for _ in range(SET_UP_TRIES):
+        response = client.post(path, json=body, headers=key)
+        if response.status != 503:
+            break
+        time.sleep(min(float(response.headers.get("retry-after", "1")), 1.0))  # the server's own pause
+    if response.status != expected:
+        msg = f"POST {path} answered {response.status}: {response.body[:300]!r}"
+        raise BenchError(msg)
+    return response
+
+
 def open_accounts(client: HTTPClient, count: int, deposits_each: int = 0) -> list[str]:
-    """Open ``count`` accounts over HTTP, each then given ``deposits_each`` deposits; return their ids."""
+    """Open ``count`` accounts over HTTP, each then given ``deposits_each`` deposits; return their ids.
+    A request answered 503 is sent again with its key, ``SET_UP_TRIES`` times at most."""
 
     def open_one(number: int) -> str:
-        response = client.post(
-            "/accounts", json={"full_name": f"Bench {number}", "email_address": f"b{number}@example.com"}
-        )
-        if response.status != 201:
-            msg = f"POST /accounts answered {response.status}: {response.body[:300]!r}"
-            raise BenchError(msg)
-        account_id = str(response.json["id"])
+        person = {"full_name": f"Bench {number}", "email_address": f"b{number}@example.com"}
+        account_id = str(_patiently(client, "/accounts", person, 201).json["id"])
         for _ in range(deposits_each):
-            deposited = client.post(f"/accounts/{account_id}/deposit", json={"amount": 100})
-            if deposited.status != 200:
-                msg = f"deposit answered {deposited.status}: {deposited.body[:300]!r}"
-                raise BenchError(msg)
+            _patiently(client, f"/accounts/{account_id}/deposit", {"amount": 100}, 200)
         return account_id
 
     return parallel(open_one, count)

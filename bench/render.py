@@ -53,6 +53,10 @@ RECIPE_COLOUR, BASELINE_COLOUR = "#1f77b4", "#bbbbbb"
 SERVER_NAMES = {"uwsgi": "uWSGI", "uvicorn": "uvicorn", "gunicorn": "gunicorn", "granian": "Granian"}
 
 
+#: In the web table, after the recipe's name: a pair measured against the like-for-like baseline.
+LIKE_FOR_LIKE_LABEL = " (like-for-like baseline)"
+
+
 def server_of(pair: dict[str, Any]) -> str:
     return str(pair.get("server", "uwsgi"))  # results from before ASGI recipes name no server: uWSGI
 
@@ -141,6 +145,13 @@ def summary(results: dict[str, Any]) -> list[str]:
                     f"the better of the two measured): {to_ceiling}."
                 )
             lines.append(line)
+    for pair in results.get("like_for_like", []):
+        deposit = pair["operations"]["deposit"]
+        lines.append(
+            f"- Deposits on PostgreSQL, {pair['recipe']} / its like-for-like baseline (each deposit applied once, "
+            f"a ledger row, one transaction): {pct(deposit['ratio'])} ({fmt(deposit['recipe_median']['rps'])} "
+            f"against {fmt(deposit['baseline_median']['rps'])} a second)."
+        )
     long = results.get("long_aggregates")
     if long:
         sizes = sorted(long["accounts"], key=int)
@@ -257,7 +268,8 @@ def web_table(results: dict[str, Any]) -> list[str]:
     header = ["Recipe", "Server", "Store", "Request", "Recipe req/s", "p50 / p99 ms", "Baseline req/s", "p50 / p99 ms"]
     header += ["Recipe / baseline", "Recipe / ceiling"]
     rows = []
-    for pair in results.get("web", []):
+    like_for_like = [(pair, LIKE_FOR_LIKE_LABEL) for pair in results.get("like_for_like", [])]
+    for pair, label in [(pair, "") for pair in results.get("web", [])] + like_for_like:
         for operation, data in pair["operations"].items():
             recipe, baseline = data["recipe_median"], data["baseline_median"]
             to_ceiling = ""
@@ -267,7 +279,7 @@ def web_table(results: dict[str, Any]) -> list[str]:
             spread = f" (±{pct(data['ratio_spread'] / 2)})" if data.get("ratio_spread") else ""
             rows.append(
                 [
-                    pair["recipe"],
+                    pair["recipe"] + label,
                     SERVER_NAMES[server_of(pair)],
                     STORE_NAMES[pair["store"]],
                     "deposit (POST)" if operation == "deposit" else "get account (GET)",
@@ -654,11 +666,14 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     ``ceiling-tps`` (pgbench) and ``ceiling-cassandra-tps``: the best of the
     concurrencies measured (for Cassandra with ``-clients``, that concurrency,
     and ``-retries``, ``-generator`` and ``-server``, CPU cores used, at it;
-    ``-16-tps`` and ``-4-tps`` at each), ``cassandra-version``, ``cassandra-commitlog``;
+    ``-16-tps`` and ``-4-tps`` at each, ``-16-writes`` and ``-16-timed-out`` over its rounds),
+    ``cassandra-version``, ``cassandra-commitlog``;
     ``rss-postgresql-django-orm`` (and ``-baseline``), ``uss-...``,
-    ``first-request-...``; ``contention-plain-wsgi-on-rps`` (and ``-p50``,
-    ``-p99``, ``-409``, ``-answers``; ``-off-`` likewise); ``long-1000-cache`` (req/s, and ``-times``: the
-    multiple of neither); ``celery-prefork`` and ``rq-worker`` (ratios, with
+    ``first-request-...``; ``like-for-like-deposit`` (and ``-read``; with ``-rps``, ``-baseline-rps``,
+    ``-spread``: plain-wsgi against its baseline's like-for-like variant);
+    ``contention-plain-wsgi-on-rps`` (and ``-p50``, ``-p99``, ``-409``, ``-answers``; ``-off-``
+    likewise); ``long-1000-cache`` (req/s, and ``-times``: the multiple of neither);
+    ``celery-prefork`` and ``rq-worker`` (ratios, with
     ``-rps``, ``-baseline-rps`` and ``-jobs``, a batch); ``projections-lag-p50`` (and ``-p99``,
     ``-max``; ``projections-rps``, ``-events``, ``-seconds``: the view following plain-wsgi);
     ``profile-django-orm-deposit-driver`` (and ``-baseline-driver``; ``-python``: the share of
@@ -717,6 +732,8 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     for store in CASSANDRA_STORES:
         for clients, data in results.get("ceiling", {}).get(store, {}).get("by_clients", {}).items():
             values[f"ceiling-{store}-{clients}-tps"] = fmt(data["median_tps"])
+            values[f"ceiling-{store}-{clients}-timed-out"] = fmt(sum(r.get("timed_out", 0) for r in data["rounds"]))
+            values[f"ceiling-{store}-{clients}-writes"] = fmt(sum(r["transactions"] for r in data["rounds"]))
         best = ceiling_tps(results, store)
         if best:
             values[f"ceiling-{store}-tps"] = fmt(best)
@@ -742,6 +759,13 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
             values[f"{kind}-{name}-baseline"] = fmt(pair["memory"]["baseline"]["median"][kind])
         values[f"first-request-{name}"] = f"{fmt(pair['first_request']['recipe']['median_s'] * 1000)} ms"
         values[f"first-request-{name}-baseline"] = f"{fmt(pair['first_request']['baseline']['median_s'] * 1000)} ms"
+    for pair in results.get("like_for_like", []):
+        for operation, data in pair["operations"].items():
+            name = f"like-for-like-{operation}"
+            values[name] = pct(data["ratio"])
+            values[f"{name}-rps"] = fmt(data["recipe_median"]["rps"])
+            values[f"{name}-baseline-rps"] = fmt(data["baseline_median"]["rps"])
+            values[f"{name}-spread"] = f"±{pct(data.get('ratio_spread', 0) / 2)}"
     for measured in results.get("contention", []):
         for mode in ("on", "off"):
             key = f"contention-{measured['recipe']}-{mode}"

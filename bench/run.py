@@ -66,6 +66,7 @@ SECTIONS = [
     "generator",
     "ceiling",
     "web",
+    "like-for-like",
     "profiles",
     "statements",
     "waits",
@@ -279,7 +280,7 @@ def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]
     merged = dict(existing)
     measured: list[str] = []
     for section in sections:
-        key = {"aggregates": "long_aggregates"}.get(section, section)
+        key = {"aggregates": "long_aggregates", "like-for-like": "like_for_like"}.get(section, section)
         if key not in results:
             continue
         if section in ("web", "contention"):
@@ -362,6 +363,16 @@ def run_sections(
                     results["web"].append(
                         web.measure_pair(recipe, server, store, pair_stores, settings, progress, workdir)
                     )
+    if "like-for-like" in sections and "postgresql" in stores and "plain-wsgi" in recipes:
+        progress.start_section(
+            "plain-wsgi on postgresql: the recipe against a baseline that applies a deposit once and keeps its history"
+        )
+        pair_stores = ({"DATABASE_URL": databases.create()}, {"DATABASE_URL": databases.create()})
+        results["like_for_like"] = [
+            web.measure_pair(
+                "plain-wsgi", "uwsgi", "postgresql", pair_stores, settings, progress, workdir, web.LIKE_FOR_LIKE
+            )
+        ]
     if "profiles" in sections and "postgresql" in stores:
         results["profiles"] = []
         profiled = [recipe for recipe in profiles.PROFILED if recipe in recipes]

@@ -14,6 +14,7 @@ which is what survives a noisy machine.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -61,6 +62,8 @@ SERVERS = ["uwsgi", "uvicorn", "gunicorn", "granian"]
 RECIPE_STORES = {"flask-cassandra": ["cassandra"], "django-cassandra": ["cassandra"]}
 SQL_STORES = ["postgresql", "sqlite"]
 OPERATIONS = ["deposit", "read"]
+#: The plain WSGI baseline's variant with the recipe's guarantees (its wsgi.py says what it does).
+LIKE_FOR_LIKE = {"BASELINE_DEPOSIT": "ledger"}
 #: Django projects: the command that makes the database ready, recipe's and baseline's, as their READMEs say.
 DJANGO_PREPARE = {
     "django-orm": (("migrate", "--no-input"), ("migrate", "--no-input")),
@@ -113,10 +116,16 @@ def targets(recipe: str, server: str = "uwsgi", workdir: Path | None = None) -> 
 
 
 def prepared_targets(
-    recipe: str, server: str, stores: tuple[Mapping[str, str], Mapping[str, str]], workdir: Path
+    recipe: str,
+    server: str,
+    stores: tuple[Mapping[str, str], Mapping[str, str]],
+    workdir: Path,
+    baseline_env: Mapping[str, str] | None = None,
 ) -> tuple[Target, Target]:
-    """``targets``, each prepared on its store (Django's migrations) before it is served."""
-    pair = targets(recipe, server, workdir)
+    """``targets``, each prepared on its store (Django's migrations) before it is served;
+    the baseline with ``baseline_env`` added to its environment (a variant of it)."""
+    recipe_target, baseline = targets(recipe, server, workdir)
+    pair = (recipe_target, dataclasses.replace(baseline, env={**baseline.env, **(baseline_env or {})}))
     for target, store in zip(pair, stores, strict=True):
         if target.prepare is not None:
             target.prepare(target, store)
@@ -172,13 +181,16 @@ def measure_pair(
     settings: Settings,
     progress: Progress,
     workdir: Path,
+    baseline_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One recipe and its baseline under one server, on one store: throughput, latency, memory, start-up."""
-    pair = prepared_targets(recipe, server, stores, workdir)
+    """One recipe and its baseline under one server, on one store: throughput, latency, memory,
+    start-up. ``baseline_env``: settings of a variant of the baseline (``like_for_like``)."""
+    pair = prepared_targets(recipe, server, stores, workdir, baseline_env)
     result: dict[str, Any] = {
         "recipe": recipe,
         "server": server,
         "store": store,
+        "baseline_env": dict(baseline_env or {}),
         "operations": {},
         "memory": {},
         "first_request": {},
@@ -288,6 +300,7 @@ def summarise(measured: dict[str, Any]) -> None:
 
 
 __all__ = [
+    "LIKE_FOR_LIKE",
     "OPERATIONS",
     "SERVERS",
     "WEB_RECIPES",

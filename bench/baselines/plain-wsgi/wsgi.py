@@ -6,6 +6,12 @@ one atomic ``UPDATE ... SET balance = balance + amount ... RETURNING``; a read
 is one ``SELECT``. Each worker opens its own connection on its first request,
 after the fork; the master only creates the table, and closes what it opened.
 Served with the recipe's own uwsgi.ini (``module = wsgi:application``).
+
+``BASELINE_DEPOSIT=ledger`` (PostgreSQL only) makes a deposit do what the
+recipe's guarantees need on a plain table: in one transaction, the account's
+row locked, the command recorded by its id (its ``Idempotency-Key``, or a new
+one) unless it was already applied, the balance updated and a ledger row
+appended. The cheapest write and this like-for-like one bracket the recipe.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from typing import Any
 from bankaccounts.config import DatabaseConfig
 
 CONFIG = DatabaseConfig.from_env()
+LEDGER = os.environ.get("BASELINE_DEPOSIT", "update") == "ledger"
+if LEDGER and CONFIG.store != "postgresql":
+    raise SystemExit("BASELINE_DEPOSIT=ledger: PostgreSQL only")
 COLUMNS = "id, full_name, email_address, balance, overdraft_limit, is_closed, version"
 ACCOUNT = re.compile(r"/accounts/(?P<account_id>[^/]+)(?P<deposit>/deposit)?")
 
@@ -42,6 +51,14 @@ if CONFIG.store == "postgresql":
         "UPDATE accounts SET balance = balance + %s, version = version + 1 WHERE id = %s "
         "RETURNING id, full_name, email_address, balance, overdraft_limit, is_closed, version"
     )
+    LEDGER_SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS applied_commands (command_id text PRIMARY KEY, account_id uuid NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS ledger (account_id uuid NOT NULL, version integer NOT NULL, "
+        "amount bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (account_id, version))",
+    )
+    LOCK = f"{SELECT} FOR UPDATE"
+    RECORD_COMMAND = "INSERT INTO applied_commands VALUES (%s, %s) ON CONFLICT (command_id) DO NOTHING"
+    APPEND = "INSERT INTO ledger (account_id, version, amount) VALUES (%s, %s, %s)"
 else:
     SCHEMA = (
         "CREATE TABLE IF NOT EXISTS accounts (id text PRIMARY KEY, full_name text NOT NULL, "
@@ -76,7 +93,8 @@ def connect() -> Any:
 
 def create_schema() -> None:
     with contextlib.closing(connect()) as connection:
-        connection.execute(SCHEMA)
+        for statement in (SCHEMA, *LEDGER_SCHEMA) if LEDGER else (SCHEMA,):
+            connection.execute(statement)
 
 
 _connection: tuple[int, Any] | None = None
@@ -102,7 +120,18 @@ def as_json(row: Any) -> dict[str, Any]:
     return account
 
 
-def handle(method: str, path: str, body: bytes) -> tuple[int, Any]:
+def deposit_once(account_id: Any, amount: int, command_id: str) -> Any:
+    """``BASELINE_DEPOSIT=ledger``: the deposit applied once, with its history, in one transaction."""
+    with connection().transaction() as transaction:
+        row = transaction.connection.execute(LOCK, (account_id,)).fetchone()
+        if row is None or transaction.connection.execute(RECORD_COMMAND, (command_id, account_id)).rowcount == 0:
+            return row  # no such account, or this command was applied before: the account as it is
+        row = transaction.connection.execute(DEPOSIT, (amount, account_id)).fetchone()
+        transaction.connection.execute(APPEND, (account_id, row[-1], amount))
+        return row
+
+
+def handle(method: str, path: str, body: bytes, command_id: str | None = None) -> tuple[int, Any]:
     if path == "/health" and method == "GET":
         return 200, {"status": "ok", "pid": os.getpid()}
     if path == "/accounts" and method == "POST":
@@ -116,7 +145,9 @@ def handle(method: str, path: str, body: bytes) -> tuple[int, Any]:
         account_id = key(match["account_id"])
     except ValueError:
         return 404, {"error": "account not found"}
-    if match["deposit"] and method == "POST":
+    if match["deposit"] and method == "POST" and LEDGER:
+        row = deposit_once(account_id, int(json.loads(body)["amount"]), command_id or str(uuid.uuid4()))
+    elif match["deposit"] and method == "POST":
         row = connection().execute(DEPOSIT, (int(json.loads(body)["amount"]), account_id)).fetchone()
     elif not match["deposit"] and method == "GET":
         row = connection().execute(SELECT, (account_id,)).fetchone()
@@ -128,7 +159,8 @@ def handle(method: str, path: str, body: bytes) -> tuple[int, Any]:
 def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
-    status, payload = handle(environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/", body)
+    path, command_id = environ.get("PATH_INFO") or "/", environ.get("HTTP_IDEMPOTENCY_KEY")
+    status, payload = handle(environ["REQUEST_METHOD"], path, body, command_id)
     data = json.dumps(payload).encode()
     start_response(
         f"{status} {HTTPStatus(status).phrase}",

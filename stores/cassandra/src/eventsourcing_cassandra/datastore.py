@@ -258,6 +258,10 @@ class CassandraDatastore:
             self._prepared[cql] = statement
         return statement
 
+    def prepared_statements(self) -> dict[str, PreparedStatement]:
+        """The statements this session has prepared, by their CQL (``{keyspace}`` unfilled)."""
+        return dict(self._prepared)
+
     def execute(
         self,
         statement: str | Statement | PreparedStatement,
