@@ -10,6 +10,7 @@ only, and every wait here is bounded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -27,8 +28,10 @@ from typing import Any
 
 import psutil
 
+from bankaccounts.web import RETRY_AFTER_SECONDS
 from cookbook_testing.http import HTTPClient, Response
 from cookbook_testing.servers import ServerProcess
+from cookbook_testing.standalone import until_not_503
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -353,18 +356,16 @@ def parallel(function: Callable[[int], Any], count: int, threads: int = 8) -> li
 
 
 #: A set-up request answered 503 is sent again (same ``Idempotency-Key``) this many times,
-#: a second apart at most (its ``Retry-After``): a store just started (a ring electing its
-#: first Paxos leaders, a pool still connecting) may refuse the first writes for a few seconds.
+#: ``RETRY_AFTER_SECONDS`` apart (what the servers' ``Retry-After`` asks): a store just started
+#: (a ring electing its first Paxos leaders, a pool still connecting) may refuse the first
+#: writes for a few seconds.
 SET_UP_TRIES = 15
 
 
 def _patiently(client: HTTPClient, path: str, body: dict[str, Any], expected: int) -> Response:
     key = {"Idempotency-Key": str(uuid.uuid4())}
-    for _ in range(SET_UP_TRIES):
-        response = client.post(path, json=body, headers=key)
-        if response.status != 503:
-            break
-        time.sleep(min(float(response.headers.get("retry-after", "1")), 1.0))  # the server's own pause
+    send = functools.partial(client.post, path, json=body, headers=key)
+    response = until_not_503(send, tries=SET_UP_TRIES, pause=RETRY_AFTER_SECONDS)[-1]
     if response.status != expected:
         msg = f"POST {path} answered {response.status}: {response.body[:300]!r}"
         raise BenchError(msg)

@@ -747,10 +747,7 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     for pair in results.get("web", []):
         name = pair_key(pair)
         for operation, data in pair["operations"].items():
-            values[f"{operation}-{name}"] = pct(data["ratio"])
-            values[f"{operation}-{name}-rps"] = fmt(data["recipe_median"]["rps"])
-            values[f"{operation}-{name}-baseline-rps"] = fmt(data["baseline_median"]["rps"])
-            values[f"{operation}-{name}-spread"] = f"±{pct(data.get('ratio_spread', 0) / 2)}"
+            values.update(ratio_numbers(f"{operation}-{name}", data))
             store_ceiling = ceiling_tps(results, pair["store"])
             if operation == "deposit" and store_ceiling:
                 values[f"{operation}-{name}-ceiling"] = pct(data["recipe_median"]["rps"] / store_ceiling)
@@ -761,11 +758,7 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
         values[f"first-request-{name}-baseline"] = f"{fmt(pair['first_request']['baseline']['median_s'] * 1000)} ms"
     for pair in results.get("like_for_like", []):
         for operation, data in pair["operations"].items():
-            name = f"like-for-like-{operation}"
-            values[name] = pct(data["ratio"])
-            values[f"{name}-rps"] = fmt(data["recipe_median"]["rps"])
-            values[f"{name}-baseline-rps"] = fmt(data["baseline_median"]["rps"])
-            values[f"{name}-spread"] = f"±{pct(data.get('ratio_spread', 0) / 2)}"
+            values.update(ratio_numbers(f"like-for-like-{operation}", data))
     for measured in results.get("contention", []):
         for mode in ("on", "off"):
             key = f"contention-{measured['recipe']}-{mode}"
@@ -819,6 +812,16 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
             for moment in ("start", "end"):
                 values[f"{key}-run-load-{moment}"] = f"{run[f'load_average_at_{moment}'][0]:.1f}"
     return values
+
+
+def ratio_numbers(name: str, data: dict[str, Any]) -> dict[str, str]:
+    """One operation of a pair: ``name`` (the ratio), ``-rps``, ``-baseline-rps`` and ``-spread``."""
+    return {
+        name: pct(data["ratio"]),
+        f"{name}-rps": fmt(data["recipe_median"]["rps"]),
+        f"{name}-baseline-rps": fmt(data["baseline_median"]["rps"]),
+        f"{name}-spread": f"±{pct(data.get('ratio_spread', 0) / 2)}",
+    }
 
 
 def render_numbers(results: dict[str, Any]) -> str:
