@@ -72,7 +72,9 @@ if __name__ == "__main__":
         port=int(os.environ.get("PORT") or "8000"),
         interface=Interfaces.ASGI,
         workers=int(os.environ.get("WEB_CONCURRENCY") or "4"),
-        # Granian's default is to stop the whole server when a worker dies.
+        # Granian's default is to stop the whole server when a worker dies. Even so, it
+        # stops when a worker it respawned dies within 5.5 s (to Granian, a crash loop):
+        # run it under a supervisor that starts it again (systemd's Restart=on-failure).
         respawn_failed_workers=True,
         # On SIGTERM each worker finishes its requests for up to 10 s, runs the
         # lifespan's shutdown (closing the application), and exits; one still busy is killed.

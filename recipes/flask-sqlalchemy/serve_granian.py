@@ -76,7 +76,9 @@ if __name__ == "__main__":
         # One request at a time in a worker, as under uWSGI and gunicorn here (Granian's
         # default: half its backpressure, 128 threads for 4 workers, on 15 connections each).
         blocking_threads=1,
-        # Granian's default is to stop the whole server when a worker dies.
+        # Granian's default is to stop the whole server when a worker dies. Even so, it
+        # stops when a worker it respawned dies within 5.5 s (to Granian, a crash loop):
+        # run it under a supervisor that starts it again (systemd's Restart=on-failure).
         respawn_failed_workers=True,
         # On SIGTERM each worker finishes its requests for up to 10 s, closes its
         # application, and exits; one still busy is killed.
