@@ -171,6 +171,34 @@ def test_schema_creation_survives_processes_racing(round_: int, database_url: st
         assert app.get_account(account.id).version == 1
 
 
+def test_schema_creation_gives_up_at_once_on_a_database_it_cannot_reach(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A race between creators is won a moment later; a database that refuses every
+    connection is not. One wait for a connection, then the error: a worker that starts
+    during an outage starts at once, without its application, not ten waits later."""
+    import socket
+
+    from eventsourcing.persistence import PersistenceError
+
+    from bankaccounts import application
+    from bankaccounts.unavailable import store_unavailable
+
+    with socket.socket() as sock:  # a port with nothing behind it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://nobody@127.0.0.1:{port}/none")
+    attempts: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> BankAccounts:
+        attempts.append(1)
+        return construct_application(*args, **kwargs)
+
+    monkeypatch.setattr(application, "construct_application", counted)
+    with pytest.raises(PersistenceError) as raised:
+        application.create_schema()
+    assert store_unavailable(raised.value)
+    assert len(attempts) == 1
+
+
 def test_connections_are_labelled_with_the_constructing_process(database_url: str) -> None:
 
     import os

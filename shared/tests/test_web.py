@@ -16,6 +16,7 @@ from bankaccounts.domain import (
 )
 from bankaccounts.retry import ConflictUnresolvedError, worth_running_again
 from bankaccounts.timeouts import RequestTimeoutError
+from bankaccounts.unavailable import no_connection
 from bankaccounts.web import (
     ANSWERED_ERRORS,
     MAX_BODY_BYTES,
@@ -181,6 +182,7 @@ def test_sqlite_is_unavailable_when_locked_but_not_when_a_table_is_missing(tmp_p
     with pytest.raises(sqlite3.OperationalError) as locked:
         waiter.execute("BEGIN IMMEDIATE")
     assert store_unavailable(locked.value)
+    assert not no_connection(locked.value)  # a lock held: another try may find it free
     with pytest.raises(sqlite3.OperationalError) as missing:
         waiter.execute("SELECT * FROM no_such_table")
     assert not store_unavailable(missing.value)

@@ -26,6 +26,7 @@ from bankaccounts.domain import (
     check_overdraft_limit,
 )
 from bankaccounts.retry import RetryPolicy
+from bankaccounts.unavailable import no_connection
 
 T = TypeVar("T")
 
@@ -294,13 +295,15 @@ def create_schema(env: Mapping[str, str] | None = None, attempts: int = 10) -> N
     against concurrent creators, and on a new SQLite file all but one of them
     fail to switch it to WAL mode (``database is locked``, raised as sqlite3's
     own error). The losers look again, after a random pause (so that they do
-    not race each other again), and find the tables there.
+    not race each other again), and find the tables there. A database that
+    cannot be reached at all is not a race: that error is raised at once, after
+    one wait for a connection (``POSTGRES_CONNECTION_WAIT_SECONDS``), not ten.
     """
     for attempt in range(1, attempts + 1):
         try:
             with construct_application(env={**(env or {}), "CREATE_TABLE": "y"}, retry=None):
                 return
-        except (PersistenceError, sqlite3.OperationalError):
-            if attempt == attempts:
+        except (PersistenceError, sqlite3.OperationalError) as error:
+            if attempt == attempts or no_connection(error):
                 raise
             time.sleep(SCHEMA_RETRY.delay(attempt))
