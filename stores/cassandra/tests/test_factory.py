@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from uuid import uuid4
 
@@ -91,6 +92,18 @@ def test_applications_keep_their_own_logs(cassandra_env: dict[str, str]) -> None
     assert recorder.max_notification_id() == 1
     one.close()
     two.close()
+
+
+def test_a_session_tries_to_reach_a_lost_node_again_for_ever_and_never_long_apart(
+    cassandra_env: dict[str, str],
+) -> None:
+    """The driver's own policy gives up after 64 tries, and waits up to 600 s between them."""
+    factory = CassandraFactory(Environment("Bank", {**cassandra_env, "CASSANDRA_RECONNECT_MAX_DELAY": "3"}))
+    pauses = list(itertools.islice(factory.datastore.reconnection_policy().new_schedule(), 1000))
+    assert len(pauses) == 1000
+    assert pauses[0] < 1 and max(pauses) == 3.0
+    assert CassandraFactory(Environment("Bank", cassandra_env)).datastore.reconnect_max_delay == 10.0
+    factory.close()
 
 
 def test_bad_settings_are_refused_clearly(cassandra_env: dict[str, str]) -> None:

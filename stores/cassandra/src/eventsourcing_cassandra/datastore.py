@@ -29,7 +29,7 @@ from cassandra import (
 )
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, ResultSet, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.protocol import ConfigurationException, SyntaxException
 from cassandra.query import PreparedStatement, Statement
 from eventsourcing import persistence
@@ -153,6 +153,7 @@ class CassandraDatastore:
         commit_timeout: float = 30.0,
         protocol_version: int = 5,
         bucket_size: int = BUCKET_SIZE,
+        reconnect_max_delay: float = 10.0,
     ) -> None:
         if not keyspace.replace("_", "").isalnum() or not keyspace[0].isalpha():
             msg = f"keyspace {keyspace!r} must be letters, digits and underscores, starting with a letter"
@@ -172,6 +173,11 @@ class CassandraDatastore:
         #: Seconds a writer keeps trying to append its transaction to a contended log.
         self.commit_timeout = commit_timeout
         self.protocol_version = protocol_version
+        if reconnect_max_delay <= 0:
+            msg = f"the longest pause between reconnections must be more than 0 s, not {reconnect_max_delay}"
+            raise persistence.ProgrammingError(msg)
+        #: Seconds, at most, between a session's attempts to reach a node it lost.
+        self.reconnect_max_delay = reconnect_max_delay
         if bucket_size < 2:
             msg = f"the log's bucket size must be at least 2, not {bucket_size}"
             raise persistence.ProgrammingError(msg)
@@ -198,6 +204,16 @@ class CassandraDatastore:
         """Ask the cluster a trivial question (its release version); raise if no answer in ``timeout``."""
         self.session().execute("SELECT release_version FROM system.local", timeout=timeout)
 
+    def reconnection_policy(self) -> ExponentialReconnectionPolicy:
+        """How a session tries again to reach a node it lost: at 0.5 s, then twice as long
+        each time, up to ``reconnect_max_delay``, for as long as it takes. The driver's
+        default waits up to 600 s between tries (after a long outage, a worker could
+        serve again ten minutes after the node was back) and gives up after 64 tries
+        (some nine hours: a single node's session then never serves again)."""
+        return ExponentialReconnectionPolicy(
+            base_delay=min(0.5, self.reconnect_max_delay), max_delay=self.reconnect_max_delay, max_attempts=None
+        )
+
     def session(self) -> Session:
         with self._lock:
             if self._session is not None and self._pid == os.getpid():
@@ -222,6 +238,7 @@ class CassandraDatastore:
                 auth_provider=auth,
                 connect_timeout=self.request_timeout,
                 control_connection_timeout=self.request_timeout,
+                reconnection_policy=self.reconnection_policy(),
                 # Cassandra 4.0 and newer speak v5; saying so spares a failed handshake (and a warning).
                 protocol_version=self.protocol_version,
             )

@@ -18,6 +18,8 @@ Settings, from the application's environment (``eventsourcing`` looks for
   ``CASSANDRA_COMMIT_TIMEOUT`` (seconds, 30);
 - ``CASSANDRA_PROTOCOL_VERSION``: the native protocol version (default 5, Cassandra 4.0 and newer;
   4 for Cassandra 3);
+- ``CASSANDRA_RECONNECT_MAX_DELAY`` (seconds, 10): the longest pause between a session's
+  tries to reach a node it lost, so it serves again at most that long after the node is back;
 - ``CASSANDRA_LOG_BUCKET_SIZE``: notification ids per partition of the log (default 100,000), fixed
   for a keyspace by the first process that uses it (a process asking for another size is refused);
 - ``CREATE_TABLE``: create the keyspace and tables if missing (default yes).
@@ -81,6 +83,7 @@ class CassandraFactory(InfrastructureFactory[CassandraTrackingRecorder]):
     CASSANDRA_COMMIT_TIMEOUT = "CASSANDRA_COMMIT_TIMEOUT"
     CASSANDRA_PROTOCOL_VERSION = "CASSANDRA_PROTOCOL_VERSION"
     CASSANDRA_LOG_BUCKET_SIZE = "CASSANDRA_LOG_BUCKET_SIZE"
+    CASSANDRA_RECONNECT_MAX_DELAY = "CASSANDRA_RECONNECT_MAX_DELAY"
     CREATE_TABLE = "CREATE_TABLE"
 
     #: What ``BankAccounts.store`` (and so ``/health``) reports.
@@ -107,6 +110,7 @@ class CassandraFactory(InfrastructureFactory[CassandraTrackingRecorder]):
                 commit_timeout=self._seconds(self.CASSANDRA_COMMIT_TIMEOUT, 30.0),
                 protocol_version=self._whole_number(self.CASSANDRA_PROTOCOL_VERSION, 5),
                 bucket_size=self._whole_number(self.CASSANDRA_LOG_BUCKET_SIZE, BUCKET_SIZE),
+                reconnect_max_delay=self._seconds(self.CASSANDRA_RECONNECT_MAX_DELAY, 10.0),
             )
         except AttributeError as error:  # an unknown consistency level name
             msg = f"invalid Cassandra consistency level: {error}"
