@@ -2,11 +2,15 @@
 baseline, under the benchmark's deposit and read loads.
 
 py-spy attaches to the worker without pausing it (``--nonblocking``) and samples its
-main thread's Python stack. Two views of each load: **Python** (``--gil``: samples while
-the thread holds the GIL, running Python code) and **wall** (``--idle``: all the time,
-waiting too, for the database's answer, a lock or the next request). Each sample is
-given to the component its innermost frame belongs to, by the path of the frame's file:
-that frame's self time. The raw stacks go to ``artifacts/bench/profiles/``
+Python stacks. Two views of each load: **Python** (``--gil``: samples while a thread
+holds the GIL, running Python code) and **wall** (``--idle``: all the time, waiting too,
+for the database's answer, a lock or the next request). Under uWSGI a request runs on
+the worker's main thread, and both views are of that thread. Under an ASGI server a
+request's call runs in one of a pool's threads and the event loop on the main thread:
+the Python view counts every thread (only one holds the GIL at a time), and there is no
+wall view, which the pool's idle threads would fill. Each sample is given to the
+component its innermost frame belongs to, by the path of the frame's file: that
+frame's self time. The raw stacks go to ``artifacts/bench/profiles/``
 (``frame;frame;... count`` lines, which speedscope and flamegraph.pl read).
 """
 
@@ -23,10 +27,22 @@ from typing import Any
 import web
 from harness import BenchError, Progress, Settings, open_accounts, run_wrk, serving, write_ids
 
-#: The web recipes profiled, under uWSGI, on PostgreSQL: a request runs on the worker's
-#: main thread there. (Under an ASGI server it runs in a pool's threads, among idle ones.)
-PROFILED = ["flask-sqlalchemy", "plain-wsgi", "pyramid-sqlalchemy", "django-orm"]
+#: The web recipes profiled on PostgreSQL, each under the server it is measured with first.
+PROFILED = {
+    "flask-sqlalchemy": "uwsgi",
+    "plain-wsgi": "uwsgi",
+    "pyramid-sqlalchemy": "uwsgi",
+    "django-orm": "uwsgi",
+    "fastapi": "uvicorn",
+}
 MODES = {"python": ["--gil"], "wall": ["--idle"]}
+
+
+def modes(server: str) -> list[str]:
+    """The views of a worker of ``server``: both under uWSGI, Python's alone under an ASGI server."""
+    return list(MODES) if server == "uwsgi" else ["python"]
+
+
 #: Samples a second: enough for a share of a few per cent, little enough to cost the worker nothing noticeable.
 RATE = 200
 #: What each sample's innermost frame belongs to, by its file's path; the first match wins.
@@ -57,6 +73,15 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "/pyramid_retry/",
             "/webob/",
             "/django/",
+            "/fastapi/",
+            "/starlette/",
+            "/pydantic/",
+            "/pydantic_core/",
+            "/anyio/",
+            "/uvicorn/",
+            "/h11/",
+            "/httptools/",
+            "/asyncio/",
         ),
     ),
     ("JSON", ("/json/",)),
@@ -84,14 +109,17 @@ def py_spy() -> str:
     return found
 
 
-def read_stacks(path: Path) -> Counter[tuple[str, ...]]:
+def read_stacks(path: Path, *, every_thread: bool = False) -> Counter[tuple[str, ...]]:
     """py-spy's raw output: each stack, outermost frame first, with its sample count. Only
-    the main thread's: a thread started by ``threading`` (a pool's) has its bootstrap frame."""
+    the main thread's, unless ``every_thread``: a thread started by ``threading`` (a pool's)
+    has its bootstrap frame."""
     stacks: Counter[tuple[str, ...]] = Counter()
     for line in path.read_text().splitlines():
         frames, _, count = line.rpartition(" ")
         stack = tuple(frames.split(";"))
-        if not frames or any("_bootstrap (" in frame and "/threading.py" in frame for frame in stack):
+        if not frames:
+            continue
+        if not every_thread and any("_bootstrap (" in frame and "/threading.py" in frame for frame in stack):
             continue
         stacks[stack] += int(count)
     return stacks
@@ -101,7 +129,7 @@ def summarise(stacks: Counter[tuple[str, ...]]) -> dict[str, Any]:
     """Each component's share of the samples (self time), and the five busiest functions."""
     total = sum(stacks.values())
     if total == 0:
-        msg = "py-spy took no sample of the worker's main thread"
+        msg = "py-spy took no sample of the worker's thread(s)"
         raise BenchError(msg)
     components: Counter[str] = Counter()
     functions: Counter[str] = Counter()
@@ -136,8 +164,9 @@ def measure(
     output: Path,
 ) -> dict[str, Any]:
     """Both servers of ``recipe`` (recipe and baseline) under each load, one worker of each profiled."""
-    pair = web.prepared_targets(recipe, "uwsgi", stores, workdir)
-    result: dict[str, Any] = {"recipe": recipe, "server": "uwsgi", "store": "postgresql", "rate": RATE, "profiles": {}}
+    server = PROFILED[recipe]
+    pair = web.prepared_targets(recipe, server, stores, workdir)
+    result: dict[str, Any] = {"recipe": recipe, "server": server, "store": "postgresql", "rate": RATE, "profiles": {}}
     output.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=1) as loader:
         for target, store in zip(pair, stores, strict=True):
@@ -148,9 +177,11 @@ def measure(
                 }
                 for operation in web.OPERATIONS:
                     ids_file = write_ids(workdir / f"profile-{recipe}-{target.role}-{operation}.txt", ids[operation])
-                    for mode in MODES:
+                    for mode in modes(server):
                         pid = min(running.worker_pids())
                         # The load runs a second longer than the sampling, which starts once it has begun.
+                        # A connection per request under an ASGI server, as the throughput's load
+                        # (web.measure_pair says why).
                         load = loader.submit(
                             run_wrk,
                             running.port,
@@ -158,9 +189,11 @@ def measure(
                             settings.duration + 1,
                             settings,
                             ids_file,
+                            close_connections=server != "uwsgi",
                         )
                         raw = output / f"{recipe}-{target.role}-{operation}-{mode}.txt"
-                        summary = summarise(read_stacks(profile_worker(pid, settings.duration, mode, raw)))
+                        sampled = profile_worker(pid, settings.duration, mode, raw)
+                        summary = summarise(read_stacks(sampled, every_thread=server != "uwsgi"))
                         load.result(timeout=settings.duration + 120)
                         result["profiles"][f"{target.role}/{operation}/{mode}"] = summary
                         top = max(summary["components"].items(), key=lambda item: item[1])

@@ -227,7 +227,7 @@ def separate_run(run: dict[str, Any]) -> str:
     what = ", ".join(f"``{key}``" for key in run["measured"])
     start, end = run["load_average_at_start"][0], run["load_average_at_end"][0]
     return (
-        f"{what}, on {run['started_at'][:10]} ({fmt(run['duration_s'] / 60, 0)} minutes, ``{run['command']}``); "
+        f"{what}, on {run['started_at'][:10]} ({minutes(run['duration_s'])}, ``{run['command']}``); "
         f"the 1-minute load average was {start:.1f} at its start and {end:.1f} at its end."
     )
 
@@ -430,9 +430,21 @@ PROFILE_COLUMNS = {
     "other (standard library, C extensions)": "other",
 }
 PROFILE_MODES = {
-    "python": "running Python code (samples while its main thread holds the GIL)",
+    "python": "running Python code (samples while a thread of it holds the GIL)",
     "wall": "wall clock (samples while it runs and while it waits: for the database, a lock, a request)",
 }
+
+
+def minutes(seconds: float) -> str:
+    """A run's length in whole minutes, at least one: ``1 minute``, ``12 minutes``."""
+    count = max(1, round(seconds / 60))
+    return f"{count} minute" if count == 1 else f"{count} minutes"
+
+
+def profiled_as(pair: dict[str, Any]) -> str:
+    """A profiled recipe's name in the tables: with its server, unless that is uWSGI."""
+    server = pair.get("server", "uwsgi")
+    return pair["recipe"] if server == "uwsgi" else f"{pair['recipe']} ({server})"
 
 
 def profiles_tables(results: dict[str, Any]) -> list[str]:
@@ -443,6 +455,8 @@ def profiles_tables(results: dict[str, Any]) -> list[str]:
     for mode, description in PROFILE_MODES.items():
         rows = []
         for pair in measured:
+            if f"recipe/deposit/{mode}" not in pair["profiles"]:
+                continue  # an ASGI worker has no wall-clock view (bench/profiles.py)
             for operation in ("deposit", "read"):
                 for role in ("recipe", "baseline"):
                     profile = pair["profiles"][f"{role}/{operation}/{mode}"]
@@ -453,13 +467,13 @@ def profiles_tables(results: dict[str, Any]) -> list[str]:
                         raise ValueError(msg)
                     rows.append(
                         [
-                            pair["recipe"] if role == "recipe" else "baseline",
+                            profiled_as(pair) if role == "recipe" else "baseline",
                             operation,
                             *(pct(shares.get(name, 0.0)) for name in PROFILE_COLUMNS),
                             f"{profile['samples']:,}",
                         ]
                     )
-        header = ["Web recipe (uWSGI, PostgreSQL)", "Load", *PROFILE_COLUMNS.values(), "samples"]
+        header = ["Web recipe (uWSGI unless named; PostgreSQL)", "Load", *PROFILE_COLUMNS.values(), "samples"]
         lines += table(f"Where one worker's time goes, {description}", header, rows)
     return lines
 
@@ -592,14 +606,14 @@ def machine_table(results: dict[str, Any]) -> list[str]:
         ["PostgreSQL", server or "n/a"],
         *cassandra_row(machine),
         ["Packages", packages],
-        ["Run", f"{results['started_at']}, {results['duration_s'] / 60:.0f} minutes, ``{results['command']}``"],
+        ["Run", f"{results['started_at']}, {minutes(results['duration_s'])}, ``{results['command']}``"],
     ]
     for run in results.get("separate_runs", []):
         packages = ", ".join(f"{name} {version}" for name, version in sorted(run["packages"].items()))
         rows.append(
             [
                 "Separate run",
-                f"{', '.join(run['measured'])}: {run['started_at']}, {run['duration_s'] / 60:.0f} minutes, "
+                f"{', '.join(run['measured'])}: {run['started_at']}, {minutes(run['duration_s'])}, "
                 f"``{run['command']}``" + (f"; {packages}" if packages else ""),
             ]
         )
@@ -705,8 +719,13 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
         for role in ("recipe", "baseline"):
             for operation in ("deposit", "read"):
                 name = f"profile-{pair['recipe']}-{operation}" + ("-baseline" if role == "baseline" else "")
-                wall = pair["profiles"][f"{role}/{operation}/wall"]
                 python = pair["profiles"][f"{role}/{operation}/python"]
+                for component, column in PROFILE_COLUMNS.items():
+                    slug = re.sub(r"[^a-z]+", "-", column.lower())
+                    values[f"{name}-python-{slug}"] = pct(python["components"].get(component, 0.0))
+                wall = pair["profiles"].get(f"{role}/{operation}/wall")
+                if wall is None:
+                    continue  # an ASGI worker: the Python view only
                 values[f"{name}-driver"] = pct(wall["components"].get("database driver", 0.0))
                 values[f"{name}-server"] = pct(wall["components"].get(SERVER_COMPONENT, 0.0))
                 # Both sampled at the same rate for as long: the share of the time it held the GIL.

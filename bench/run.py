@@ -270,7 +270,7 @@ def previous_results(path: Path, settings: Settings, only: list[str] | None) -> 
 def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]) -> dict[str, Any]:
     """``existing`` with what ``results`` measured put in its place, and a record of the separate run.
 
-    Web pairs replace the pairs of the same recipe and store, ceilings and
+    Web pairs (and contention pairs, profiles) replace those of the same recipe and store, ceilings and
     queue benchmarks those of the same store or name; any other section is
     replaced whole, and a description of a server measured (Cassandra's) joins
     the machine's. The record
@@ -283,7 +283,7 @@ def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]
         key = {"aggregates": "long_aggregates", "like-for-like": "like_for_like"}.get(section, section)
         if key not in results:
             continue
-        if section in ("web", "contention"):
+        if section in ("web", "contention", "profiles"):
             fresh = {pair_key(pair): pair for pair in results[section]}
             kept = [fresh.pop(pair_key(pair), pair) for pair in existing.get(section, [])]
             merged[section] = kept + list(fresh.values())
@@ -318,7 +318,7 @@ def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]
 
 
 def pair_key(pair: dict[str, Any]) -> tuple[str, ...]:
-    """What a web or contention pair measured: its recipe, its store, and its server where not uWSGI."""
+    """What a web, contention or profiled pair measured: its recipe, its store, and its server where not uWSGI."""
     server = pair.get("server", "uwsgi")
     return (pair["recipe"], pair["store"]) if server == "uwsgi" else (pair["recipe"], server, pair["store"])
 
