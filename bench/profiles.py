@@ -180,8 +180,6 @@ def measure(
                     for mode in modes(server):
                         pid = min(running.worker_pids())
                         # The load runs a second longer than the sampling, which starts once it has begun.
-                        # A connection per request under an ASGI server, as the throughput's load
-                        # (web.measure_pair says why).
                         load = loader.submit(
                             run_wrk,
                             running.port,
@@ -189,7 +187,7 @@ def measure(
                             settings.duration + 1,
                             settings,
                             ids_file,
-                            close_connections=server != "uwsgi",
+                            close_connections=web.connection_per_request(server),
                         )
                         raw = output / f"{recipe}-{target.role}-{operation}-{mode}.txt"
                         sampled = profile_worker(pid, settings.duration, mode, raw)

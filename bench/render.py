@@ -441,12 +441,6 @@ def minutes(seconds: float) -> str:
     return f"{count} minute" if count == 1 else f"{count} minutes"
 
 
-def profiled_as(pair: dict[str, Any]) -> str:
-    """A profiled recipe's name in the tables: with its server, unless that is uWSGI."""
-    server = pair.get("server", "uwsgi")
-    return pair["recipe"] if server == "uwsgi" else f"{pair['recipe']} ({server})"
-
-
 def profiles_tables(results: dict[str, Any]) -> list[str]:
     measured = results.get("profiles", [])
     if not measured:
@@ -467,7 +461,7 @@ def profiles_tables(results: dict[str, Any]) -> list[str]:
                         raise ValueError(msg)
                     rows.append(
                         [
-                            profiled_as(pair) if role == "recipe" else "baseline",
+                            pair_name(pair) if role == "recipe" else "baseline",
                             operation,
                             *(pct(shares.get(name, 0.0)) for name in PROFILE_COLUMNS),
                             f"{profile['samples']:,}",
@@ -691,7 +685,9 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
     ``-rps``, ``-baseline-rps`` and ``-jobs``, a batch); ``projections-lag-p50`` (and ``-p99``,
     ``-max``; ``projections-rps``, ``-events``, ``-seconds``: the view following plain-wsgi);
     ``profile-django-orm-deposit-driver`` (and ``-baseline-driver``; ``-python``: the share of
-    the time one worker ran Python; ``-server``: in uWSGI outside the application; ``-read-`` likewise);
+    the time one worker ran Python; ``-server``: in uWSGI outside the application; ``-read-`` likewise;
+    a worker under uWSGI only, with a wall-clock view), ``profile-fastapi-deposit-python-framework``
+    (each of PROFILE_COLUMNS, as a slug: a share of the Python view's samples, every profiled pair);
     ``statements-django-orm-deposit`` (and ``-baseline``; ``-read``): SQL statements per request
     (``statements-requests``: how many requests each count is over); ``waits-django-orm-table-lock``
     (and ``-baseline``; each of WAIT_COLUMNS, spaces as hyphens): a share of the sessions' time;

@@ -95,7 +95,7 @@ def measure(
             ids = write_ids(
                 workdir / f"waits-{recipe}-{target.role}.txt", open_accounts(running.client, settings.write_accounts)
             )
-            close = server != "uwsgi"  # as the web measurement sends them (bench/web.py)
+            close = web.connection_per_request(server)  # as the web measurement sends them
             if settings.warm_up_servers:
                 run_wrk(running.port, "deposit", settings.warmup, settings, ids, close_connections=close)
             stop = threading.Event()

@@ -115,6 +115,15 @@ def targets(recipe: str, server: str = "uwsgi", workdir: Path | None = None) -> 
     )
 
 
+def connection_per_request(server: str) -> bool:
+    """Whether ``wrk`` opens a connection per request to ``server``: under the ASGI servers,
+    as uWSGI's http-socket makes it anyway. Kept alive, wrk's connections, opened at once,
+    were all accepted by one worker in most rounds under uvicorn and gunicorn (Granian
+    spread them), and a round's rate was that of one worker or of four, by chance
+    (docs/topics/asgi.rst)."""
+    return server != "uwsgi"
+
+
 def prepared_targets(
     recipe: str,
     server: str,
@@ -194,14 +203,10 @@ def measure_pair(
         "operations": {},
         "memory": {},
         "first_request": {},
-        "connection_per_request": server != "uwsgi",
+        "connection_per_request": connection_per_request(server),
     }
     what = recipe if server == "uwsgi" else f"{recipe} under {server}"  # in the progress lines
-    # A connection per request under the ASGI servers, as uWSGI's http-socket makes it anyway:
-    # kept alive, wrk's connections, opened at once, were all accepted by one worker in most
-    # rounds under uvicorn and gunicorn (Granian spread them), and a round's rate was that
-    # of one worker or of four, by chance (docs/topics/asgi.rst).
-    close = server != "uwsgi"
+    close = connection_per_request(server)
     files = workdir / f"{recipe}-{server}-{store}"
     read_ids: dict[str, str] = {}
     with (
@@ -305,8 +310,10 @@ __all__ = [
     "SERVERS",
     "WEB_RECIPES",
     "BenchServer",
+    "connection_per_request",
     "measure_generator",
     "measure_pair",
+    "prepared_targets",
     "servers_of",
     "stores_of",
 ]
