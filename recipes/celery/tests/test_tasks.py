@@ -24,6 +24,7 @@ from bankaccounts.domain import (
 from cookbook_testing.databases import count_rows
 from cookbook_testing.faults import FaultProxy
 from cookbook_testing.processes import wait_for
+from cookbook_testing.standalone import DEPOSITS
 from cookbook_testing.workers import CeleryWorker
 
 ACCOUNT_FIELDS = {"id", "full_name", "email_address", "balance", "overdraft_limit", "is_closed", "version"}
@@ -40,16 +41,16 @@ def test_commands_return_accounts_as_json(tasks: Tasks) -> None:
     assert tasks.call("get_account", grace["id"])["balance"] == 50
 
 
-def test_400_concurrent_deposits_on_one_account(tasks: Tasks) -> None:
+def test_concurrent_deposits_on_one_account(tasks: Tasks) -> None:
     account = tasks.call("open_account", "Ada", "ada@example.com")
     signatures = [
-        tasks.client.signature("deposit", args=[account["id"], 7], queue=tasks.worker.queue) for _ in range(400)
+        tasks.client.signature("deposit", args=[account["id"], 7], queue=tasks.worker.queue) for _ in range(DEPOSITS)
     ]
     results = group(signatures).apply_async().get(timeout=300)
-    assert len(results) == 400
+    assert len(results) == DEPOSITS
     final = tasks.call("get_account", account["id"])
-    assert (final["balance"], final["version"]) == (400 * 7, 401)
-    assert sorted(result["version"] for result in results) == list(range(2, 402))
+    assert (final["balance"], final["version"]) == (DEPOSITS * 7, DEPOSITS + 1)
+    assert sorted(result["version"] for result in results) == list(range(2, DEPOSITS + 2))
 
 
 def test_each_child_has_exactly_one_application_constructed_after_fork(tasks: Tasks) -> None:

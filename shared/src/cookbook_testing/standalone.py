@@ -36,7 +36,9 @@ from cookbook_testing.uwsgi_slow_fork import PAUSE_SECONDS
 T = TypeVar("T")
 
 CLIENT_THREADS = 16
-DEPOSITS = 400
+#: The contention checks' deposits into one account. The contention is the 16 clients
+#: at once; the count only sets how long it lasts (a dozen turns each).
+DEPOSITS = 200
 DEPOSIT_CENTS = 7
 #: When the SIGTERM comes: as soon as the master has its port, as soon as /health
 #: first answers, while a killed worker is being replaced (once every worker
