@@ -185,7 +185,7 @@ class FaultProxy:
         self._running.set()
 
     def go_down(self) -> None:
-        """Cut every connection and refuse new ones (each is closed as soon as accepted)."""
+        """Cut every connection and refuse new ones (each is reset as soon as accepted)."""
         self._down = True
         with self._lock:
             links, self._links = self._links, []
@@ -211,7 +211,7 @@ class FaultProxy:
             except OSError:
                 return
             if self._down:
-                client.close()
+                _refuse(client)
                 continue
             try:
                 server = _connect(self.upstream)
@@ -263,6 +263,18 @@ def _address(database_url: str) -> tuple[str, int] | str:
     if host.startswith("/"):
         return f"{host}/.s.PGSQL.{port}"
     return (host, port)
+
+
+def _refuse(client: socket.socket) -> None:
+    """Reset a connection just accepted, as a host answers a port nothing listens on.
+
+    A connection closed in order instead (a FIN) is not what a stopped server
+    sends: Cassandra's driver, which writes its first request and then waits
+    for the answer, waited out its whole connect timeout on one.
+    The port stays the proxy's: were it let go, another socket could take it.
+    """
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
 
 
 def _connect(address: tuple[str, int] | str) -> socket.socket:
