@@ -93,11 +93,13 @@ def expected_code_blocks(page: str) -> int:
     return len(re.findall(r"^\s*\.\. (?:literalinclude|code-block)::", (SOURCE / f"{page}.rst").read_text(), re.M))
 
 
-def load(chromium: list[str], url: str) -> tuple[str, list[str]]:
+def load(chromium: list[str], url: str, screenshot: Path | None = None) -> tuple[str, list[str]]:
     """The page's DOM, and what it wrote to the browser's console: Chromium logs every
-    console message (any level, uncaught errors included) on stderr."""
+    console message (any level, uncaught errors included) on stderr. Given a path, a
+    screenshot too, from the same load (one browser started per page, not two)."""
+    shoot = ["--window-size=1280,1600", f"--screenshot={screenshot}"] if screenshot else []
     loaded = subprocess.run(
-        [*chromium, "--enable-logging=stderr", "--v=0", "--dump-dom", url],
+        [*chromium, "--enable-logging=stderr", "--v=0", *shoot, "--dump-dom", url],
         capture_output=True,
         text=True,
         timeout=120,
@@ -119,17 +121,11 @@ def test_page_renders_in_a_browser(page: str, site: tuple[str, list[tuple[str, i
     base, requests = site
     url = f"{base}/{page}.html"
     requests.clear()
-    # The first load, with an empty profile, fetches every asset: the one checked below.
-    dom, console = load(chromium, url)
-
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     screenshot = SCREENSHOTS / f"{page.replace('/', '--')}.png"
-    subprocess.run(
-        [*chromium, "--window-size=1280,1600", f"--screenshot={screenshot}", url],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
+    screenshot.unlink(missing_ok=True)  # the size checked below is this load's
+    # One load, with an empty profile, so it fetches every asset: the ones checked below.
+    dom, console = load(chromium, url, screenshot)
 
     title = expected_title(page)
     assert re.search(rf"<title>{re.escape(title)}", dom.replace("&amp;", "&")), f"{page}: no title {title!r}"
