@@ -34,7 +34,7 @@ def test_jobs_return_accounts_as_json(start_worker: Callable[..., RQWorker], que
 
 
 # A SpawnWorker starts a new interpreter for every job, a quarter of a second of
-# CPU here: 40 deposits show the same thing, in the time the others' take.
+# CPU here: 40 deposits show the same thing, in about the time the others' DEPOSITS take.
 @pytest.mark.parametrize(
     ("worker_class", "deposits"), [("Worker", DEPOSITS), ("SimpleWorker", DEPOSITS), ("SpawnWorker", 40)]
 )

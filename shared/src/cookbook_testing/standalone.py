@@ -36,8 +36,9 @@ from cookbook_testing.uwsgi_slow_fork import PAUSE_SECONDS
 T = TypeVar("T")
 
 CLIENT_THREADS = 16
-#: The contention checks' deposits into one account. The contention is the 16 clients
-#: at once; the count only sets how long it lasts (a dozen turns each).
+#: The contention checks' deposits into one account, through servers and task workers
+#: alike. The contention is the writers at once (16 clients, or a pool's workers); the
+#: count only sets how long it lasts.
 DEPOSITS = 200
 DEPOSIT_CENTS = 7
 #: When the SIGTERM comes: as soon as the master has its port, as soon as /health
