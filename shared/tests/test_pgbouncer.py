@@ -137,7 +137,13 @@ def test_eventsourcings_store_fails_under_transaction_pooling(
     """Two applications, one connection each, take turns on PgBouncer's one server
     connection: each prepares its statements under the same names (``_pg3_0``...)."""
     pgbouncer = start_pgbouncer(pool_mode="transaction", pool_size=1)
-    env = {**eventsourcing_store_env(pgbouncer.url(database_url)), "POSTGRES_POOL_SIZE": "1"}
+    # A connection wait longer than the application's 2 s: this shows the clash, which a
+    # pool slow to connect again on a loaded machine must not hide behind its timeout.
+    env = {
+        **eventsourcing_store_env(pgbouncer.url(database_url)),
+        "POSTGRES_POOL_SIZE": "1",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+    }
     clash = r'prepared statement "_pg3_\d+" (already exists|does not exist)'
     with (
         construct_application(env) as first,
