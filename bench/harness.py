@@ -112,7 +112,9 @@ class Settings:
     rq_spawn_jobs: int = 30  # ... and for SpawnWorker (a new interpreter per job)
     rq_accounts: int = 100
     lag_seconds: float = 20.0  # the web recipe's load while the projection follows
-    deadline_minutes: float = 60.0
+    #: A full run takes about an hour on 2 cores (the Cassandra ring alone about 12 minutes):
+    #: the deadline stops a run that hangs, not one that is merely slow.
+    deadline_minutes: float = 90.0
 
     @classmethod
     def full(cls) -> Settings:

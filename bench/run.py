@@ -28,6 +28,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -192,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {error}", file=sys.stderr)
         return 2
     isolate_environment()
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     progress = Progress(settings.deadline_minutes)
     print(
         f"bench: {'quick' if settings.quick else 'full'} run; {settings.duration:g} s per measurement, "
@@ -249,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     for path in written:
         print(f"bench: wrote {path}", flush=True)
     return 0
+
+
+def stop_on_sigterm(signum: int, _frame: object) -> None:
+    """Unwind a run stopped by SIGTERM (``kill PID``, a cancelled job) as Ctrl-C unwinds it:
+    every server, node and database it started is stopped on the way out, not left running."""
+    raise SystemExit(128 + signum)
 
 
 def previous_results(path: Path, settings: Settings, only: list[str] | None) -> dict[str, Any]:

@@ -9,13 +9,24 @@ from bank.models import AuditEntry
 from bankaccounts.domain import Account
 
 
-def apply_once(command_id: str, action: str, command: Callable[[str], Account]) -> Account:
+def apply_once(
+    command_id: str, action: str, command: Callable[[str], Account], account_id: UUID | None = None
+) -> Account:
     """Run ``command`` with ``command_id`` and record its audit row in the caller's
     transaction. Run again with the same id (a request sent again with its
     ``Idempotency-Key``, a task delivered again), it changes nothing and
-    returns the account as it is."""
+    returns the account as it is.
+
+    Given the ``account_id`` the command acts on, the row goes in first: saving
+    the events takes the events table's lock (their notification ids in commit
+    order) until the commit, so whatever the transaction writes after the save,
+    every writer of the application waits for. Opening an account learns its id
+    from the command."""
+    if account_id is not None:
+        record_once(command_id, action, account_id)
     account = command(command_id)
-    record_once(command_id, action, account.id)
+    if account_id is None:
+        record_once(command_id, action, account.id)
     return account
 
 

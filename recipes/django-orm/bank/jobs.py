@@ -34,7 +34,7 @@ def transfer(account_id: str, to_account_id: str, amount: int) -> dict[str, Any]
     def command(command_id: str) -> Any:
         return bank_accounts().transfer(source, destination, amount, command_id=command_id)
 
-    return account_json(run_in_transaction(lambda: apply_once(job.id, "transfer", command)))
+    return account_json(run_in_transaction(lambda: apply_once(job.id, "transfer", command, source)))
 
 
 #: Which process ran this job, with which application and database session.

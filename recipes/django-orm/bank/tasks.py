@@ -53,7 +53,7 @@ def transfer(task: Task, account_id: str, to_account_id: str, amount: int) -> di
         return bank_accounts().transfer(source, destination, amount, command_id=command_id)
 
     try:
-        account = run_in_transaction(lambda: apply_once(task.request.id, "transfer", command))
+        account = run_in_transaction(lambda: apply_once(task.request.id, "transfer", command, source))
     except Exception as error:
         if not worth_running_again(error):
             raise

@@ -25,11 +25,18 @@ from bankaccounts.readiness import database_ready
 from bankaccounts.web import account_json, health_json, parse_account_id
 
 
-def audited(request: HttpRequest, action: str, command: Callable[[str], Account], status: int = 200) -> JsonResponse:
+def audited(
+    request: HttpRequest,
+    action: str,
+    command: Callable[[str], Account],
+    account_id: uuid.UUID | None = None,
+    status: int = 200,
+) -> JsonResponse:
     """Run ``command`` with the request's command id, record an audit row in the
-    view's transaction, and answer with the account. A request sent again with
+    view's transaction (first, given the ``account_id`` it acts on: see
+    ``apply_once``), and answer with the account. A request sent again with
     its ``Idempotency-Key`` is answered, and changes and audits nothing."""
-    account = apply_once(command_id(request), action, command)
+    account = apply_once(command_id(request), action, command, account_id)
     return JsonResponse(account_json(account), status=status)
 
 
@@ -67,7 +74,10 @@ def get_account(request: HttpRequest, account_id: str) -> JsonResponse:
 def deposit(request: HttpRequest, account_id: str) -> JsonResponse:
     account_uuid, amount = parse_account_id(account_id), json_body(request).integer("amount")
     return audited(
-        request, "deposit", lambda command_id: bank_accounts().deposit(account_uuid, amount, command_id=command_id)
+        request,
+        "deposit",
+        lambda command_id: bank_accounts().deposit(account_uuid, amount, command_id=command_id),
+        account_uuid,
     )
 
 
@@ -76,7 +86,10 @@ def deposit(request: HttpRequest, account_id: str) -> JsonResponse:
 def withdraw(request: HttpRequest, account_id: str) -> JsonResponse:
     account_uuid, amount = parse_account_id(account_id), json_body(request).integer("amount")
     return audited(
-        request, "withdraw", lambda command_id: bank_accounts().withdraw(account_uuid, amount, command_id=command_id)
+        request,
+        "withdraw",
+        lambda command_id: bank_accounts().withdraw(account_uuid, amount, command_id=command_id),
+        account_uuid,
     )
 
 
@@ -89,6 +102,7 @@ def transfer(request: HttpRequest, account_id: str) -> JsonResponse:
         request,
         "transfer",
         lambda command_id: bank_accounts().transfer(account_uuid, to_account_id, amount, command_id=command_id),
+        account_uuid,
     )
 
 
@@ -100,6 +114,7 @@ def set_overdraft_limit(request: HttpRequest, account_id: str) -> JsonResponse:
         request,
         "overdraft-limit",
         lambda command_id: bank_accounts().set_overdraft_limit(account_uuid, limit, command_id=command_id),
+        account_uuid,
     )
 
 
@@ -108,7 +123,10 @@ def set_overdraft_limit(request: HttpRequest, account_id: str) -> JsonResponse:
 def close_account(request: HttpRequest, account_id: str) -> JsonResponse:
     account_uuid = parse_account_id(account_id)
     return audited(
-        request, "close", lambda command_id: bank_accounts().close_account(account_uuid, command_id=command_id)
+        request,
+        "close",
+        lambda command_id: bank_accounts().close_account(account_uuid, command_id=command_id),
+        account_uuid,
     )
 
 

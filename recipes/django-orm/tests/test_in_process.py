@@ -20,12 +20,18 @@ from bank.transactions import atomic_with_retries, run_in_transaction
 from bankaccounts.application import BankAccounts
 from bankaccounts.domain import Account
 from config import urls as project_urls
-from cookbook_testing.contract import HttpContract
+from cookbook_testing.contract import HttpContract, assert_refused_commands_write_no_rows
 from cookbook_testing.django_checks import HTTPS, DjangoSiteChecks, open_account
+from cookbook_testing.http import Client
 
 
 class TestContract(HttpContract):
     """The shared HTTP contract suite, against the Django project in this process."""
+
+
+def test_a_refused_command_leaves_no_audit_row(api: Client) -> None:
+    # The audit row goes in before the command runs (bank.commands.apply_once).
+    assert_refused_commands_write_no_rows(api, AuditEntry.objects.count)
 
 
 def test_events_and_orm_rows_commit_together(django_database: str, count_events: Callable[[], int]) -> None:

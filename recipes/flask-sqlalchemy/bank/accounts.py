@@ -9,6 +9,7 @@ server-specific is needed to get there.
 from __future__ import annotations
 
 from collections.abc import Callable
+from uuid import UUID
 
 from eventsourcing.utils import get_topic
 from flask import has_request_context, request
@@ -40,12 +41,18 @@ def bank() -> BankAccounts:
     return get_or_init_application(env=EVENTSOURCING_ENV, retry=None)
 
 
-def in_transaction(action: str, command: Callable[[str], Account]) -> Account:
+def in_transaction(action: str, command: Callable[[str], Account], *, account_id: UUID | None = None) -> Account:
     """Run ``command``, record an audit row, and commit both in one transaction.
 
     ``command`` gets the request's command id: its ``Idempotency-Key``, or a
     new id (outside a request, always a new one). A request sent again with
     its key is answered, and changes and audits nothing.
+
+    Given the ``account_id`` the command acts on, the audit row goes in before
+    the command runs: saving the events takes the events table's lock (their
+    notification ids in commit order), held to the commit, so whatever the
+    transaction does after the save, every writer of the application waits
+    for. Opening an account learns the id from the command, so audits after it.
 
     ``eventsourcing_sqlalchemy`` never commits a session it was given: that is
     the owner's job, here. A write conflict (``IntegrityError``) leaves the
@@ -55,10 +62,16 @@ def in_transaction(action: str, command: Callable[[str], Account]) -> Account:
     key = request.headers.get(IDEMPOTENCY_KEY_HEADER) if has_request_context() else None
     command_id = command_id_for(key)
 
-    def unit_of_work() -> Account:
-        account = command(command_id)
+    def audit(audited_id: UUID) -> None:
         # One row per command id and action: sent again, the command adds none.
-        insert_once(db.session, AuditEntry, action=action, command_id=command_id, account_id=str(account.id))
+        insert_once(db.session, AuditEntry, action=action, command_id=command_id, account_id=str(audited_id))
+
+    def unit_of_work() -> Account:
+        if account_id is not None:
+            audit(account_id)
+        account = command(command_id)
+        if account_id is None:
+            audit(account.id)
         db.session.commit()
         return account
 

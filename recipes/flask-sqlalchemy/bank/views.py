@@ -64,7 +64,11 @@ def get_account(account_id: str) -> dict[str, Any]:
 def deposit(account_id: str) -> dict[str, Any]:
     account_uuid, amount = parse_account_id(account_id), body().integer("amount")
     return account_json(
-        in_transaction("deposit", lambda command_id: bank().deposit(account_uuid, amount, command_id=command_id))
+        in_transaction(
+            "deposit",
+            lambda command_id: bank().deposit(account_uuid, amount, command_id=command_id),
+            account_id=account_uuid,
+        )
     )
 
 
@@ -72,7 +76,11 @@ def deposit(account_id: str) -> dict[str, Any]:
 def withdraw(account_id: str) -> dict[str, Any]:
     account_uuid, amount = parse_account_id(account_id), body().integer("amount")
     return account_json(
-        in_transaction("withdraw", lambda command_id: bank().withdraw(account_uuid, amount, command_id=command_id))
+        in_transaction(
+            "withdraw",
+            lambda command_id: bank().withdraw(account_uuid, amount, command_id=command_id),
+            account_id=account_uuid,
+        )
     )
 
 
@@ -81,7 +89,9 @@ def transfer(account_id: str) -> dict[str, Any]:
     account_uuid, fields = parse_account_id(account_id), body()
     to_account_id, amount = fields.uuid("to_account_id"), fields.integer("amount")
     account = in_transaction(
-        "transfer", lambda command_id: bank().transfer(account_uuid, to_account_id, amount, command_id=command_id)
+        "transfer",
+        lambda command_id: bank().transfer(account_uuid, to_account_id, amount, command_id=command_id),
+        account_id=account_uuid,
     )
     return account_json(account)
 
@@ -90,7 +100,9 @@ def transfer(account_id: str) -> dict[str, Any]:
 def set_overdraft_limit(account_id: str) -> dict[str, Any]:
     account_uuid, limit = parse_account_id(account_id), body().integer("limit")
     account = in_transaction(
-        "overdraft-limit", lambda command_id: bank().set_overdraft_limit(account_uuid, limit, command_id=command_id)
+        "overdraft-limit",
+        lambda command_id: bank().set_overdraft_limit(account_uuid, limit, command_id=command_id),
+        account_id=account_uuid,
     )
     return account_json(account)
 
@@ -99,7 +111,11 @@ def set_overdraft_limit(account_id: str) -> dict[str, Any]:
 def close_account(account_id: str) -> dict[str, Any]:
     account_uuid = parse_account_id(account_id)
     return account_json(
-        in_transaction("close", lambda command_id: bank().close_account(account_uuid, command_id=command_id))
+        in_transaction(
+            "close",
+            lambda command_id: bank().close_account(account_uuid, command_id=command_id),
+            account_id=account_uuid,
+        )
     )
 
 

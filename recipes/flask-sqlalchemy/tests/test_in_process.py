@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from bank.accounts import bank, in_transaction
 from bank.db import AuditEntry, db
 from bankaccounts.domain import Account
-from cookbook_testing.contract import HttpContract
+from cookbook_testing.contract import HttpContract, assert_refused_commands_write_no_rows
+from cookbook_testing.http import Client
 
 
 class TestContract(HttpContract):
@@ -34,6 +35,11 @@ def test_events_and_orm_rows_commit_together(app: Flask, count_events: Callable[
         assert response.status_code == 200
     assert count_events() == 4  # each write's event, and its command's record
     assert audit_rows(app) == 2
+
+
+def test_a_refused_command_leaves_no_audit_row(app: Flask, api: Client) -> None:
+    # The audit row goes in before the command runs (bank.accounts.in_transaction).
+    assert_refused_commands_write_no_rows(api, lambda: audit_rows(app))
 
 
 def test_a_request_that_fails_after_saving_events_stores_nothing(app: Flask, count_events: Callable[[], int]) -> None:

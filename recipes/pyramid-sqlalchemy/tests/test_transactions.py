@@ -16,7 +16,7 @@ from webtest import TestApp
 from bank.models import AuditEntry
 from bankaccounts.domain import InsufficientFundsError
 from bankaccounts.web import account_json
-from cookbook_testing.contract import open_account
+from cookbook_testing.contract import assert_refused_commands_write_no_rows, open_account
 from cookbook_testing.databases import count_rows
 from cookbook_testing.http import WebTestClient
 
@@ -76,6 +76,11 @@ def test_events_and_orm_rows_commit_together(
     for _ in range(2):  # sent again with its key: answered, and nothing more is written
         testapp.post_json(f"/accounts/{account['id']}/deposit", {"amount": 100}, headers={"Idempotency-Key": "d-1"})
     assert (count_events(), audit_rows()) == (4, 2)  # each write's event and its command's record; one row each
+
+
+def test_a_refused_command_leaves_no_audit_row(testapp: TestApp, audit_rows: Callable[[], int]) -> None:
+    # The audit row goes in before the command runs (bank.views.accounts.audited).
+    assert_refused_commands_write_no_rows(WebTestClient(testapp), audit_rows)
 
 
 @pytest.mark.parametrize("ending", sorted(ENDINGS))

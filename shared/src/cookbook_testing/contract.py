@@ -50,6 +50,25 @@ def open_account(api: Client, full_name: str = "Ada Lovelace", email: str = "ada
     return account
 
 
+def assert_refused_commands_write_no_rows(api: Client, count_rows: Callable[[], int]) -> None:
+    """Send commands that the application refuses only once it has looked (no such
+    account: 404; beyond the balance: 409; a key sent again with another request:
+    422), and check that ``count_rows`` (rows a recipe writes beside the events,
+    such as its audit rows) is as before: a recipe that writes them before the
+    command runs must have them rolled back with the refusal."""
+    account = open_account(api)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    assert api.post(f"/accounts/{account['id']}/deposit", json={"amount": 10}, headers=key).status == 200
+    before = count_rows()
+    assert_error(api.post(f"/accounts/{uuid.uuid4()}/deposit", json={"amount": 10}), 404)
+    assert_error(api.post(f"/accounts/{account['id']}/withdraw", json={"amount": 11}), 409)
+    assert_error(
+        api.post(f"/accounts/{account['id']}/transfer", json={"to_account_id": str(uuid.uuid4()), "amount": 1}), 404
+    )
+    assert_error(api.post(f"/accounts/{account['id']}/deposit", json={"amount": 11}, headers=key), 422)
+    assert count_rows() == before
+
+
 class HttpContract:
     """Every web recipe: same paths, same bodies, same status codes."""
 
