@@ -522,11 +522,18 @@ class CassandraServer:
     ``stack``."""
 
     def __init__(
-        self, stack: contextlib.ExitStack, progress: Progress, nodes: int = 1, quick_start: bool = False
+        self,
+        stack: contextlib.ExitStack,
+        progress: Progress,
+        nodes: int = 1,
+        quick_start: bool = False,
+        audit_keyspaces: tuple[str, ...] = (),
     ) -> None:
         self.stack = stack
         self.progress = progress
         self.nodes = nodes
+        #: Keyspaces whose requests one node logs (``CassandraNode.audit_keyspaces``): statements.py's.
+        self.audit_keyspaces = audit_keyspaces
         #: Java's first compiler only (``CassandraNode.quick_start``): for a smoke run's few
         #: queries; a measurement needs the optimising compiler, on one node and on a ring.
         self.quick_start = quick_start
@@ -541,7 +548,12 @@ class CassandraServer:
         self.progress.step(f"starting {what} (jars cached in {cassandra_cache_dir()})")
         started = time.monotonic()
         if self.nodes == 1:
-            node: Any = CassandraNode(cassandra_cache_dir(), start_timeout=300, quick_start=self.quick_start)
+            node: Any = CassandraNode(
+                cassandra_cache_dir(),
+                start_timeout=300,
+                quick_start=self.quick_start,
+                audit_keyspaces=self.audit_keyspaces,
+            )
         else:
             node = CassandraRing(
                 cassandra_cache_dir(), size=self.nodes, start_timeout=300, quick_start=self.quick_start
@@ -568,14 +580,27 @@ class CassandraServer:
         return [member.pid for member in self.members(self.start())]
 
     @property
+    def log_path(self) -> Path:
+        """One node's log (with its audit log's lines: ``audit_keyspaces``)."""
+        if self.nodes != 1:
+            msg = "a ring's nodes have a log each: log_path is one node's"
+            raise BenchError(msg)
+        return Path(self.start().log_path)
+
+    @property
     def contact(self) -> tuple[list[str], int]:
         node = self.start()
         return node.hosts, node.port
 
+    @staticmethod
+    def keyspace(name: str) -> str:
+        """The keyspace ``store(name)`` points a server at."""
+        return re.sub(r"[^a-z0-9]", "_", name.lower())
+
     def store(self, name: str) -> dict[str, str]:
         """A keyspace of its own for ``name``, as the settings that point a server at it."""
         hosts, port = self.contact
-        keyspace = re.sub(r"[^a-z0-9]", "_", name.lower())
+        keyspace = self.keyspace(name)
         store = {"CASSANDRA_HOSTS": ",".join(f"{host}:{port}" for host in hosts), "CASSANDRA_KEYSPACE": keyspace}
         if self.replication is not None:  # read by the store and by the baselines when they create it
             store["CASSANDRA_REPLICATION"] = self.replication

@@ -27,13 +27,16 @@ from typing import Any
 import web
 from harness import BenchError, Progress, Settings, open_accounts, run_wrk, serving, write_ids
 
-#: The web recipes profiled on PostgreSQL, each under the server it is measured with first.
+#: The web recipes profiled, each under the server it is measured with first: the SQL recipes
+#: on PostgreSQL, the Cassandra recipes on one Cassandra node (run.py's Cassandra part).
 PROFILED = {
     "flask-sqlalchemy": "uwsgi",
     "plain-wsgi": "uwsgi",
     "pyramid-sqlalchemy": "uwsgi",
     "django-orm": "uwsgi",
     "fastapi": "uvicorn",
+    "flask-cassandra": "uwsgi",
+    "django-cassandra": "uwsgi",
 }
 MODES = {"python": ["--gil"], "wall": ["--idle"]}
 
@@ -45,6 +48,7 @@ def modes(server: str) -> list[str]:
 
 #: Samples a second: enough for a share of a few per cent, little enough to cost the worker nothing noticeable.
 RATE = 200
+DRIVER = "database driver"
 #: What each sample's innermost frame belongs to, by its file's path; the first match wins.
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
@@ -58,7 +62,7 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("eventsourcing", ("/eventsourcing/",)),
-    ("database driver", ("/psycopg/", "/psycopg_pool/", "/sqlite3/", "/cassandra/")),
+    (DRIVER, ("/psycopg/", "/psycopg_pool/", "/sqlite3/", "/cassandra/")),
     (
         "ORM, SQL toolkit, transactions",
         ("/sqlalchemy/", "/django/db/", "/flask_sqlalchemy/", "/zope/", "/transaction/"),
@@ -101,6 +105,27 @@ def component(frame: str) -> str:
     return OTHER
 
 
+#: Code whose waits in ``threading`` are waits for the database's answer: cassandra-driver's
+#: ``Session.execute`` is compiled (Cython), so py-spy does not see it, and its wait on a
+#: ``threading.Event`` (set by the driver's I/O thread) shows as called by whoever called
+#: ``execute``: the Cassandra store, or a Cassandra baseline's view. (Nothing else on a
+#: profiled worker's main thread waits in ``threading``: none of the PostgreSQL profiles do.)
+WAITS_FOR_THE_DATABASE = ("/eventsourcing_cassandra/", "/baselines/flask-cassandra/", "/baselines/django-cassandra/")
+
+
+def sample_component(stack: tuple[str, ...]) -> str:
+    """The component of a sample: its innermost frame's, except that a wait in ``threading``
+    for the database's answer is the driver's (``WAITS_FOR_THE_DATABASE``), as psycopg's
+    wait in its own code is."""
+    innermost = component(stack[-1])
+    if innermost == OTHER and "/threading.py" in stack[-1]:
+        callers = [frame for frame in stack if "/threading.py" not in frame]
+        waiter = callers[-1] if callers else ""
+        if component(waiter) == DRIVER or any(path in waiter for path in WAITS_FOR_THE_DATABASE):
+            return DRIVER
+    return innermost
+
+
 def py_spy() -> str:
     found = shutil.which("py-spy")
     if found is None:
@@ -134,7 +159,7 @@ def summarise(stacks: Counter[tuple[str, ...]]) -> dict[str, Any]:
     components: Counter[str] = Counter()
     functions: Counter[str] = Counter()
     for stack, count in stacks.items():
-        components[component(stack[-1])] += count
+        components[sample_component(stack)] += count
         functions[stack[-1]] += count
     return {
         "samples": total,
@@ -162,11 +187,12 @@ def measure(
     progress: Progress,
     workdir: Path,
     output: Path,
+    store_name: str = "postgresql",
 ) -> dict[str, Any]:
     """Both servers of ``recipe`` (recipe and baseline) under each load, one worker of each profiled."""
     server = PROFILED[recipe]
     pair = web.prepared_targets(recipe, server, stores, workdir)
-    result: dict[str, Any] = {"recipe": recipe, "server": server, "store": "postgresql", "rate": RATE, "profiles": {}}
+    result: dict[str, Any] = {"recipe": recipe, "server": server, "store": store_name, "rate": RATE, "profiles": {}}
     output.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=1) as loader:
         for target, store in zip(pair, stores, strict=True):

@@ -164,13 +164,23 @@ def summary(results: dict[str, Any]) -> list[str]:
                 f"{times(rate['cache'] / rate['neither'])} with the aggregate cache, "
                 f"{times(rate['snapshots+cache'] / rate['neither'])} with both."
             )
-    if counted := results.get("statements"):
+    counted = results.get("statements", [])
+    if on_sql := [pair for pair in counted if pair.get("store", "postgresql") == "postgresql"]:
         per_deposit = ", ".join(
             f"{pair_name(pair)} {per_request(pair['roles']['recipe']['deposit']['per_request'])} "
             f"({per_request(pair['roles']['baseline']['deposit']['per_request'])})"
-            for pair in counted
+            for pair in on_sql
         )
         lines.append(f"- SQL statements per deposit on PostgreSQL, recipe (baseline): {per_deposit}.")
+    if on_cassandra := [pair for pair in counted if pair.get("store") == "cassandra"]:
+        per_deposit = ", ".join(
+            f"{pair_name(pair)} {per_request(pair['roles']['recipe']['deposit']['per_request'])} in "
+            f"{per_request(pair['roles']['recipe']['deposit']['round_trips'])} requests "
+            f"({per_request(pair['roles']['baseline']['deposit']['per_request'])} in "
+            f"{per_request(pair['roles']['baseline']['deposit']['round_trips'])})"
+            for pair in on_cassandra
+        )
+        lines.append(f"- CQL statements per deposit on Cassandra, recipe (baseline): {per_deposit}.")
     if sampled := results.get("waits"):
         table_lock = ", ".join(
             f"{pair_name(pair)} {pct(pair['roles']['recipe']['shares'].get(TABLE_LOCK, 0.0))}" for pair in sampled
@@ -467,7 +477,12 @@ def profiles_tables(results: dict[str, Any]) -> list[str]:
                             f"{profile['samples']:,}",
                         ]
                     )
-        header = ["Web recipe (uWSGI unless named; PostgreSQL)", "Load", *PROFILE_COLUMNS.values(), "samples"]
+        header = [
+            "Web recipe (uWSGI unless named; PostgreSQL, or one Cassandra node)",
+            "Load",
+            *PROFILE_COLUMNS.values(),
+            "samples",
+        ]
         lines += table(f"Where one worker's time goes, {description}", header, rows)
     return lines
 
@@ -503,8 +518,19 @@ def statements_tables(results: dict[str, Any]) -> list[str]:
         ]
         for pair in measured
     ]
-    header = ["Web recipe (PostgreSQL)", "deposit", "baseline's deposit", "read", "baseline's read"]
-    lines = table("SQL statements per request, from the server's log of the statements it ran", header, rows)
+    header = [
+        "Web recipe (PostgreSQL, or one Cassandra node)",
+        "deposit",
+        "baseline's deposit",
+        "read",
+        "baseline's read",
+    ]
+    lines = table(
+        "Statements per request, from the database's own record of the statements it ran "
+        "(PostgreSQL's statement log, Cassandra's audit log)",
+        header,
+        rows,
+    )
     for pair in measured:
         counts: dict[str, list[float]] = {}
         for column, role in enumerate(("recipe", "baseline")):
@@ -732,7 +758,10 @@ def numbers(results: dict[str, Any]) -> dict[str, str]:
         for role in ("recipe", "baseline"):
             for operation in ("deposit", "read"):
                 name = f"statements-{pair['recipe']}-{operation}" + ("-baseline" if role == "baseline" else "")
-                values[name] = per_request(pair["roles"][role][operation]["per_request"])
+                counted = pair["roles"][role][operation]
+                values[name] = per_request(counted["per_request"])
+                if "round_trips" in counted:  # Cassandra's: the requests that carried them (a batch is one)
+                    values[f"{name}-requests"] = per_request(counted["round_trips"])
     for pair in results.get("waits", []):
         for role in ("recipe", "baseline"):
             for state, column in WAIT_COLUMNS.items():

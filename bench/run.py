@@ -2,7 +2,7 @@
 
 From this folder, in an environment made from requirements.txt::
 
-    python run.py            # the full run (about 50 minutes on 2 cores): docs/performance/
+    python run.py            # the full run (about an hour on 2 cores): docs/performance/
     python run.py --quick    # every code path in a few minutes, tiny durations: artifacts/bench/quick/
 
 Sections, in order: the load generator's ceiling (wrk against a trivial app),
@@ -291,7 +291,7 @@ def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]
         key = {"aggregates": "long_aggregates", "like-for-like": "like_for_like"}.get(section, section)
         if key not in results:
             continue
-        if section in ("web", "contention", "profiles"):
+        if section in ("web", "contention", "profiles", "statements"):
             fresh = {pair_key(pair): pair for pair in results[section]}
             kept = [fresh.pop(pair_key(pair), pair) for pair in existing.get(section, [])]
             merged[section] = kept + list(fresh.values())
@@ -328,7 +328,9 @@ def merge(existing: dict[str, Any], results: dict[str, Any], sections: list[str]
 def pair_key(pair: dict[str, Any]) -> tuple[str, ...]:
     """What a web, contention or profiled pair measured: its recipe, its store, and its server where not uWSGI."""
     server = pair.get("server", "uwsgi")
-    return (pair["recipe"], pair["store"]) if server == "uwsgi" else (pair["recipe"], server, pair["store"])
+    # Statement counts measured before they named their store were all PostgreSQL's.
+    store = pair.get("store", "postgresql")
+    return (pair["recipe"], store) if server == "uwsgi" else (pair["recipe"], server, store)
 
 
 def run_sections(
@@ -383,12 +385,14 @@ def run_sections(
         ]
     if "profiles" in sections and "postgresql" in stores:
         results["profiles"] = []
-        profiled = [recipe for recipe in profiles.PROFILED if recipe in recipes]
-        raw_profiles = output / "profiles" if settings.quick else PROFILES_OUTPUT
+        on_sql = [recipe for recipe in recipes if "postgresql" in web.stores_of(recipe)]
+        profiled = [recipe for recipe in profiles.PROFILED if recipe in on_sql]
         for recipe in profiled[:1] if settings.quick else profiled:  # a smoke run: the code path, once
             progress.start_section(f"{recipe} on postgresql: where one worker's time goes (py-spy), and its baseline's")
             pair_stores = ({"DATABASE_URL": databases.create()}, {"DATABASE_URL": databases.create()})
-            results["profiles"].append(profiles.measure(recipe, pair_stores, settings, progress, workdir, raw_profiles))
+            results["profiles"].append(
+                profiles.measure(recipe, pair_stores, settings, progress, workdir, raw_profiles(settings, output))
+            )
     # What one request sends to the database, and what the sessions do under load: per SQL recipe.
     for section, module, what in (
         ("statements", statements, "SQL statements per request (the server's statement log)"),
@@ -427,10 +431,15 @@ def run_sections(
             f"(x{settings.workers}) on postgresql: the view's lag"
         )
         results["projections"] = projections.measure(databases.create(), settings, progress, workdir)
-    run_cassandra(sections, recipes, stores, settings, progress, workdir, results)
+    run_cassandra(sections, recipes, stores, settings, progress, workdir, results, output)
     if "generator" in sections and len(sections) > 1:
         progress.start_section("the load generator's ceiling again: how much the machine drifted over the run")
         results["generator"]["end"] = web.measure_generator(settings, progress, sqlite_store("trivial"))
+
+
+def raw_profiles(settings: Settings, output: Path) -> Path:
+    """Where py-spy's raw stacks go: beside a smoke run's results, or artifacts/bench/profiles/."""
+    return output / "profiles" if settings.quick else PROFILES_OUTPUT
 
 
 def run_cassandra(
@@ -441,12 +450,13 @@ def run_cassandra(
     progress: Progress,
     workdir: Path,
     results: dict[str, Any],
+    output: Path,
 ) -> None:
     """Cassandra's ceiling and recipes, on one node, then on a ring of three, each started
     for them and stopped before anything else runs."""
     for store, nodes in render.CASSANDRA_STORES.items():
         if store in stores:
-            run_cassandra_store(store, nodes, sections, recipes, settings, progress, workdir, results)
+            run_cassandra_store(store, nodes, sections, recipes, settings, progress, workdir, results, output)
 
 
 def run_cassandra_store(
@@ -458,15 +468,25 @@ def run_cassandra_store(
     progress: Progress,
     workdir: Path,
     results: dict[str, Any],
+    output: Path,
 ) -> None:
     measure_ceiling = "ceiling" in sections
-    pairs = [recipe for recipe in recipes if "cassandra" in web.stores_of(recipe)] if "web" in sections else []
-    if not (measure_ceiling or pairs):
+    cassandra_recipes = [recipe for recipe in recipes if "cassandra" in web.stores_of(recipe)]
+    pairs = cassandra_recipes if "web" in sections else []
+    # Profiled on one node, as the SQL recipes on one PostgreSQL; not in a smoke run, whose
+    # profile of a SQL recipe already runs this code path, nor on the ring.
+    profiled = cassandra_recipes if "profiles" in sections and nodes == 1 and not settings.quick else []
+    # Counted on one node, from its audit log of the keyspaces named here (a smoke run: once).
+    counted = cassandra_recipes[:1] if settings.quick else cassandra_recipes
+    counted = counted if "statements" in sections and nodes == 1 else []
+    counted_in = {recipe: (f"{recipe}-statements-recipe", f"{recipe}-statements-baseline") for recipe in counted}
+    if not (measure_ceiling or pairs or profiled or counted):
         return
     where = "one node" if nodes == 1 else f"a ring of {nodes} nodes, a replica on each"
     progress.start_section(f"Cassandra: {where} (Java 17), for the Cassandra ceiling and recipes only")
     with contextlib.ExitStack() as stack:
-        cassandra = CassandraServer(stack, progress, nodes=nodes, quick_start=settings.quick)
+        audited = tuple(CassandraServer.keyspace(name) for names in counted_in.values() for name in names)
+        cassandra = CassandraServer(stack, progress, nodes=nodes, quick_start=settings.quick, audit_keyspaces=audited)
         cassandra.start()
         results["machine"][store] = cassandra.description()
         for recipe in pairs:
@@ -475,6 +495,18 @@ def run_cassandra_store(
             )
             stores = (cassandra.store(f"{recipe}-recipe"), cassandra.store(f"{recipe}-baseline"))
             results["web"].append(web.measure_pair(recipe, "uwsgi", store, stores, settings, progress, workdir))
+        for recipe in profiled:
+            progress.start_section(f"{recipe} on {store}: where one worker's time goes (py-spy), and its baseline's")
+            stores = (cassandra.store(f"{recipe}-profiled-recipe"), cassandra.store(f"{recipe}-profiled-baseline"))
+            results.setdefault("profiles", []).append(
+                profiles.measure(recipe, stores, settings, progress, workdir, raw_profiles(settings, output), store)
+            )
+        for recipe, (recipe_keyspace, baseline_keyspace) in counted_in.items():
+            progress.start_section(f"{recipe} on {store}: CQL statements per request (the node's audit log)")
+            stores = (cassandra.store(recipe_keyspace), cassandra.store(baseline_keyspace))
+            results.setdefault("statements", []).append(
+                statements.measure_cassandra(recipe, cassandra.log_path, stores, settings, progress, workdir)
+            )
         if measure_ceiling:  # after the recipes: by then the JVM has compiled its hot paths
             progress.start_section(f"the database's ceiling on {store}: the store's write of an event")
             results["ceiling"][store] = ceiling.measure_cassandra(

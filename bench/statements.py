@@ -1,12 +1,13 @@
-"""How many SQL statements one request sends to PostgreSQL: each web recipe's, and its
-baseline's, counted from the server's own log of the statements it ran.
+"""How many statements one request sends to the database: each web recipe's, and its
+baseline's, counted from the server's own record of the statements it ran (PostgreSQL's
+statement log; on Cassandra, its audit log: ``measure_cassandra``).
 
 Each database measured here logs every statement its sessions run (``ALTER DATABASE ...
 SET log_statement = 'all'``; the others log none, so no other measurement pays for it),
 and the server's log lines name their database (``log_line_prefix``). A server with one
 worker is warmed up (its connections opened, its tables created, its caches filled); then
-requests are sent one at a time, as the benchmark's load sends them (a deposit without an
-``Idempotency-Key``, a read of an account with a few events), and the log lines written
+requests are sent one at a time, as the benchmark's load sends them (deposits without an
+``Idempotency-Key`` into a few accounts in turn, reads of an account with a few events), and the log lines written
 meanwhile are counted. Every statement counts, ``BEGIN``, ``COMMIT``, ``LOCK`` and ``SET``
 included. These are statements, not round trips: a driver may send several in one
 pipeline (eventsourcing's PostgreSQL recorder sends its lock, ``NOTIFY`` and insert
@@ -24,7 +25,7 @@ from typing import Any
 
 import psycopg
 import web
-from harness import BenchError, Progress, Settings, open_accounts, serving
+from harness import BenchError, BenchServer, Progress, Settings, open_accounts, serving
 from psycopg import sql
 
 from bankaccounts.config import DatabaseConfig
@@ -92,6 +93,62 @@ def send(client: HTTPClient, operation: str, account: str) -> Response:
     return client.get(f"/accounts/{account}")
 
 
+#: One request in Cassandra's audit log (``FileAuditLogger``): ``|``-separated ``name:value``
+#: fields, the CQL last (``operation:``); a batch's statements share a ``batch:`` id.
+AUDIT_LINE = re.compile(r"\buser:[^|]*\|host:.*?\|type:(?P<type>[^|]*)\|category:(?P<category>[^|]*)\|(?P<rest>.*)$")
+
+
+def audited_statements(text: str, keyspace: str) -> tuple[Counter[str], int]:
+    """The CQL statements run on ``keyspace`` in a stretch of a node's log, and how many
+    requests carried them (a batch, however many statements, is one request). Preparing a
+    statement is not running it: ``PREPARE`` entries are left out."""
+    found: Counter[str] = Counter()
+    requests = 0
+    batches: set[str] = set()
+    for line in text.splitlines():
+        match = AUDIT_LINE.search(line)
+        if match is None or match["category"] == "PREPARE":
+            continue
+        head, _, operation = match["rest"].partition("|operation:")
+        fields = dict(field.split(":", 1) for field in head.split("|") if ":" in field)
+        if fields.get("ks") != keyspace:
+            continue
+        found[shape(" ".join((operation or match["type"]).split()))] += 1
+        if "batch" in fields:
+            batches.add(fields["batch"])
+        else:
+            requests += 1
+    return found, requests + len(batches)
+
+
+#: Accounts the deposits go round (each then holds a few events, as under the load, which
+#: deposits into a random one of many): a store that reads an account's events in pages
+#: (Cassandra's: 100 rows a page) would read more pages of one account that took them all.
+DEPOSIT_ACCOUNTS = 20
+
+
+def logged_while_sent(running: BenchServer, label: str, log: Path, operation: str, count: int) -> str:
+    """What the database wrote to ``log`` while ``running`` answered ``count`` requests of
+    ``operation`` one at a time, each a 200, after three more that warm the worker up (its
+    first requests may set up what the rest reuse: connections, prepared statements). Reads
+    are of an account with 5 events, as the load's; deposits go round ``DEPOSIT_ACCOUNTS``."""
+    if operation == "deposit":
+        accounts = open_accounts(running.client, DEPOSIT_ACCOUNTS)
+    else:
+        accounts = open_accounts(running.client, 1, deposits_each=4)
+    for number in range(3):
+        send(running.client, operation, accounts[number % len(accounts)])
+    start = log.stat().st_size
+    for number in range(count):
+        response = send(running.client, operation, accounts[number % len(accounts)])
+        if response.status != 200:
+            msg = f"{label} {operation} answered {response.status}: {response.body[:300]!r}"
+            raise running.failure(BenchError(msg))
+    with log.open("rb") as file:
+        file.seek(start)
+        return file.read().decode(errors="replace")
+
+
 def requests_for(settings: Settings) -> int:
     return 10 if settings.quick else 200
 
@@ -110,23 +167,12 @@ def measure(
     log = server_log(admin_url)
     databases = [log_statements(admin_url, store["DATABASE_URL"]) for store in stores]
     pair = web.prepared_targets(recipe, server, stores, workdir)
-    result: dict[str, Any] = {"recipe": recipe, "server": server, "requests": count, "roles": {}}
+    result: dict[str, Any] = {"recipe": recipe, "server": server, "store": "postgresql", "requests": count, "roles": {}}
     for target, store, database in zip(pair, stores, databases, strict=True):
         measured: dict[str, Any] = {}
         with serving(target, store, workers=1) as running:
-            account = open_accounts(running.client, 1, deposits_each=4)[0]
             for operation in web.OPERATIONS:
-                for _ in range(3):  # warm: the first requests of a worker may set up what the rest reuse
-                    send(running.client, operation, account)
-                start = log.stat().st_size
-                for _ in range(count):
-                    response = send(running.client, operation, account)
-                    if response.status != 200:
-                        msg = f"{target.label} {operation} answered {response.status}: {response.body[:300]!r}"
-                        raise running.failure(BenchError(msg))
-                with log.open("rb") as file:
-                    file.seek(start)
-                    written = file.read().decode(errors="replace")
+                written = logged_while_sent(running, target.label, log, operation, count)
                 ran = sorted(statements_in(written, database).items(), key=lambda row: (-row[1], row[0]))
                 if not ran:
                     msg = f"{target.label} {operation}: no statement of {database} in the server's log"
@@ -140,5 +186,48 @@ def measure(
             f"{target.label}: "
             + ", ".join(f"{operation} {measured[operation]['per_request']:.2f}" for operation in web.OPERATIONS)
             + " statements per request"
+        )
+    return result
+
+
+def measure_cassandra(
+    recipe: str,
+    log: Path,
+    stores: tuple[Mapping[str, str], Mapping[str, str]],
+    settings: Settings,
+    progress: Progress,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Statements per request of a Cassandra ``recipe`` and its baseline, from the audit log
+    ``log`` of the one node that serves ``stores``' keyspaces and audits them (``CassandraServer``'s
+    ``audit_keyspaces``). A batch's statements count one each, and ``round_trips`` counts the
+    requests that carried them."""
+    count = requests_for(settings)
+    pair = web.prepared_targets(recipe, "uwsgi", stores, workdir)
+    result: dict[str, Any] = {"recipe": recipe, "server": "uwsgi", "store": "cassandra", "requests": count, "roles": {}}
+    for target, store in zip(pair, stores, strict=True):
+        keyspace = store["CASSANDRA_KEYSPACE"]
+        measured: dict[str, Any] = {}
+        with serving(target, store, workers=1) as running:
+            for operation in web.OPERATIONS:
+                written = logged_while_sent(running, target.label, log, operation, count)
+                found, requests = audited_statements(written, keyspace)
+                if not found:
+                    msg = f"{target.label} {operation}: no request on keyspace {keyspace} in the node's audit log"
+                    raise running.failure(BenchError(msg))
+                ran = sorted(found.items(), key=lambda row: (-row[1], row[0]))
+                measured[operation] = {
+                    "per_request": sum(found.values()) / count,
+                    "round_trips": requests / count,
+                    "statements": [[query, calls / count] for query, calls in ran],
+                }
+        result["roles"][target.role] = measured
+        progress.step(
+            f"{target.label}: "
+            + ", ".join(
+                f"{operation} {counted['per_request']:.2f} ({counted['round_trips']:.2f} requests)"
+                for operation, counted in measured.items()
+            )
+            + " CQL statements per request"
         )
     return result
