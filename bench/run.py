@@ -13,7 +13,9 @@ worker's time goes (py-spy), the SQL statements each request sends
 load (pg_stat_activity), writers contending for one account, reads
 of long-lived aggregates, task-queue workers; then, with a Cassandra node started for them and stopped after (so that no
 JVM runs beside the other measurements), the Cassandra recipes against
-their baselines and Cassandra's ceiling; and the generator's ceiling again (the
+their baselines, where their workers' time goes and the statements they send
+(the node's audit log), and Cassandra's ceiling, then the recipes and the
+ceiling again on a ring of three nodes; and the generator's ceiling again (the
 machine's drift over the run). Results go
 to ``results.json`` in the output folder, then ``render.py`` turns them into
 the docs page's tables and plots. Loopback only; every wait is bounded, and
