@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -162,32 +162,19 @@ def measure(
     workdir: Path,
 ) -> dict[str, Any]:
     """Statements per request of ``recipe`` and its baseline, for each of the benchmark's operations."""
-    server = web.servers_of(recipe)[0]
-    count = requests_for(settings)
     log = server_log(admin_url)
-    databases = [log_statements(admin_url, store["DATABASE_URL"]) for store in stores]
-    pair = web.prepared_targets(recipe, server, stores, workdir)
-    result: dict[str, Any] = {"recipe": recipe, "server": server, "store": "postgresql", "requests": count, "roles": {}}
-    for target, store, database in zip(pair, stores, databases, strict=True):
-        measured: dict[str, Any] = {}
-        with serving(target, store, workers=1) as running:
-            for operation in web.OPERATIONS:
-                written = logged_while_sent(running, target.label, log, operation, count)
-                ran = sorted(statements_in(written, database).items(), key=lambda row: (-row[1], row[0]))
-                if not ran:
-                    msg = f"{target.label} {operation}: no statement of {database} in the server's log"
-                    raise running.failure(BenchError(msg))
-                measured[operation] = {
-                    "per_request": sum(calls for _, calls in ran) / count,
-                    "statements": [[query, calls / count] for query, calls in ran],
-                }
-        result["roles"][target.role] = measured
-        progress.step(
-            f"{target.label}: "
-            + ", ".join(f"{operation} {measured[operation]['per_request']:.2f}" for operation in web.OPERATIONS)
-            + " statements per request"
-        )
-    return result
+    databases = {store["DATABASE_URL"]: log_statements(admin_url, store["DATABASE_URL"]) for store in stores}
+
+    def counted(written: str, store: Mapping[str, str], count: int) -> dict[str, Any]:
+        database = databases[store["DATABASE_URL"]]
+        found = statements_in(written, database)
+        if not found:
+            msg = f"no statement of {database} in the server's log"
+            raise BenchError(msg)
+        return per_request(found, count)
+
+    server = web.servers_of(recipe)[0]
+    return count_pair(recipe, server, "postgresql", stores, log, counted, settings, progress, workdir)
 
 
 def measure_cassandra(
@@ -202,32 +189,60 @@ def measure_cassandra(
     ``log`` of the one node that serves ``stores``' keyspaces and audits them (``CassandraServer``'s
     ``audit_keyspaces``). A batch's statements count one each, and ``round_trips`` counts the
     requests that carried them."""
-    count = requests_for(settings)
-    pair = web.prepared_targets(recipe, "uwsgi", stores, workdir)
-    result: dict[str, Any] = {"recipe": recipe, "server": "uwsgi", "store": "cassandra", "requests": count, "roles": {}}
-    for target, store in zip(pair, stores, strict=True):
+
+    def counted(written: str, store: Mapping[str, str], count: int) -> dict[str, Any]:
         keyspace = store["CASSANDRA_KEYSPACE"]
+        found, requests = audited_statements(written, keyspace)
+        if not found:
+            msg = f"no request on keyspace {keyspace} in the node's audit log"
+            raise BenchError(msg)
+        return {**per_request(found, count), "round_trips": requests / count}
+
+    return count_pair(recipe, "uwsgi", "cassandra", stores, log, counted, settings, progress, workdir)
+
+
+def per_request(found: Counter[str], count: int) -> dict[str, Any]:
+    """Statements per request, in all and each (the most run first), from ``count`` requests' ``found``."""
+    ran = sorted(found.items(), key=lambda row: (-row[1], row[0]))
+    return {
+        "per_request": sum(found.values()) / count,
+        "statements": [[query, calls / count] for query, calls in ran],
+    }
+
+
+def count_pair(
+    recipe: str,
+    server: str,
+    store_name: str,
+    stores: tuple[Mapping[str, str], Mapping[str, str]],
+    log: Path,
+    counted: Callable[[str, Mapping[str, str], int], dict[str, Any]],
+    settings: Settings,
+    progress: Progress,
+    workdir: Path,
+) -> dict[str, Any]:
+    """``recipe`` and its baseline, each served with one worker on its store, sent each operation's
+    requests while the database writes ``log``; ``counted`` reads what was written."""
+    count = requests_for(settings)
+    pair = web.prepared_targets(recipe, server, stores, workdir)
+    result: dict[str, Any] = {"recipe": recipe, "server": server, "store": store_name, "requests": count, "roles": {}}
+    for target, store in zip(pair, stores, strict=True):
         measured: dict[str, Any] = {}
         with serving(target, store, workers=1) as running:
             for operation in web.OPERATIONS:
                 written = logged_while_sent(running, target.label, log, operation, count)
-                found, requests = audited_statements(written, keyspace)
-                if not found:
-                    msg = f"{target.label} {operation}: no request on keyspace {keyspace} in the node's audit log"
-                    raise running.failure(BenchError(msg))
-                ran = sorted(found.items(), key=lambda row: (-row[1], row[0]))
-                measured[operation] = {
-                    "per_request": sum(found.values()) / count,
-                    "round_trips": requests / count,
-                    "statements": [[query, calls / count] for query, calls in ran],
-                }
+                try:
+                    measured[operation] = counted(written, store, count)
+                except BenchError as error:
+                    raise running.failure(BenchError(f"{target.label} {operation}: {error}")) from None
         result["roles"][target.role] = measured
         progress.step(
             f"{target.label}: "
             + ", ".join(
-                f"{operation} {counted['per_request']:.2f} ({counted['round_trips']:.2f} requests)"
-                for operation, counted in measured.items()
+                f"{operation} {numbers['per_request']:.2f}"
+                + (f" ({numbers['round_trips']:.2f} requests)" if "round_trips" in numbers else "")
+                for operation, numbers in measured.items()
             )
-            + " CQL statements per request"
+            + " statements per request"
         )
     return result
